@@ -1,0 +1,316 @@
+/**
+ * CopyEncryptImage / GetImageState / FindTargetCopy, inside one target account and region (through the target role):
+ * - copy: checks the target key (exists, enabled, symmetric, customer managed, owned by the target account), reuses
+ *   an existing copy of the same source with the same key (found by tags), else CopyImage with Encrypted=true,
+ *   the target's key and a deterministic ClientToken. Returns the copy and the first wait of the poll loop.
+ * - status: reads the copy's state for the wait loop; tags it (and its snapshots) once available;
+ *   a `failed` copy is deregistered and becomes ImageCopyFailedError carrying AWS's StateReason.
+ * - find: on the failure path, reports the copy this run made (if any) so the manifest accounts for it.
+ * Throws KmsKeyUnusableError, ImageCopyFailedError, TargetRoleNotAssumableError, AccessDeniedError (terminal);
+ * ImageNotYetVisibleError, CopyLimitExceededError, throttling and 5xx (retryable).
+ */
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  type EC2Client,
+  type Image,
+} from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand } from '@aws-sdk/client-kms';
+import { z } from 'zod';
+import { COPY_WAIT, waitSeconds } from './shared/budget';
+import { defaultClientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/clients';
+import {
+  AccessDeniedError,
+  aws,
+  awsCode,
+  ImageCopyFailedError,
+  ImageNotYetVisibleError,
+  KmsKeyUnusableError,
+  TargetRoleNotAssumableError,
+  toPipelineError,
+} from './shared/errors';
+import { itemLogContext, lambdaHandler } from './shared/handler';
+import { logger } from './shared/logger';
+import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
+import { digest, MANAGED_BY, TAGS, tagList } from './shared/tags';
+
+export const copyStateSchema = z.object({
+  imageId: z.string(),
+  kmsKeyArn: z.string(),
+  state: z.string(),
+  reused: z.boolean(),
+  attempt: z.number().int(),
+  waitSeconds: z.number().int(),
+  startedAt: z.string(),
+  deadline: z.string(),
+  checkedAt: z.string(),
+});
+export type CopyState = z.infer<typeof copyStateSchema>;
+
+export const copyEncryptEventSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('copy'), item: targetItemSchema }),
+  z.object({ action: z.literal('status'), item: targetItemSchema, copy: copyStateSchema }),
+  z.object({ action: z.literal('find'), item: targetItemSchema }),
+]);
+export type CopyEncryptEvent = z.infer<typeof copyEncryptEventSchema>;
+
+export interface FoundCopy {
+  imageId: string | null;
+  state: string | null;
+  kmsKeyArn: string | null;
+  deregistered: boolean;
+}
+
+const NO_COPY: FoundCopy = { imageId: null, state: null, kmsKeyArn: null, deregistered: false };
+
+export interface CopyEncryptDeps {
+  clients: ClientFactory;
+  now: () => Date;
+}
+export const defaultDeps: CopyEncryptDeps = { clients: defaultClientFactory, now: () => new Date() };
+
+/** Clients inside the target account, always through its role (also when the target is the builder account itself). */
+export function targetClients(item: TargetItem, deps: { clients: ClientFactory }): Clients {
+  return deps.clients.target({
+    accountId: item.target.accountId,
+    roleName: item.settings.targetRoleName,
+    externalId: item.settings.externalId ?? undefined,
+    sessionName: sessionNameFor(item.executionName),
+  });
+}
+
+const where = (item: TargetItem) => `${item.target.accountId}/${item.target.region}`;
+
+/** Resolve the target key to its ARN and refuse any key the product must not use. */
+export async function resolveTargetKey(item: TargetItem, clients: Clients): Promise<string> {
+  const { accountId, region, kmsKey } = item.target;
+  let meta;
+  try {
+    meta = (await clients.kms(region).send(new DescribeKeyCommand({ KeyId: kmsKey }))).KeyMetadata;
+  } catch (error) {
+    const code = awsCode(error);
+    if (code === 'NotFoundException') {
+      throw new KmsKeyUnusableError(
+        `KMS key ${kmsKey} does not exist in account ${accountId}, region ${region}. Create it (templates/target-account.yml creates alias/ami-encryption) or fix "kmsKey" of this target.`,
+        { cause: error, aws: { code, message: String((error as Error).message) } },
+      );
+    }
+    if (code === 'AccessDeniedException') {
+      throw new KmsKeyUnusableError(
+        `The target role cannot describe KMS key ${kmsKey} in ${accountId}/${region}: ${(error as Error).message}. ` +
+          'Let the role use the key in the key policy (kms:DescribeKey, kms:CreateGrant, kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*).',
+        { cause: error, aws: { code, message: String((error as Error).message) } },
+      );
+    }
+    throw toPipelineError(error, `Describing KMS key ${kmsKey} in ${accountId}/${region}`);
+  }
+  const arn = meta?.Arn ?? '';
+  const problems: string[] = [];
+  if (meta?.AWSAccountId !== accountId) {
+    problems.push(`it belongs to account ${meta?.AWSAccountId ?? 'unknown'}, not ${accountId}: every account encrypts with a key of its own`);
+  }
+  if (meta?.KeyManager === 'AWS') problems.push('it is an AWS managed key, which cannot be granted to the Auto Scaling role');
+  if (meta?.KeyState !== 'Enabled') problems.push(`its state is ${meta?.KeyState ?? 'unknown'}; enable it (or cancel its deletion)`);
+  if ((meta?.KeySpec ?? 'SYMMETRIC_DEFAULT') !== 'SYMMETRIC_DEFAULT' || (meta?.KeyUsage ?? 'ENCRYPT_DECRYPT') !== 'ENCRYPT_DECRYPT') {
+    problems.push('EBS needs a symmetric ENCRYPT_DECRYPT key');
+  }
+  if (problems.length > 0) {
+    throw new KmsKeyUnusableError(`KMS key ${kmsKey} (${arn || 'no ARN'}) in ${where(item)} cannot encrypt the copy: ${problems.join('; ')}.`);
+  }
+  return arn;
+}
+
+async function findCopies(ec2: EC2Client, item: TargetItem, extra: { Name: string; Values: string[] }[]): Promise<Image[]> {
+  const out = await aws(`Looking for copies of ${item.source.imageId} in ${where(item)}`, () =>
+    ec2.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        Filters: [{ Name: `tag:${TAGS.sourceImage}`, Values: [item.source.imageId] }, ...extra],
+      }),
+    ),
+  );
+  return (out.Images ?? []).sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''));
+}
+
+export function copyName(item: TargetItem, now: Date): string {
+  const template = item.settings.copy.name ?? '{sourceName} encrypted {sourceImageId}';
+  const values: Record<string, string> = {
+    sourceName: item.source.name,
+    sourceImageId: item.source.imageId,
+    accountId: item.target.accountId,
+    region: item.target.region,
+    date: now.toISOString().slice(0, 10),
+    executionName: item.executionName,
+  };
+  const name = template.replace(/\{(\w+)\}/g, (_, k: string) => values[k] ?? '').replace(/[^a-zA-Z0-9()[\] ./\-'@_]/g, '-');
+  return name.slice(0, 128);
+}
+
+/** ClientToken: at most 64 characters, covering source, account, region (not compared by EC2), key and execution. */
+export function copyClientToken(item: TargetItem, kmsKeyArn: string): string {
+  // The execution is part of it so that a later run can retry a copy that failed; within one run the token
+  // makes a Lambda retry after a lost response return the same copy.
+  return digest(item.source.imageId, item.target.accountId, item.target.region, kmsKeyArn, item.executionName).slice(0, 64);
+}
+
+function pollState(imageId: string, kmsKeyArn: string, state: string, reused: boolean, item: TargetItem, now: Date): CopyState {
+  const deadline = new Date(now.getTime() + item.settings.copy.timeoutMinutes * 60_000);
+  return {
+    imageId,
+    kmsKeyArn,
+    state,
+    reused,
+    attempt: 0,
+    waitSeconds: state === 'available' ? 0 : waitSeconds(COPY_WAIT, 0),
+    startedAt: now.toISOString(),
+    deadline: deadline.toISOString(),
+    checkedAt: now.toISOString(),
+  };
+}
+
+export async function startCopy(item: TargetItem, deps: CopyEncryptDeps = defaultDeps): Promise<CopyState> {
+  const clients = targetClients(item, deps);
+  const kmsKeyArn = await resolveTargetKey(item, clients);
+  const ec2 = clients.ec2(item.target.region);
+  const now = deps.now();
+  const existing = (await findCopies(ec2, item, [{ Name: `tag:${TAGS.kmsKey}`, Values: [kmsKeyArn] }])).filter(
+    (i) => i.State === 'available' || i.State === 'pending',
+  );
+  const reuse = existing.find((i) => i.State === 'available') ?? existing[0];
+  if (reuse?.ImageId) {
+    logger.info('Existing copy reused', { imageId: reuse.ImageId, state: reuse.State });
+    return pollState(reuse.ImageId, kmsKeyArn, reuse.State ?? 'pending', true, item, now);
+  }
+  const tags = tagList({
+    [TAGS.sourceImage]: item.source.imageId,
+    [TAGS.sourceRegion]: item.source.region,
+    [TAGS.sourceAccount]: item.source.accountId,
+    [TAGS.execution]: item.executionName,
+    [TAGS.kmsKey]: kmsKeyArn,
+    [TAGS.managedBy]: MANAGED_BY,
+    Name: copyName(item, now),
+  });
+  const out = await aws(
+    `Copying ${item.source.imageId} into ${where(item)}`,
+    () =>
+      // CopyImage runs in the destination account and region and pulls from SourceRegion.
+      ec2.send(
+        new CopyImageCommand({
+          SourceImageId: item.source.imageId,
+          SourceRegion: item.source.region,
+          Name: copyName(item, now),
+          Description: `${item.source.imageId} from ${item.source.accountId}/${item.source.region}, encrypted by encrypted-ami-pipeline`,
+          Encrypted: true,
+          KmsKeyId: kmsKeyArn,
+          ClientToken: copyClientToken(item, kmsKeyArn),
+          TagSpecifications: [
+            { ResourceType: 'image', Tags: tags },
+            { ResourceType: 'snapshot', Tags: tags },
+          ],
+        }),
+      ),
+    'Check that the source is shared with this account (ShareSource) and that the target role may call ec2:CopyImage; ' +
+      'if an image with this name exists, set copy.name to a template with {date} or {executionName}.',
+  );
+  if (!out.ImageId) throw new ImageCopyFailedError(`CopyImage into ${where(item)} returned no image ID`);
+  logger.info('Image copy started', { imageId: out.ImageId, sourceImageId: item.source.imageId, kmsKeyArn });
+  return pollState(out.ImageId, kmsKeyArn, 'pending', false, item, now);
+}
+
+async function tagCopy(ec2: EC2Client, item: TargetItem, image: Image, kmsKeyArn: string): Promise<void> {
+  // TagSpecifications of CopyImage tag the new image and snapshots; tagging again once available makes sure
+  // re-runs find the copy by its tags whatever the endpoint did with them (CreateTags is idempotent).
+  const resources = [image.ImageId ?? '', ...(image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []))];
+  const wanted: Record<string, string> = {
+    [TAGS.sourceImage]: item.source.imageId,
+    [TAGS.sourceRegion]: item.source.region,
+    [TAGS.sourceAccount]: item.source.accountId,
+    [TAGS.kmsKey]: kmsKeyArn,
+    [TAGS.managedBy]: MANAGED_BY,
+  };
+  const have = new Map((image.Tags ?? []).map((t) => [t.Key, t.Value]));
+  if (Object.entries(wanted).every(([k, v]) => have.get(k) === v) && resources.length === 1) return;
+  await aws(`Tagging copy ${image.ImageId} in ${where(item)}`, () =>
+    ec2.send(new CreateTagsCommand({ Resources: resources, Tags: tagList(wanted) })),
+  );
+}
+
+export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEncryptDeps = defaultDeps): Promise<CopyState> {
+  const ec2 = targetClients(item, deps).ec2(item.target.region);
+  const now = deps.now();
+  let image: Image | undefined;
+  try {
+    image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [copy.imageId] }))).Images?.[0];
+  } catch (error) {
+    if (!awsCode(error).startsWith('InvalidAMIID')) throw toPipelineError(error, `Describing copy ${copy.imageId} in ${where(item)}`);
+  }
+  if (!image) {
+    // A new copy can take a moment to become visible to DescribeImages.
+    throw new ImageNotYetVisibleError(`Copy ${copy.imageId} is not visible in ${where(item)} yet`);
+  }
+  const state = image.State ?? 'unknown';
+  const next: CopyState = { ...copy, state, checkedAt: now.toISOString() };
+  if (state === 'available') {
+    await tagCopy(ec2, item, image, copy.kmsKeyArn);
+    logger.info('Image copy available', { imageId: copy.imageId, attempt: copy.attempt });
+    return { ...next, waitSeconds: 0 };
+  }
+  if (state === 'pending') {
+    return { ...next, attempt: copy.attempt + 1, waitSeconds: waitSeconds(COPY_WAIT, copy.attempt + 1) };
+  }
+  const reason = image.StateReason ? `${image.StateReason.Code ?? ''}: ${image.StateReason.Message ?? ''}` : 'no reason given';
+  if (state === 'failed') {
+    await aws(`Deregistering failed copy ${copy.imageId} in ${where(item)}`, () =>
+      ec2.send(new DeregisterImageCommand({ ImageId: copy.imageId })),
+    );
+  }
+  throw new ImageCopyFailedError(
+    `Copy ${copy.imageId} of ${item.source.imageId} in ${where(item)} is ${state} (${reason}). ` +
+      `Check that KMS key ${copy.kmsKeyArn} is enabled and that its policy lets the target role and EC2 use it ` +
+      '(kms:CreateGrant, kms:Decrypt, kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt*); an encrypted source also needs its own key shared with this account.',
+    { aws: { code: image.StateReason?.Code ?? state, message: image.StateReason?.Message ?? reason } },
+  );
+}
+
+export async function findCopy(item: TargetItem, deps: CopyEncryptDeps = defaultDeps): Promise<FoundCopy> {
+  let images: Image[];
+  try {
+    const ec2 = targetClients(item, deps).ec2(item.target.region);
+    images = await findCopies(ec2, item, [{ Name: `tag:${TAGS.execution}`, Values: [item.executionName] }]);
+    // A copy this run already deregistered (it failed) is still reported, so the manifest names it.
+    const copy = images.find((i) => i.State !== 'deregistered') ?? images[0];
+    if (!copy?.ImageId) return NO_COPY;
+    if (copy.State === 'deregistered') return { imageId: copy.ImageId, state: 'deregistered', kmsKeyArn: null, deregistered: true };
+    const kmsKeyArn = copy.Tags?.find((t) => t.Key === TAGS.kmsKey)?.Value ?? null;
+    if (copy.State === 'failed') {
+      await aws(`Deregistering failed copy ${copy.ImageId}`, () => ec2.send(new DeregisterImageCommand({ ImageId: copy.ImageId })));
+      return { imageId: copy.ImageId, state: 'failed', kmsKeyArn, deregistered: true };
+    }
+    return { imageId: copy.ImageId, state: copy.State ?? null, kmsKeyArn, deregistered: false };
+  } catch (error) {
+    // The account may be unreachable (the reason the target failed): there is then nothing this run made there.
+    const e = toPipelineError(error, `Looking for the copy made in ${where(item)}`);
+    if (e instanceof TargetRoleNotAssumableError || e instanceof AccessDeniedError) return NO_COPY;
+    throw e;
+  }
+}
+
+export async function copyEncrypt(event: CopyEncryptEvent, deps: CopyEncryptDeps = defaultDeps): Promise<CopyState | FoundCopy> {
+  switch (event.action) {
+    case 'copy':
+      return startCopy(event.item, deps);
+    case 'status':
+      return copyStatus(event.item, event.copy, deps);
+    case 'find':
+      return findCopy(event.item, deps);
+  }
+}
+
+export const makeHandler = (deps: CopyEncryptDeps = defaultDeps) =>
+  lambdaHandler('CopyEncrypt', itemLogContext, (event) =>
+  copyEncrypt(parsePayload(copyEncryptEventSchema, event, 'event'), deps),
+);
+
+export const handler = makeHandler();

@@ -1,0 +1,236 @@
+/**
+ * Every error the pipeline throws. The class names are the contract with the state machine:
+ * Retry and Catch match on `error.name`, so each class sets it as a string literal (bundlers rename classes).
+ * Retryable errors are transient (throttling, 5xx, copy-concurrency limits, eventual consistency);
+ * terminal errors carry the AWS code and message and one sentence on what to fix.
+ */
+
+export interface AwsErrorDetail {
+  code: string;
+  message: string;
+}
+
+export abstract class PipelineError extends Error {
+  abstract readonly retryable: boolean;
+  readonly aws?: AwsErrorDetail;
+
+  constructor(message: string, options: { cause?: unknown; aws?: AwsErrorDetail } = {}) {
+    super(message, { cause: options.cause });
+    if (options.aws) this.aws = options.aws;
+  }
+}
+
+abstract class RetryableError extends PipelineError {
+  readonly retryable = true;
+}
+
+abstract class TerminalError extends PipelineError {
+  readonly retryable = false;
+}
+
+// Retryable
+export class AwsThrottlingError extends RetryableError {
+  override name = 'AwsThrottlingError';
+}
+export class AwsServiceUnavailableError extends RetryableError {
+  override name = 'AwsServiceUnavailableError';
+}
+export class CopyLimitExceededError extends RetryableError {
+  override name = 'CopyLimitExceededError';
+}
+export class ImageNotYetVisibleError extends RetryableError {
+  override name = 'ImageNotYetVisibleError';
+}
+export class GrantNotYetPropagatedError extends RetryableError {
+  override name = 'GrantNotYetPropagatedError';
+}
+
+// Terminal
+export class InvalidInputError extends TerminalError {
+  override name = 'InvalidInputError';
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(
+      `The pipeline input is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n- ${issues.join('\n- ')}`,
+    );
+    this.issues = issues;
+  }
+}
+export class SourceImageNotFoundError extends TerminalError {
+  override name = 'SourceImageNotFoundError';
+}
+export class SourceImageNotAvailableError extends TerminalError {
+  override name = 'SourceImageNotAvailableError';
+}
+export class SourceNotEbsBackedError extends TerminalError {
+  override name = 'SourceNotEbsBackedError';
+}
+export class SourceNotShareableError extends TerminalError {
+  override name = 'SourceNotShareableError';
+}
+export class SourceKeyNotSharedError extends TerminalError {
+  override name = 'SourceKeyNotSharedError';
+}
+export class TargetRoleNotAssumableError extends TerminalError {
+  override name = 'TargetRoleNotAssumableError';
+}
+export class KmsKeyUnusableError extends TerminalError {
+  override name = 'KmsKeyUnusableError';
+}
+export class ImageCopyFailedError extends TerminalError {
+  override name = 'ImageCopyFailedError';
+}
+export class GrantFailedError extends TerminalError {
+  override name = 'GrantFailedError';
+}
+export class LaunchFailedError extends TerminalError {
+  override name = 'LaunchFailedError';
+}
+export class AccessDeniedError extends TerminalError {
+  override name = 'AccessDeniedError';
+}
+export class AwsRequestFailedError extends TerminalError {
+  override name = 'AwsRequestFailedError';
+}
+
+/** Names the state machine retries (after the Lambda service errors). */
+export const RETRYABLE_ERROR_NAMES = [
+  'AwsThrottlingError',
+  'AwsServiceUnavailableError',
+  'CopyLimitExceededError',
+  'ImageNotYetVisibleError',
+  'GrantNotYetPropagatedError',
+] as const;
+
+/** Names that end a target (or, before the fan-out, the run) without retry. */
+export const TERMINAL_ERROR_NAMES = [
+  'InvalidInputError',
+  'SourceImageNotFoundError',
+  'SourceImageNotAvailableError',
+  'SourceNotEbsBackedError',
+  'SourceNotShareableError',
+  'SourceKeyNotSharedError',
+  'TargetRoleNotAssumableError',
+  'KmsKeyUnusableError',
+  'ImageCopyFailedError',
+  'GrantFailedError',
+  'LaunchFailedError',
+  'AccessDeniedError',
+  'AwsRequestFailedError',
+] as const;
+
+/** Raised by Fail states of the definition itself (timeouts of the bounded wait loops). */
+export const STATE_MACHINE_ERROR_NAMES = ['ImageCopyTimeoutError', 'LaunchCheckTimeoutError', 'TargetsFailedError'] as const;
+
+/** Errors Step Functions raises around a Lambda invoke; retried before ours. */
+export const LAMBDA_SERVICE_ERROR_NAMES = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'Lambda.Unknown',
+] as const;
+
+const THROTTLING_CODES = new Set([
+  'RequestLimitExceeded',
+  'ThrottlingException',
+  'Throttling',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'PriorRequestNotComplete',
+]);
+
+const UNAVAILABLE_CODES = new Set([
+  'InternalError',
+  'InternalFailure',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'Unavailable',
+  'KMSInternalException',
+  'DependencyTimeoutException',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
+
+const ACCESS_DENIED_CODES = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'UnauthorizedOperation',
+  'AuthFailure',
+  'InvalidClientTokenId',
+  'ExpiredToken',
+  'OptInRequired',
+]);
+
+interface SdkLikeError {
+  name?: unknown;
+  Code?: unknown;
+  code?: unknown;
+  message?: unknown;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: unknown;
+}
+
+/** The AWS error code and message of anything an SDK call can throw. */
+export function awsErrorDetail(error: unknown): AwsErrorDetail {
+  if (typeof error === 'object' && error !== null) {
+    const e = error as SdkLikeError;
+    const code =
+      typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : typeof e.code === 'string' ? e.code : 'Unknown';
+    const message = typeof e.message === 'string' ? e.message : String(error);
+    return { code, message };
+  }
+  return { code: 'Unknown', message: String(error) };
+}
+
+/** The AWS error code behind an SDK error or a pipeline error that translated one. */
+export function awsCode(error: unknown): string {
+  if (error instanceof PipelineError) return error.aws?.code ?? error.name;
+  return awsErrorDetail(error).code;
+}
+
+function httpStatus(error: unknown): number | undefined {
+  if (typeof error === 'object' && error !== null) return (error as SdkLikeError).$metadata?.httpStatusCode;
+  return undefined;
+}
+
+/**
+ * Translate an AWS SDK error into a pipeline error. `action` says what was being done
+ * ("copying ami-1 into 111111111111/eu-west-1"), `fix` what the user should change when the error is terminal.
+ * Pipeline errors pass through unchanged.
+ */
+export function toPipelineError(error: unknown, action: string, fix?: string): PipelineError {
+  if (error instanceof PipelineError) return error;
+  const aws = awsErrorDetail(error);
+  const status = httpStatus(error);
+  const base = `${action} failed: ${aws.code}: ${aws.message}`;
+  if (THROTTLING_CODES.has(aws.code) || status === 429) return new AwsThrottlingError(base, { cause: error, aws });
+  if (aws.code === 'ResourceLimitExceeded') return new CopyLimitExceededError(base, { cause: error, aws });
+  if (UNAVAILABLE_CODES.has(aws.code) || (status !== undefined && status >= 500)) {
+    return new AwsServiceUnavailableError(base, { cause: error, aws });
+  }
+  if (ACCESS_DENIED_CODES.has(aws.code)) {
+    return new AccessDeniedError(
+      `${base}. ${fix ?? 'Grant the pipeline role (or the target role) the permission named above; see the README section "IAM a target account needs".'}`,
+      { cause: error, aws },
+    );
+  }
+  return new AwsRequestFailedError(fix ? `${base}. ${fix}` : base, { cause: error, aws });
+}
+
+/** Run an AWS call and translate whatever it throws. */
+export async function aws<T>(action: string, call: () => Promise<T>, fix?: string): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw toPipelineError(error, action, fix);
+  }
+}

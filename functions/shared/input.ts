@@ -1,0 +1,300 @@
+/**
+ * The execution input: one contract for the console, the schedule, the EventBridge rule and the CLI.
+ * `parseInput` validates everything before any AWS call and reports every bad field at once,
+ * each with what to change. The JSON Schema in schema/ is generated from `inputSchema`.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from './errors';
+import { historyBudget, MAX_HISTORY_EVENTS_PER_RUN } from './budget';
+
+const ACCOUNT_RE = /^\d{12}$/;
+const AMI_RE = /^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+const REGION_RE = /^(?:[a-z]{2}|us-gov|us-iso[a-z]?|eu-isoe)-[a-z]+-\d{1,2}$/;
+const SUBNET_RE = /^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+const ROLE_NAME_RE = /^[\w+=,.@-]{1,64}$/;
+const EXTERNAL_ID_RE = /^[\w+=,.@:/-]{2,1224}$/;
+const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
+const KEY_ID_RE = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+const ALIAS_RE = /^alias\/[a-zA-Z0-9/_-]{1,250}$/;
+const KMS_ARN_RE = /^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):kms:([a-z0-9-]+):(\d{12}):(key|alias)\/(.+)$/;
+const SSM_NAME_RE = /^\/?[a-zA-Z0-9_.\-/]{1,1011}$/;
+const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
+export const NAME_PLACEHOLDERS = ['sourceName', 'sourceImageId', 'accountId', 'region', 'date', 'executionName'] as const;
+const AMI_NAME_CHARS_RE = /^[a-zA-Z0-9()[\] ./\-'@_{}]+$/;
+
+const accountId = z.string({ error: 'must be a string of 12 digits, e.g. "111111111111"' }).regex(ACCOUNT_RE, {
+  error: 'must be 12 digits, e.g. "111111111111" (quote it: as a JSON number leading zeros are lost)',
+});
+const region = z
+  .string({ error: 'must be a region name such as "eu-west-1"' })
+  .regex(REGION_RE, { error: 'must be a region name such as "eu-west-1"' });
+const regionKey = z.string().regex(REGION_RE, { error: 'keys must be region names such as "eu-west-1"' });
+const kmsKeyRef = z
+  .string({ error: 'must be a KMS key: "alias/NAME", a key ID, or a key or alias ARN in the target account' })
+  .refine((s) => ALIAS_RE.test(s) || KEY_ID_RE.test(s) || KMS_ARN_RE.test(s), {
+    error: 'must be a KMS key: "alias/NAME", a key ID, or a key or alias ARN in the target account',
+  })
+  .refine((s) => !/^(arn:[^:]+:kms:[^:]*:\d{12}:)?alias\/aws\//.test(s), {
+    error:
+      'is an AWS managed key (alias/aws/...): snapshots encrypted with it cannot be shared or granted to Auto Scaling; give the target account\'s own customer managed key (see templates/ for one)',
+  });
+const tagMap = z
+  .record(z.string().regex(TAG_KEY_RE, { error: 'tag keys must be 1-128 characters' }), z.string().max(256, { error: 'tag values must be at most 256 characters' }))
+  .refine((m) => Object.keys(m).length > 0, { error: 'must name at least one tag, or be left out' });
+
+const nameTemplate = z
+  .string({ error: 'must be a string' })
+  .min(3, { error: 'must be at least 3 characters' })
+  .max(128, { error: 'must be at most 128 characters once expanded; keep the template short' })
+  .regex(AMI_NAME_CHARS_RE, { error: "may only contain letters, digits, spaces, ( ) [ ] . / - ' @ _ and {placeholders}" })
+  .refine(
+    (t) => [...t.matchAll(/\{([^}]*)\}/g)].every((m) => (NAME_PLACEHOLDERS as readonly string[]).includes(m[1] ?? '')),
+    { error: `uses an unknown placeholder; known ones are ${NAME_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}` },
+  );
+
+export const sourceSchema = z
+  .strictObject(
+    {
+      imageId: z.string({ error: 'must be an AMI ID such as "ami-0123456789abcdef0"' }).regex(AMI_RE, {
+        error: 'must be an AMI ID such as "ami-0123456789abcdef0"',
+      }).optional(),
+      filter: z
+        .strictObject(
+          {
+            name: z.string().min(1).max(128, { error: 'must be at most 128 characters' }).optional()
+              .describe('Image name pattern; * and ? are wildcards'),
+            tags: tagMap.optional().describe('Tags the image must carry (all of them)'),
+          },
+          { error: 'must be an object with "name" and/or "tags"' },
+        )
+        .refine((f) => f.name !== undefined || f.tags !== undefined, { error: 'must give "name" and/or "tags"' })
+        .optional()
+        .describe('Take the newest available image of the builder account that matches'),
+      region: region.describe('Region of the source image in the builder account'),
+      optInTag: z
+        .strictObject({ key: z.string().regex(TAG_KEY_RE), value: z.string().max(256) })
+        .optional()
+        .describe('Only distribute when the image carries this tag (used by the EventBridge trigger)'),
+    },
+    { error: 'must be an object: { "imageId": "ami-...", "region": "eu-west-1" } or { "filter": {...}, "region": ... }' },
+  )
+  .refine((s) => (s.imageId === undefined) !== (s.filter === undefined), {
+    error: 'give exactly one of "imageId" or "filter"',
+  });
+
+export const targetSchema = z.strictObject(
+  {
+    accountId,
+    regions: z
+      .array(region, { error: 'must be a list of region names, e.g. ["eu-west-1"]' })
+      .min(1, { error: 'must list at least one region' }),
+    kmsKey: z
+      .union([kmsKeyRef, z.record(regionKey, kmsKeyRef)], {
+        error: 'must be a key reference for every region ("alias/NAME") or an object of region name to key ARN',
+      })
+      .describe("The target account's own key: one for every region, or one per region"),
+    subnetIds: z
+      .record(regionKey, z.string().regex(SUBNET_RE, { error: 'must be a subnet ID such as "subnet-0123456789abcdef0"' }))
+      .optional()
+      .describe('Subnet per region for the launch check in this account (overrides verify.subnetIds)'),
+  },
+  { error: 'must be an object with accountId, regions and kmsKey' },
+);
+
+export const VERIFY_MODES = ['auto-scaling', 'run-instances', 'none'] as const;
+
+export const inputSchema = z
+  .strictObject(
+    {
+      source: sourceSchema,
+      targets: z
+        .array(targetSchema, { error: 'must be a list of targets' })
+        .min(1, { error: 'must list at least one target account' })
+        .optional(),
+      targetsParameter: z
+        .string()
+        .regex(SSM_NAME_RE, { error: 'must be an SSM parameter name such as "/ami-pipeline/targets"' })
+        .optional()
+        .describe('SSM parameter holding a JSON document with "targets" (and optionally the other settings); used by automatic runs'),
+      targetRoleName: z
+        .string()
+        .regex(ROLE_NAME_RE, { error: 'must be an IAM role name (1-64 letters, digits and +=,.@_-), without a path' })
+        .default('AmiPipelineTarget'),
+      externalId: z
+        .string()
+        .regex(EXTERNAL_ID_RE, { error: 'must be 2-1224 characters of letters, digits and +=,.@:/-' })
+        .optional(),
+      verify: z
+        .strictObject({
+          mode: z.enum(VERIFY_MODES, { error: `must be one of ${VERIFY_MODES.map((m) => `"${m}"`).join(', ')}` }).default('auto-scaling'),
+          instanceType: z
+            .string()
+            .regex(INSTANCE_TYPE_RE, { error: 'must be an instance type such as "t3.micro"' })
+            .optional()
+            .describe('Defaults by the image architecture: t4g.micro (arm64) or t3.micro (x86_64)'),
+          subnetIds: z
+            .record(regionKey, z.string().regex(SUBNET_RE, { error: 'must be a subnet ID such as "subnet-0123456789abcdef0"' }))
+            .optional(),
+          timeoutMinutes: z
+            .number({ error: 'must be a number of minutes' })
+            .int({ error: 'must be a whole number of minutes' })
+            .min(5, { error: 'must be at least 5' })
+            .max(60, { error: 'must be at most 60' })
+            .default(15),
+        })
+        .prefault({}),
+      copy: z
+        .strictObject({
+          name: nameTemplate.optional(),
+          timeoutMinutes: z
+            .number({ error: 'must be a number of minutes' })
+            .int({ error: 'must be a whole number of minutes' })
+            .min(10, { error: 'must be at least 10' })
+            .max(720, { error: 'must be at most 720 (12 hours)' })
+            .default(180),
+        })
+        .prefault({}),
+      maxConcurrency: z
+        .number({ error: 'must be a number' })
+        .int({ error: 'must be a whole number' })
+        .min(1, { error: 'must be at least 1' })
+        .max(40, { error: 'must be at most 40 (an inline Map runs at most 40 iterations at once)' })
+        .default(10),
+    },
+    { error: 'must be a JSON object' },
+  )
+  .superRefine((input, ctx) => {
+    if (input.targets === undefined && input.targetsParameter === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['targets'], message: 'is required: list the target accounts, or give "targetsParameter"' });
+      return;
+    }
+    const seen = new Map<string, number>();
+    (input.targets ?? []).forEach((target, i) => {
+      const first = seen.get(target.accountId);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', i, 'accountId'],
+          message: `repeats account ${target.accountId} of targets[${first}]; list each account once with all its regions`,
+        });
+      } else seen.set(target.accountId, i);
+      const regions = new Set<string>();
+      target.regions.forEach((r, j) => {
+        if (regions.has(r)) {
+          ctx.addIssue({ code: 'custom', path: ['targets', i, 'regions', j], message: `repeats region ${r}; list each region once` });
+        }
+        regions.add(r);
+      });
+      checkKeys(target.accountId, target.regions, target.kmsKey, i, ctx);
+      for (const r of Object.keys(target.subnetIds ?? {})) {
+        if (!regions.has(r)) {
+          ctx.addIssue({ code: 'custom', path: ['targets', i, 'subnetIds', r], message: `names region ${r}, which is not in this target's regions` });
+        }
+      }
+    });
+    const pairs = (input.targets ?? []).reduce((n, t) => n + t.regions.length, 0);
+    const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes);
+    if (budget.events > MAX_HISTORY_EVENTS_PER_RUN) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets'],
+        message:
+          `${pairs} account-region pairs with copy.timeoutMinutes ${input.copy.timeoutMinutes} could need ${budget.events} execution history events, ` +
+          `above this pipeline's budget of ${MAX_HISTORY_EVENTS_PER_RUN} (Step Functions stops at 25,000); ` +
+          `split the targets over several runs (at most ${budget.maxPairs} pairs each) or lower copy.timeoutMinutes`,
+      });
+    }
+  });
+
+function checkKeys(
+  account: string,
+  regions: readonly string[],
+  kmsKey: string | Record<string, string>,
+  i: number,
+  ctx: z.RefinementCtx,
+): void {
+  const check = (key: string, keyRegion: string | undefined, path: (string | number)[]) => {
+    const arn = KMS_ARN_RE.exec(key);
+    if (!arn) return;
+    if (arn[3] !== account) {
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `belongs to account ${arn[3]}, not to the target ${account}: every account encrypts with a key of its own; give a key of account ${account}`,
+      });
+    }
+    if (keyRegion === undefined) {
+      if (regions.length > 1 || arn[2] !== regions[0]) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `is an ARN in region ${arn[2]}, but the target lists ${regions.join(', ')}: give "alias/NAME" or an object of region name to key ARN`,
+        });
+      }
+    } else if (arn[2] !== keyRegion) {
+      ctx.addIssue({ code: 'custom', path, message: `is in region ${arn[2]} but is given for ${keyRegion}; KMS keys are regional: give the key of ${keyRegion}` });
+    }
+  };
+  if (typeof kmsKey === 'string') {
+    check(kmsKey, undefined, ['targets', i, 'kmsKey']);
+    if (KEY_ID_RE.test(kmsKey) && regions.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets', i, 'kmsKey'],
+        message: 'is a key ID, which names one key in one region, but the target lists several regions: give "alias/NAME" or one key per region',
+      });
+    }
+    return;
+  }
+  for (const r of regions) {
+    if (kmsKey[r] === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['targets', i, 'kmsKey', r], message: `is missing: give the key for region ${r}` });
+    }
+  }
+  for (const [r, key] of Object.entries(kmsKey)) {
+    if (!regions.includes(r)) {
+      ctx.addIssue({ code: 'custom', path: ['targets', i, 'kmsKey', r], message: `names region ${r}, which is not in this target's regions` });
+    } else check(key, r, ['targets', i, 'kmsKey', r]);
+  }
+}
+
+export type PipelineInput = z.output<typeof inputSchema>;
+export type PipelineInputRaw = z.input<typeof inputSchema>;
+export type Target = z.output<typeof targetSchema>;
+export type SourceSpec = z.output<typeof sourceSchema>;
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(input)' : out;
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: is not a known field; remove it or check its spelling (see schema/pipeline-input.schema.json)`).join('\n- ');
+  }
+  if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
+    return `${formatPath(issue.path)}: is required but missing`;
+  }
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+/** Validate raw input; throws InvalidInputError listing every problem, each with its field and fix. */
+export function parseInput(raw: unknown): PipelineInput {
+  const result = inputSchema.safeParse(raw);
+  if (!result.success) {
+    throw new InvalidInputError(result.error.issues.map(describe));
+  }
+  return result.data;
+}
+
+/** The key reference to use in one region of a target. */
+export function keyFor(target: Pick<Target, 'kmsKey'>, targetRegion: string): string {
+  if (typeof target.kmsKey === 'string') return target.kmsKey;
+  const key = target.kmsKey[targetRegion];
+  if (key === undefined) throw new InvalidInputError([`kmsKey: no key given for region ${targetRegion}`]);
+  return key;
+}

@@ -1,0 +1,74 @@
+/**
+ * What ResolveSource hands the rest of the run: the resolved source, one item per (account, region),
+ * and the settings each step needs. Payloads stay small: IDs, names and states.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from './errors';
+
+export const resolvedSourceSchema = z.object({
+  imageId: z.string(),
+  region: z.string(),
+  accountId: z.string(),
+  name: z.string(),
+  architecture: z.string(),
+  rootDeviceName: z.string(),
+  snapshotIds: z.array(z.string()),
+  /** Target accounts that already had these permissions before the run: never revoked. */
+  preexistingShares: z.object({
+    launchPermission: z.array(z.string()),
+    createVolumePermission: z.record(z.string(), z.array(z.string())),
+  }),
+});
+export type ResolvedSource = z.infer<typeof resolvedSourceSchema>;
+
+export const targetPairSchema = z.object({
+  accountId: z.string(),
+  region: z.string(),
+  kmsKey: z.string(),
+  subnetId: z.string().nullable(),
+});
+export type TargetPair = z.infer<typeof targetPairSchema>;
+
+export const settingsSchema = z.object({
+  targetRoleName: z.string(),
+  externalId: z.string().nullable(),
+  verify: z.object({
+    mode: z.enum(['auto-scaling', 'run-instances', 'none']),
+    instanceType: z.string().nullable(),
+    timeoutMinutes: z.number(),
+  }),
+  copy: z.object({ name: z.string().nullable(), timeoutMinutes: z.number() }),
+});
+export type Settings = z.infer<typeof settingsSchema>;
+
+/** The input of every per-target step: `$.item` of a Map iteration. */
+export const targetItemSchema = z.object({
+  executionName: z.string().min(1),
+  source: resolvedSourceSchema,
+  target: targetPairSchema,
+  settings: settingsSchema,
+});
+export type TargetItem = z.infer<typeof targetItemSchema>;
+
+export interface RunPlan {
+  executionName: string;
+  skipped: boolean;
+  skipReason: string | null;
+  source: ResolvedSource | null;
+  /** Target accounts other than the builder account: the ones the source is shared with. */
+  shareAccountIds: string[];
+  targets: TargetPair[];
+  settings: Settings;
+  maxConcurrency: number;
+}
+
+/** Parse a payload the state machine built; a mismatch is a bug in the definition, reported by field. */
+export function parsePayload<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    throw new InvalidInputError(
+      result.error.issues.map((i) => `${what}.${i.path.map(String).join('.')}: ${i.message} (the state machine passed a malformed payload)`),
+    );
+  }
+  return result.data;
+}

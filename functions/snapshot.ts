@@ -1,0 +1,282 @@
+/**
+ * ResolveSource: validates the execution input (loading the targets document from SSM for automatic runs),
+ * resolves the source image in the builder account (by ID or newest match of a filter), its snapshots and their keys,
+ * and refuses what cannot work. Returns the RunPlan: the source, one item per (account, region), the settings.
+ * Throws InvalidInputError, SourceImageNotFoundError, SourceImageNotAvailableError, SourceNotEbsBackedError,
+ * SourceNotShareableError (AWS managed key, or not owned by the builder account), SourceKeyNotSharedError.
+ */
+import {
+  DescribeImageAttributeCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotAttributeCommand,
+  DescribeSnapshotsCommand,
+  type Filter,
+  type Image,
+} from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import {
+  aws,
+  awsCode,
+  awsErrorDetail,
+  InvalidInputError,
+  SourceImageNotAvailableError,
+  SourceImageNotFoundError,
+  SourceKeyNotSharedError,
+  SourceNotEbsBackedError,
+  SourceNotShareableError,
+} from './shared/errors';
+import { keyFor, parseInput, type PipelineInput } from './shared/input';
+import { missingActions, SOURCE_KEY_ACTIONS } from './shared/key-policy';
+import { lambdaHandler } from './shared/handler';
+import { logger } from './shared/logger';
+import type { ResolvedSource, RunPlan, TargetPair } from './shared/plan';
+
+export interface ResolveSourceEvent {
+  input: unknown;
+  executionName: string;
+}
+
+export interface SnapshotDeps {
+  clients: ClientFactory;
+  /** Region of the pipeline itself, where the targets document lives. */
+  pipelineRegion: string;
+  builderAccountId: () => Promise<string>;
+}
+
+let callerAccount: Promise<string> | undefined;
+export const defaultDeps: SnapshotDeps = {
+  clients: defaultClientFactory,
+  pipelineRegion: process.env.AWS_REGION ?? 'us-east-1',
+  builderAccountId: () => {
+    callerAccount ??= new STSClient({ region: process.env.AWS_REGION ?? 'us-east-1' })
+      .send(new GetCallerIdentityCommand({}))
+      .then((r) => r.Account ?? '');
+    return callerAccount;
+  },
+};
+
+/** Read the automatic runs' targets document and merge it under the inline input (inline fields win). */
+async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
+  const first = parseInput(raw);
+  if (first.targets !== undefined || first.targetsParameter === undefined) return first;
+  const name = first.targetsParameter;
+  const value = await aws(
+    `Reading targets document ${name}`,
+    async () => {
+      const out = await deps.clients.builder().ssm(deps.pipelineRegion).send(new GetParameterCommand({ Name: name }));
+      return out.Parameter?.Value ?? '';
+    },
+    `Create the parameter ${name} in ${deps.pipelineRegion} holding {"targets": [...]}, or fix "targetsParameter"`,
+  ).catch((error: unknown) => {
+    if (awsCode(error) === 'ParameterNotFound') {
+      throw new InvalidInputError([`targetsParameter: parameter ${name} does not exist in ${deps.pipelineRegion}; create it with {"targets": [...]}`]);
+    }
+    throw error;
+  });
+  let doc: unknown;
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    throw new InvalidInputError([`targetsParameter: parameter ${name} is not JSON; it must hold {"targets": [...]} and optionally the other settings`]);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new InvalidInputError([`targetsParameter: parameter ${name} must hold a JSON object such as {"targets": [...]}`]);
+  }
+  const inline = { ...(raw as Record<string, unknown>) };
+  const merged = parseInput({ ...(doc as Record<string, unknown>), ...inline });
+  if (merged.targets === undefined) {
+    throw new InvalidInputError([`targetsParameter: parameter ${name} has no "targets"`]);
+  }
+  return merged;
+}
+
+async function findImage(input: PipelineInput, deps: SnapshotDeps): Promise<Image> {
+  const ec2 = deps.clients.builder().ec2(input.source.region);
+  const { imageId, filter, region } = input.source;
+  if (imageId) {
+    try {
+      const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+      const image = out.Images?.[0];
+      if (image) return image;
+    } catch (error) {
+      const { code } = awsErrorDetail(error);
+      if (!code.startsWith('InvalidAMIID')) {
+        return aws(`Describing source image ${imageId} in ${region}`, () => Promise.reject(error));
+      }
+    }
+    throw new SourceImageNotFoundError(
+      `Source image ${imageId} was not found in ${region} of the builder account; check "source.imageId" and "source.region" (AMIs are regional).`,
+    );
+  }
+  const filters: Filter[] = [{ Name: 'state', Values: ['available'] }];
+  if (filter?.name) filters.push({ Name: 'name', Values: [filter.name] });
+  for (const [k, v] of Object.entries(filter?.tags ?? {})) filters.push({ Name: `tag:${k}`, Values: [v] });
+  const images: Image[] = [];
+  let token: string | undefined;
+  do {
+    const out = await aws(`Looking for the source image in ${region}`, () =>
+      ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: filters, NextToken: token })),
+    );
+    images.push(...(out.Images ?? []));
+    token = out.NextToken;
+  } while (token);
+  const newest = images.sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''))[0];
+  if (!newest) {
+    throw new SourceImageNotFoundError(
+      `No available image of the builder account in ${region} matches source.filter ${JSON.stringify(filter)}; check the name pattern and tags.`,
+    );
+  }
+  return newest;
+}
+
+async function checkSnapshots(
+  image: Image,
+  input: PipelineInput,
+  shareAccountIds: string[],
+  deps: SnapshotDeps,
+): Promise<string[]> {
+  const region = input.source.region;
+  const ec2 = deps.clients.builder().ec2(region);
+  const kms = deps.clients.builder().kms(region);
+  const snapshotIds = (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
+  if (snapshotIds.length === 0) return [];
+  const out = await aws(`Describing the snapshots of ${image.ImageId}`, () =>
+    ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })),
+  );
+  const keyIds = new Set((out.Snapshots ?? []).flatMap((s) => (s.Encrypted && s.KmsKeyId ? [s.KmsKeyId] : [])));
+  for (const keyId of keyIds) {
+    const meta = await aws(`Describing source key ${keyId}`, () => kms.send(new DescribeKeyCommand({ KeyId: keyId })));
+    if (meta.KeyMetadata?.KeyManager === 'AWS') {
+      throw new SourceNotShareableError(
+        `The snapshots of ${image.ImageId} are encrypted with the AWS managed key (${keyId}); snapshots encrypted with the AWS managed key can't be shared ` +
+          '(AWS: "InvalidParameter: Snapshots encrypted with the AWS Managed CMK can\'t be shared"). Rebuild the image unencrypted or with a customer managed key ' +
+          '(in Packer, set kms_key_id, or turn off EBS encryption by default in the builder account), then run again.',
+      );
+    }
+    if (shareAccountIds.length === 0) continue;
+    const policy = await aws(`Reading the policy of source key ${keyId}`, () =>
+      kms.send(new GetKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default' })),
+    );
+    const lacking = shareAccountIds.filter((a) => missingActions(policy.Policy ?? '{}', a, SOURCE_KEY_ACTIONS).length > 0);
+    if (lacking.length > 0) {
+      throw new SourceKeyNotSharedError(
+        `The snapshots of ${image.ImageId} are encrypted with ${keyId}, whose key policy does not let account(s) ${lacking.join(', ')} use it; ` +
+          `a target can only copy them with ${SOURCE_KEY_ACTIONS.join(', ')} on that key. Add a statement allowing those actions to ` +
+          `arn:aws:iam::ACCOUNT:root for each of these accounts, or build the source image unencrypted (the copies are encrypted with each target's own key anyway).`,
+      );
+    }
+  }
+  return snapshotIds;
+}
+
+async function preexistingShares(
+  imageId: string,
+  snapshotIds: string[],
+  shareAccountIds: string[],
+  region: string,
+  deps: SnapshotDeps,
+): Promise<ResolvedSource['preexistingShares']> {
+  const ec2 = deps.clients.builder().ec2(region);
+  const wanted = new Set(shareAccountIds);
+  const attr = await aws(`Reading the launch permissions of ${imageId}`, () =>
+    ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' })),
+  );
+  const launchPermission = (attr.LaunchPermissions ?? []).flatMap((p) => (p.UserId && wanted.has(p.UserId) ? [p.UserId] : []));
+  const createVolumePermission: Record<string, string[]> = {};
+  for (const snapshotId of snapshotIds) {
+    const s = await aws(`Reading the volume permissions of ${snapshotId}`, () =>
+      ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' })),
+    );
+    createVolumePermission[snapshotId] = (s.CreateVolumePermissions ?? []).flatMap((p) =>
+      p.UserId && wanted.has(p.UserId) ? [p.UserId] : [],
+    );
+  }
+  return { launchPermission, createVolumePermission };
+}
+
+function settingsOf(input: PipelineInput): RunPlan['settings'] {
+  return {
+    targetRoleName: input.targetRoleName,
+    externalId: input.externalId ?? null,
+    verify: { mode: input.verify.mode, instanceType: input.verify.instanceType ?? null, timeoutMinutes: input.verify.timeoutMinutes },
+    copy: { name: input.copy.name ?? null, timeoutMinutes: input.copy.timeoutMinutes },
+  };
+}
+
+export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {
+  const input = await loadInput(event.input, deps);
+  const targets: TargetPair[] = (input.targets ?? []).flatMap((t) =>
+    t.regions.map((r) => ({
+      accountId: t.accountId,
+      region: r,
+      kmsKey: keyFor(t, r),
+      subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
+    })),
+  );
+  const plan: RunPlan = {
+    executionName: event.executionName,
+    skipped: false,
+    skipReason: null,
+    source: null,
+    shareAccountIds: [],
+    targets,
+    settings: settingsOf(input),
+    maxConcurrency: input.maxConcurrency,
+  };
+
+  const image = await findImage(input, deps);
+  const imageId = image.ImageId ?? '';
+  const builderAccountId = await deps.builderAccountId();
+  const { optInTag } = input.source;
+  if (optInTag && !(image.Tags ?? []).some((t) => t.Key === optInTag.key && t.Value === optInTag.value)) {
+    logger.info('Source not opted in', { imageId, tagKey: optInTag.key });
+    return { ...plan, skipped: true, skipReason: `${imageId} does not carry the tag ${optInTag.key}=${optInTag.value}` };
+  }
+  if (image.State !== 'available') {
+    throw new SourceImageNotAvailableError(
+      `Source image ${imageId} is ${image.State ?? 'in an unknown state'}` +
+        (image.StateReason?.Message ? ` (${image.StateReason.Message})` : '') +
+        (image.State === 'pending' ? '; wait until it is available, then run again.' : '; build a new image and give its ID.'),
+    );
+  }
+  if (image.RootDeviceType !== 'ebs') {
+    throw new SourceNotEbsBackedError(
+      `Source image ${imageId} is ${image.RootDeviceType ?? 'not'}-backed; only EBS-backed images can be copied with encryption. Build an EBS-backed image.`,
+    );
+  }
+  if (image.OwnerId && image.OwnerId !== builderAccountId) {
+    throw new SourceNotShareableError(
+      `Source image ${imageId} belongs to account ${image.OwnerId}, not to the builder account ${builderAccountId}; only its owner can share it. ` +
+        'Copy it into the builder account first and give the copy.',
+    );
+  }
+  const shareAccountIds = [...new Set(targets.map((t) => t.accountId))].filter((a) => a !== builderAccountId);
+  const snapshotIds = await checkSnapshots(image, input, shareAccountIds, deps);
+  const source: ResolvedSource = {
+    imageId,
+    region: input.source.region,
+    accountId: builderAccountId,
+    name: image.Name ?? imageId,
+    architecture: image.Architecture ?? 'x86_64',
+    rootDeviceName: image.RootDeviceName ?? '/dev/xvda',
+    snapshotIds,
+    preexistingShares: await preexistingShares(imageId, snapshotIds, shareAccountIds, input.source.region, deps),
+  };
+  logger.info('Source resolved', { imageId, snapshots: snapshotIds.length, targets: targets.length });
+  return { ...plan, source, shareAccountIds };
+}
+
+export const makeHandler = (deps: SnapshotDeps = defaultDeps) =>
+  lambdaHandler(
+  'ResolveSource',
+  (event) => ({ executionName: (event as Partial<ResolveSourceEvent> | null)?.executionName }),
+  (event) => {
+    const e = (event ?? {}) as Partial<ResolveSourceEvent>;
+    return resolveSource({ input: e.input, executionName: typeof e.executionName === 'string' ? e.executionName : 'manual' }, deps);
+  },
+);
+
+export const handler = makeHandler();

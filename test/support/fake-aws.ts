@@ -1,0 +1,373 @@
+/**
+ * A small in-memory AWS for state machine tests: EC2, KMS, Auto Scaling, STS and SSM mocked at the client class,
+ * with per-account state. The calling account comes from the client's credentials (AssumeRole hands out keys
+ * that name the account), the region from its config, so the real handlers run unchanged against it.
+ * Knobs inject the failures the tests need; every call is logged.
+ */
+import {
+  AutoScalingClient,
+  CreateAutoScalingGroupCommand,
+  DeleteAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeScalingActivitiesCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  CopyImageCommand,
+  CreateLaunchTemplateCommand,
+  CreateTagsCommand,
+  DeleteLaunchTemplateCommand,
+  DeregisterImageCommand,
+  DescribeImageAttributeCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotAttributeCommand,
+  DescribeSnapshotsCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  type Filter,
+  ModifyImageAttributeCommand,
+  ModifySnapshotAttributeCommand,
+  RunInstancesCommand,
+  type Tag,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { CreateGrantCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import { awsError, BUILDER } from './fixtures';
+
+interface FakeImage {
+  id: string;
+  account: string;
+  region: string;
+  name: string;
+  state: string;
+  stateReason?: { Code: string; Message: string };
+  snapshotId: string;
+  tags: Tag[];
+  launchPermission: Set<string>;
+  polls: number;
+  kmsKeyId?: string;
+}
+interface FakeInstance {
+  id: string;
+  account: string;
+  region: string;
+  state: string;
+  volumeId: string;
+  tags: Tag[];
+  stateReason?: { Code: string; Message: string };
+}
+interface FakeVolume {
+  id: string;
+  encrypted: boolean;
+  kmsKeyId?: string;
+}
+interface Grant {
+  GrantId: string;
+  Name?: string;
+  GranteePrincipal?: string;
+  Operations?: string[];
+  KeyId: string;
+}
+export interface CallRecord {
+  service: string;
+  command: string;
+  account: string;
+  region: string;
+  input: Record<string, unknown>;
+}
+
+type AnyClient = { config: unknown };
+type Mocked = { callsFake(fn: (input: never, getClient: () => AnyClient) => unknown): unknown };
+
+export class FakeAws {
+  readonly calls: CallRecord[] = [];
+  readonly images = new Map<string, FakeImage>();
+  readonly snapshotPermissions = new Map<string, Set<string>>();
+  readonly keys = new Map<string, { account: string; region: string; arn: string; state: string; manager: string; aliases: string[] }>();
+  readonly grants: Grant[] = [];
+  readonly instances = new Map<string, FakeInstance>();
+  readonly volumes = new Map<string, FakeVolume>();
+  readonly groups = new Map<string, { account: string; region: string; name: string; instanceIds: string[]; failure?: string }>();
+  readonly templates = new Map<string, { mapping: { KmsKeyId?: string; Encrypted?: boolean }; imageId: string; tags: Tag[] }>();
+  readonly parameters = new Map<string, string>();
+
+  /** Status checks a copy stays pending before it is available. */
+  copyPolls = 1;
+  /** "account/region" whose copies end `failed`. */
+  readonly failingCopies = new Set<string>();
+  /** "account/region" whose launches fail with this scaling-activity message. */
+  readonly failingLaunches = new Map<string, string>();
+  /** Accounts whose role cannot be assumed. */
+  readonly unassumable = new Set<string>();
+  /** Commands that fail once with RequestLimitExceeded, then work. */
+  readonly throttleOnce = new Set<string>();
+
+  private seq = 0;
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient)];
+
+  constructor() {
+    this.install();
+  }
+
+  restore(): void {
+    for (const m of this.mocks) m.restore();
+  }
+
+  private id(prefix: string): string {
+    this.seq += 1;
+    return `${prefix}-${this.seq.toString(16).padStart(17, '0')}`;
+  }
+
+  addSourceImage(region: string, name = 'base-image'): string {
+    const id = this.id('ami');
+    this.images.set(id, {
+      id, account: BUILDER, region, name, state: 'available', snapshotId: this.id('snap'), tags: [], launchPermission: new Set(), polls: 0,
+    });
+    return id;
+  }
+
+  addKey(account: string, region: string, alias = 'alias/ami-encryption'): string {
+    const keyId = `${this.seq.toString().padStart(8, '0')}-1111-2222-3333-444444444444`;
+    this.seq += 1;
+    const arn = `arn:aws:kms:${region}:${account}:key/${keyId}`;
+    this.keys.set(arn, { account, region, arn, state: 'Enabled', manager: 'CUSTOMER', aliases: [alias] });
+    return arn;
+  }
+
+  callsTo(command: string): CallRecord[] {
+    return this.calls.filter((c) => c.command === command);
+  }
+
+  private install(): void {
+    const [ec2, kms, asg, sts, ssm] = this.mocks;
+    const on = <T>(mock: unknown, command: new (input: never) => T, service: string, fn: (input: Record<string, unknown>, who: { account: string; region: string }) => unknown) => {
+      const name = command.name.replace(/Command$/, '');
+      ((mock as { on(c: unknown): Mocked }).on(command)).callsFake(async (input: never, getClient: () => AnyClient) => {
+        const config = getClient().config as unknown as { credentials: () => Promise<{ accessKeyId: string }>; region: () => Promise<string> };
+        const creds = await config.credentials();
+        const account = creds.accessKeyId.startsWith('ASIA') ? creds.accessKeyId.slice(4) : BUILDER;
+        const region = await config.region();
+        this.calls.push({ service, command: name, account, region, input });
+        if (this.throttleOnce.delete(name)) throw awsError(service === 'kms' ? 'ThrottlingException' : 'RequestLimitExceeded', 'Request limit exceeded.', 503);
+        return fn(input as Record<string, unknown>, { account, region });
+      });
+    };
+    const filterMatch = (image: FakeImage, filters: Filter[] = []) =>
+      filters.every((f) => {
+        if (f.Name === 'state') return f.Values?.includes(image.state);
+        if (f.Name === 'name') return f.Values?.some((v) => new RegExp(`^${v.replace(/\*/g, '.*')}$`).test(image.name));
+        if (f.Name?.startsWith('tag:')) return image.tags.some((t) => t.Key === f.Name?.slice(4) && f.Values?.includes(t.Value ?? ''));
+        return true;
+      });
+    const describeImage = (i: FakeImage) => ({
+      ImageId: i.id, OwnerId: i.account, Name: i.name, State: i.state, StateReason: i.stateReason, RootDeviceType: 'ebs',
+      RootDeviceName: '/dev/xvda', Architecture: 'x86_64', CreationDate: '2026-11-29T00:00:00.000Z', Tags: i.tags,
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: i.snapshotId, VolumeSize: 8, Encrypted: Boolean(i.kmsKeyId), KmsKeyId: i.kmsKeyId } }],
+    });
+
+    on(sts, AssumeRoleCommand, 'sts', (input) => {
+      const account = /iam::(\d{12}):/.exec(String(input.RoleArn))?.[1] ?? '';
+      if (this.unassumable.has(account)) {
+        throw awsError('AccessDenied', `User: arn:aws:sts::${BUILDER}:assumed-role/x is not authorized to perform: sts:AssumeRole on resource: ${String(input.RoleArn)}`, 403);
+      }
+      return { Credentials: { AccessKeyId: `ASIA${account}`, SecretAccessKey: 'secret-for-tests', SessionToken: `token-${account}`, Expiration: new Date(Date.now() + 3_600_000) } };
+    });
+    on(sts, GetCallerIdentityCommand, 'sts', (_i, who) => ({ Account: who.account }));
+    on(ssm, GetParameterCommand, 'ssm', (input) => {
+      const value = this.parameters.get(String(input.Name));
+      if (value === undefined) throw awsError('ParameterNotFound', '', 400);
+      return { Parameter: { Name: input.Name, Value: value } };
+    });
+
+    on(ec2, DescribeImagesCommand, 'ec2', (input, who) => {
+      const ids = input.ImageIds as string[] | undefined;
+      if (ids?.length) {
+        const found = ids.map((id) => this.images.get(id)).filter((i): i is FakeImage => Boolean(i && i.region === who.region && (i.account === who.account || i.launchPermission.has(who.account))));
+        if (found.length === 0) throw awsError('InvalidAMIID.NotFound', `The image id '[${ids.join(',')}]' does not exist`);
+        for (const i of found) {
+          if (i.account !== BUILDER && i.state === 'pending') {
+            i.polls += 1;
+            if (i.polls > this.copyPolls) {
+              if (this.failingCopies.has(`${i.account}/${i.region}`)) {
+                i.state = 'failed';
+                i.stateReason = { Code: 'Client.InvalidKMSKey.InvalidState', Message: 'The KMS key provided is in an incorrect state' };
+              } else i.state = 'available';
+            }
+          }
+        }
+        return { Images: found.map(describeImage) };
+      }
+      const images = [...this.images.values()].filter((i) => i.account === who.account && i.region === who.region && filterMatch(i, input.Filters as Filter[]));
+      return { Images: images.map(describeImage) };
+    });
+    on(ec2, DescribeSnapshotsCommand, 'ec2', (input) => ({
+      Snapshots: (input.SnapshotIds as string[]).map((id) => ({ SnapshotId: id, Encrypted: false })),
+    }));
+    on(ec2, DescribeImageAttributeCommand, 'ec2', (input) => ({
+      LaunchPermissions: [...(this.images.get(String(input.ImageId))?.launchPermission ?? [])].map((UserId) => ({ UserId })),
+    }));
+    on(ec2, DescribeSnapshotAttributeCommand, 'ec2', (input) => ({
+      CreateVolumePermissions: [...(this.snapshotPermissions.get(String(input.SnapshotId)) ?? [])].map((UserId) => ({ UserId })),
+    }));
+    on(ec2, ModifyImageAttributeCommand, 'ec2', (input) => {
+      const image = this.images.get(String(input.ImageId));
+      if (!image) throw awsError('InvalidAMIID.NotFound', `The image id '[${String(input.ImageId)}]' does not exist`);
+      const lp = input.LaunchPermission as { Add?: { UserId: string }[]; Remove?: { UserId: string }[] };
+      for (const p of lp.Add ?? []) image.launchPermission.add(p.UserId);
+      for (const p of lp.Remove ?? []) image.launchPermission.delete(p.UserId);
+      return {};
+    });
+    on(ec2, ModifySnapshotAttributeCommand, 'ec2', (input) => {
+      const id = String(input.SnapshotId);
+      const set = this.snapshotPermissions.get(id) ?? new Set<string>();
+      const cvp = input.CreateVolumePermission as { Add?: { UserId: string }[]; Remove?: { UserId: string }[] };
+      for (const p of cvp.Add ?? []) set.add(p.UserId);
+      for (const p of cvp.Remove ?? []) set.delete(p.UserId);
+      this.snapshotPermissions.set(id, set);
+      return {};
+    });
+    on(ec2, CopyImageCommand, 'ec2', (input, who) => {
+      const sourceImage = this.images.get(String(input.SourceImageId));
+      if (!sourceImage || (sourceImage.account !== who.account && !sourceImage.launchPermission.has(who.account))) {
+        throw awsError('InvalidAMIID.NotFound', `The image id '[${String(input.SourceImageId)}]' does not exist`);
+      }
+      const id = this.id('ami');
+      const tags = ((input.TagSpecifications as { ResourceType: string; Tags: Tag[] }[] | undefined) ?? []).find((t) => t.ResourceType === 'image')?.Tags ?? [];
+      this.images.set(id, {
+        id, account: who.account, region: who.region, name: String(input.Name), state: 'pending', snapshotId: this.id('snap'),
+        tags: [...tags], launchPermission: new Set(), polls: 0, kmsKeyId: String(input.KmsKeyId),
+      });
+      return { ImageId: id };
+    });
+    on(ec2, CreateTagsCommand, 'ec2', (input) => {
+      for (const id of input.Resources as string[]) {
+        const image = this.images.get(id);
+        if (!image) continue;
+        for (const t of input.Tags as Tag[]) {
+          image.tags = image.tags.filter((x) => x.Key !== t.Key);
+          image.tags.push(t);
+        }
+      }
+      return {};
+    });
+    on(ec2, DeregisterImageCommand, 'ec2', (input) => {
+      const image = this.images.get(String(input.ImageId));
+      if (image) image.state = 'deregistered';
+      return {};
+    });
+    on(ec2, DescribeSubnetsCommand, 'ec2', (_i, who) => ({ Subnets: [{ SubnetId: `subnet-${who.account.slice(0, 8)}`, State: 'available' }] }));
+    on(ec2, CreateLaunchTemplateCommand, 'ec2', (input) => {
+      const name = String(input.LaunchTemplateName);
+      if (this.templates.has(name)) throw awsError('InvalidLaunchTemplateName.AlreadyExistsException', `Launch template name already in use.`);
+      const data = input.LaunchTemplateData as { ImageId: string; BlockDeviceMappings: { Ebs: { KmsKeyId?: string; Encrypted?: boolean } }[]; TagSpecifications: { Tags: Tag[] }[] };
+      this.templates.set(name, { mapping: data.BlockDeviceMappings[0]?.Ebs ?? {}, imageId: data.ImageId, tags: data.TagSpecifications[0]?.Tags ?? [] });
+      return { LaunchTemplate: { LaunchTemplateName: name } };
+    });
+    on(ec2, DeleteLaunchTemplateCommand, 'ec2', (input) => {
+      if (!this.templates.delete(String(input.LaunchTemplateName))) {
+        throw awsError('InvalidLaunchTemplateName.NotFoundException', 'At least one of the launch templates specified in the request does not exist.');
+      }
+      return {};
+    });
+    const launch = (who: { account: string; region: string }, mapping: { KmsKeyId?: string; Encrypted?: boolean }, tags: Tag[]) => {
+      const volumeId = this.id('vol');
+      this.volumes.set(volumeId, { id: volumeId, encrypted: Boolean(mapping.Encrypted), kmsKeyId: mapping.KmsKeyId });
+      const instance: FakeInstance = { id: this.id('i'), account: who.account, region: who.region, state: 'running', volumeId, tags };
+      this.instances.set(instance.id, instance);
+      return instance;
+    };
+    on(ec2, RunInstancesCommand, 'ec2', (input, who) => {
+      const failure = this.failingLaunches.get(`${who.account}/${who.region}`);
+      const mapping = (input.BlockDeviceMappings as { Ebs: { KmsKeyId?: string; Encrypted?: boolean } }[])[0]?.Ebs ?? {};
+      const tags = (input.TagSpecifications as { Tags: Tag[] }[])[0]?.Tags ?? [];
+      const instance = launch(who, mapping, tags);
+      if (failure) {
+        instance.state = 'terminated';
+        instance.stateReason = { Code: 'Client.InternalError', Message: failure };
+      }
+      return { Instances: [{ InstanceId: instance.id }] };
+    });
+    const describeInstance = (i: FakeInstance) => ({
+      InstanceId: i.id, State: { Name: i.state }, StateReason: i.stateReason, RootDeviceName: '/dev/xvda', Tags: i.tags,
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: i.volumeId } }],
+    });
+    on(ec2, DescribeInstancesCommand, 'ec2', (input, who) => {
+      const ids = input.InstanceIds as string[] | undefined;
+      let found = [...this.instances.values()].filter((i) => i.account === who.account && i.region === who.region);
+      if (ids?.length) found = found.filter((i) => ids.includes(i.id));
+      for (const f of (input.Filters as Filter[] | undefined) ?? []) {
+        if (f.Name === 'instance-state-name') found = found.filter((i) => f.Values?.includes(i.state));
+        if (f.Name?.startsWith('tag:')) found = found.filter((i) => i.tags.some((t) => t.Key === f.Name?.slice(4) && f.Values?.includes(t.Value ?? '')));
+      }
+      return { Reservations: found.length ? [{ Instances: found.map(describeInstance) }] : [] };
+    });
+    on(ec2, DescribeVolumesCommand, 'ec2', (input) => ({
+      Volumes: (input.VolumeIds as string[]).map((id) => {
+        const v = this.volumes.get(id);
+        return { VolumeId: id, Encrypted: v?.encrypted ?? false, KmsKeyId: v?.kmsKeyId };
+      }),
+    }));
+    on(ec2, TerminateInstancesCommand, 'ec2', (input) => {
+      for (const id of input.InstanceIds as string[]) {
+        const i = this.instances.get(id);
+        if (i) i.state = 'terminated';
+      }
+      return {};
+    });
+
+    on(kms, DescribeKeyCommand, 'kms', (input, who) => {
+      const ref = String(input.KeyId);
+      const key = [...this.keys.values()].find((k) => k.account === who.account && k.region === who.region && (k.arn === ref || k.aliases.includes(ref)));
+      if (!key) throw awsError('NotFoundException', `Alias arn:aws:kms:${who.region}:${who.account}:${ref} is not found.`);
+      return { KeyMetadata: { Arn: key.arn, AWSAccountId: key.account, KeyState: key.state, KeyManager: key.manager, KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' } };
+    });
+    on(kms, GetKeyPolicyCommand, 'kms', () => ({ Policy: '{}' }));
+    on(kms, ListGrantsCommand, 'kms', (input) => ({
+      Grants: this.grants.filter((g) => g.KeyId === input.KeyId && (!input.GrantId || g.GrantId === input.GrantId)),
+      Truncated: false,
+    }));
+    on(kms, CreateGrantCommand, 'kms', (input) => {
+      const grant: Grant = { GrantId: this.id('grant'), Name: input.Name as string, GranteePrincipal: input.GranteePrincipal as string, Operations: input.Operations as string[], KeyId: String(input.KeyId) };
+      this.grants.push(grant);
+      return { GrantId: grant.GrantId, GrantToken: `token-${grant.GrantId}` };
+    });
+
+    on(asg, CreateAutoScalingGroupCommand, 'autoscaling', (input, who) => {
+      const name = String(input.AutoScalingGroupName);
+      if (this.groups.has(name)) throw awsError('AlreadyExists', `AutoScalingGroup by this name already exists - A group with the name ${name} already exists`);
+      const template = this.templates.get((input.LaunchTemplate as { LaunchTemplateName: string }).LaunchTemplateName);
+      const failure = this.failingLaunches.get(`${who.account}/${who.region}`);
+      const group = { account: who.account, region: who.region, name, instanceIds: [] as string[], failure };
+      if (!failure && template) group.instanceIds.push(launch(who, template.mapping, template.tags).id);
+      this.groups.set(name, group);
+      return {};
+    });
+    on(asg, DescribeAutoScalingGroupsCommand, 'autoscaling', (input) => {
+      const names = input.AutoScalingGroupNames as string[];
+      return {
+        AutoScalingGroups: names.flatMap((n) => {
+          const g = this.groups.get(n);
+          return g ? [{ AutoScalingGroupName: n, Instances: g.instanceIds.map((InstanceId) => ({ InstanceId, LifecycleState: 'InService' })) }] : [];
+        }),
+      };
+    });
+    on(asg, DescribeScalingActivitiesCommand, 'autoscaling', (input) => {
+      const g = this.groups.get(String(input.AutoScalingGroupName));
+      return { Activities: g?.failure ? [{ StatusCode: 'Failed', StatusMessage: g.failure, Description: 'Launching a new EC2 instance. Status Reason: ' + g.failure }] : [] };
+    });
+    on(asg, DeleteAutoScalingGroupCommand, 'autoscaling', (input) => {
+      const g = this.groups.get(String(input.AutoScalingGroupName));
+      if (!g) throw awsError('ValidationError', `AutoScalingGroup name not found - AutoScalingGroup '${String(input.AutoScalingGroupName)}' not found`);
+      for (const id of g.instanceIds) {
+        const i = this.instances.get(id);
+        if (i) i.state = 'terminated';
+      }
+      this.groups.delete(g.name);
+      return {};
+    });
+  }
+}

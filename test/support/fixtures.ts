@@ -1,0 +1,54 @@
+/** Shared test data: a resolved source, a target item, and real AWS error shapes. */
+import type { RunPlan, TargetItem } from '../../functions/shared/plan';
+import { createClientFactory, type ClientFactory } from '../../functions/shared/clients';
+
+export const BUILDER = '999999999999';
+export const ACCOUNT_A = '111111111111';
+export const ACCOUNT_B = '222222222222';
+export const SOURCE_IMAGE = 'ami-0123456789abcdef0';
+export const SOURCE_SNAPSHOT = 'snap-0123456789abcdef0';
+export const KEY_A_EU = `arn:aws:kms:eu-west-1:${ACCOUNT_A}:key/11111111-1111-1111-1111-111111111111`;
+
+export const source: NonNullable<RunPlan['source']> = {
+  imageId: SOURCE_IMAGE,
+  region: 'eu-west-1',
+  accountId: BUILDER,
+  name: 'base-image-2026-11-29',
+  architecture: 'x86_64',
+  rootDeviceName: '/dev/xvda',
+  snapshotIds: [SOURCE_SNAPSHOT],
+  preexistingShares: { launchPermission: [], createVolumePermission: { [SOURCE_SNAPSHOT]: [] } },
+};
+
+export function item(overrides: Partial<TargetItem['target']> = {}, settings: Partial<TargetItem['settings']> = {}): TargetItem {
+  return {
+    executionName: 'exec-1',
+    source,
+    target: { accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null, ...overrides },
+    settings: {
+      targetRoleName: 'AmiPipelineTarget',
+      externalId: null,
+      verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
+      copy: { name: null, timeoutMinutes: 180 },
+      ...settings,
+    },
+  };
+}
+
+/** An error shaped like the SDK's service exceptions: name = AWS error code, $metadata with the HTTP status. */
+export function awsError(code: string, message: string, httpStatusCode = 400): Error {
+  const error = new Error(message) as Error & { $metadata: { httpStatusCode: number }; $fault: string; Code: string };
+  error.name = code;
+  error.Code = code;
+  error.$metadata = { httpStatusCode };
+  error.$fault = httpStatusCode >= 500 ? 'server' : 'client';
+  return error;
+}
+
+/** A client factory whose target clients skip AssumeRole (credentials are static), for mocked-client tests. */
+export function testClients(): ClientFactory {
+  const real = createClientFactory('eu-west-1');
+  return { builder: () => real.builder(), target: () => real.builder() };
+}
+
+export const fixedNow = () => new Date('2026-11-29T12:00:00.000Z');

@@ -1,0 +1,24 @@
+/** The pipeline's five functions wired to fresh dependencies, as the state machine tests and local runs use them. */
+import { makeHandler as copyEncrypt } from '../../functions/copy-encrypt';
+import { makeHandler as createGrant } from '../../functions/create-grant';
+import { makeHandler as modifyAttributes } from '../../functions/modify-attributes';
+import { makeHandler as snapshot } from '../../functions/snapshot';
+import { makeHandler as verifyLaunch } from '../../functions/verify-launch';
+import { createClientFactory } from '../../functions/shared/clients';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { TaskHandler } from './local-sfn';
+
+export function pipelineHandlers(now: () => Date = () => new Date()): Record<string, TaskHandler> {
+  const clients = createClientFactory('eu-west-1');
+  return {
+    snapshot: snapshot({
+      clients,
+      pipelineRegion: 'eu-west-1',
+      builderAccountId: async () => (await new STSClient({ region: 'eu-west-1' }).send(new GetCallerIdentityCommand({}))).Account ?? '',
+    }),
+    modifyAttributes: modifyAttributes({ clients }),
+    copyEncrypt: copyEncrypt({ clients, now }),
+    createGrant: createGrant({ clients }),
+    verifyLaunch: verifyLaunch({ clients, now }),
+  };
+}
