@@ -76,7 +76,7 @@ export async function modifyAttributes(
   }
 
   const snapshotIds: string[] = [];
-  for (const snapshotId of source.snapshotIds) {
+  snapshots: for (const snapshotId of source.snapshotIds) {
     const preexisting = source.preexistingShares.createVolumePermission[snapshotId] ?? [];
     const accounts = event.shareAccountIds.filter((a) => !preexisting.includes(a));
     if (accounts.length === 0) continue;
@@ -98,7 +98,7 @@ export async function modifyAttributes(
             : undefined,
         );
       } catch (error) {
-        if (action === 'unshare' && awsCode(error) === 'InvalidSnapshot.NotFound') continue;
+        if (action === 'unshare' && awsCode(error) === 'InvalidSnapshot.NotFound') continue snapshots;
         throw error;
       }
     }

@@ -120,7 +120,7 @@ export const TERMINAL_ERROR_NAMES = [
 ] as const;
 
 /** Raised by Fail states of the definition itself (timeouts of the bounded wait loops). */
-export const STATE_MACHINE_ERROR_NAMES = ['ImageCopyTimeoutError', 'LaunchCheckTimeoutError', 'TargetsFailedError'] as const;
+export const STATE_MACHINE_ERROR_NAMES = ['ImageCopyTimeoutError', 'LaunchCheckTimeoutError', 'RunFailedError'] as const;
 
 /** Errors Step Functions raises around a Lambda invoke; retried before ours. */
 export const LAMBDA_SERVICE_ERROR_NAMES = [

@@ -1,6 +1,6 @@
 /** The thin Lambda wrapper every function shares: log context, one line in and out, errors logged and rethrown. */
 import type { Context } from 'aws-lambda';
-import { logger, setLogContext, type LogContext } from './logger';
+import { logger, withLogContext, type LogContext } from './logger';
 import { PipelineError } from './errors';
 
 export function lambdaHandler<R>(
@@ -8,22 +8,21 @@ export function lambdaHandler<R>(
   logContextOf: (event: unknown) => LogContext,
   run: (event: unknown) => Promise<R>,
 ): (event: unknown, context?: Context) => Promise<R> {
-  return async (event, context) => {
-    setLogContext(logContextOf(event));
-    if (context) logger.addContext(context);
-    logger.info('Step started', { step });
-    try {
-      const result = await run(event);
-      logger.info('Step finished', { step });
-      return result;
-    } catch (error) {
-      const name = error instanceof Error ? error.name : 'Error';
-      const message = error instanceof Error ? error.message : String(error);
-      const aws = error instanceof PipelineError ? error.aws : undefined;
-      logger.error('Step failed', { step, errorName: name, errorMessage: message, awsCode: aws?.code });
-      throw error;
-    }
-  };
+  return (event, context) =>
+    withLogContext(logContextOf(event), context, async () => {
+      logger.info('Step started', { step });
+      try {
+        const result = await run(event);
+        logger.info('Step finished', { step });
+        return result;
+      } catch (error) {
+        const name = error instanceof Error ? error.name : 'Error';
+        const message = error instanceof Error ? error.message : String(error);
+        const aws = error instanceof PipelineError ? error.aws : undefined;
+        logger.error('Step failed', { step, errorName: name, errorMessage: message, awsCode: aws?.code });
+        throw error;
+      }
+    });
 }
 
 /** Read the usual identifying fields of a step's event for the log context. */

@@ -101,6 +101,8 @@ export class FakeAws {
   readonly failingCopies = new Set<string>();
   /** "account/region" whose launches fail with this scaling-activity message. */
   readonly failingLaunches = new Map<string, string>();
+  /** "account/region" whose Auto Scaling groups never bring an instance InService (and report no failure). */
+  readonly stuckLaunches = new Set<string>();
   /** Accounts whose role cannot be assumed. */
   readonly unassumable = new Set<string>();
   /** Commands that fail once with RequestLimitExceeded, then work. */
@@ -342,7 +344,8 @@ export class FakeAws {
       const template = this.templates.get((input.LaunchTemplate as { LaunchTemplateName: string }).LaunchTemplateName);
       const failure = this.failingLaunches.get(`${who.account}/${who.region}`);
       const group = { account: who.account, region: who.region, name, instanceIds: [] as string[], failure };
-      if (!failure && template) group.instanceIds.push(launch(who, template.mapping, template.tags).id);
+      const stuck = this.stuckLaunches.has(`${who.account}/${who.region}`);
+      if (!failure && !stuck && template) group.instanceIds.push(launch(who, template.mapping, template.tags).id);
       this.groups.set(name, group);
       return {};
     });

@@ -1,0 +1,96 @@
+/**
+ * `serverless package` runs offline (osls, esbuild bundles, serverless-step-functions) and produces the stack
+ * we deploy: five functions, the state machine invoking exactly them, the nightly schedule, the new-image rule,
+ * and least-privilege roles.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+type Resource = { Type: string; Properties: Record<string, unknown> };
+let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
+let dir: string;
+
+const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch'];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-package-'));
+  execFileSync(join('node_modules', '.bin', 'serverless'), ['package', '--package', dir, '--stage', 'test', '--region', 'eu-west-1'], {
+    env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'eu-west-1', SLS_TELEMETRY_DISABLED: '1' },
+    stdio: 'pipe',
+    timeout: 180_000,
+  });
+  template = JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as typeof template;
+}, 200_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+const statements = (role: Resource) =>
+  ((role.Properties.Policies as { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } }[]) ?? []).flatMap(
+    (p) => p.PolicyDocument.Statement,
+  );
+const actions = (role: Resource) => statements(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+
+describe('serverless package', () => {
+  it('bundles five functions on nodejs22.x arm64, one zip each', () => {
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions.map(([id]) => id).sort()).toEqual(FUNCTIONS.map((f) => `${f}LambdaFunction`).sort());
+    for (const [, f] of functions) {
+      expect(f.Properties.Runtime).toBe('nodejs22.x');
+      expect(f.Properties.Architectures).toEqual(['arm64']);
+    }
+    for (const zip of ['snapshot', 'modifyAttributes', 'copyEncrypt', 'createGrant', 'verifyLaunch']) {
+      expect(existsSync(join(dir, `${zip}.zip`)), zip).toBe(true);
+    }
+  });
+
+  it('defines the state machine from statemachine/ and lets its role invoke exactly our five functions', () => {
+    const [[, machine] = []] = ofType('AWS::StepFunctions::StateMachine');
+    expect(machine).toBeDefined();
+    const definition = JSON.stringify(machine?.Properties.DefinitionString);
+    for (const state of ['ResolveSource', 'ShareSource', 'DistributeToTargets', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'UnshareSource']) {
+      expect(definition).toContain(state);
+    }
+    const roleId = (machine?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const role = template.Resources[roleId] as Resource;
+    const invoke = statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes('lambda:InvokeFunction'));
+    expect(invoke).toHaveLength(1);
+    const targets = (invoke[0]?.Resource as unknown[]).map((r) => JSON.stringify(r));
+    for (const f of FUNCTIONS) expect(targets.some((t) => t.includes(`${f}LambdaFunction`)), f).toBe(true);
+    expect(targets.every((t) => FUNCTIONS.some((f) => t.includes(`${f}LambdaFunction`)))).toBe(true);
+    expect(actions(role).filter((a) => a.startsWith('lambda:'))).toEqual(['lambda:InvokeFunction']);
+  });
+
+  it('starts the machine nightly and when a new image of the builder account becomes available', () => {
+    const rules = ofType('AWS::Events::Rule').map(([, r]) => r.Properties);
+    const schedule = rules.find((r) => typeof r.ScheduleExpression === 'string');
+    expect(schedule?.ScheduleExpression).toMatch(/^cron\(/);
+    const scheduleInput = JSON.parse(String((schedule?.Targets as { Input: string }[])[0]?.Input)) as { targetsParameter: string; source: { filter: unknown } };
+    expect(scheduleInput.targetsParameter).toBe('/ami-pipeline/targets');
+    expect(scheduleInput.source.filter).toBeDefined();
+    const onImage = rules.find((r) => r.EventPattern !== undefined);
+    expect(onImage?.EventPattern).toEqual({ source: ['aws.ec2'], 'detail-type': ['EC2 AMI State Change'], detail: { State: ['available'] } });
+    const transformer = (onImage?.Targets as { InputTransformer: { InputTemplate: string } }[])[0]?.InputTransformer;
+    expect(transformer?.InputTemplate).toContain('optInTag');
+    expect(transformer?.InputTemplate).toContain('targetsParameter');
+  });
+
+  it('gives the functions least privilege: no wildcard services, no kms:* or ec2:*, target access only through the target role', () => {
+    const roles = ['SnapshotRole', 'ModifyAttributesRole', 'TargetAccessRole'].map((id) => template.Resources[id] as Resource);
+    for (const role of roles) {
+      for (const action of actions(role)) expect(action).not.toMatch(/^(\*|kms:\*|ec2:\*|iam:\*|sts:\*)$/);
+    }
+    const target = template.Resources.TargetAccessRole as Resource;
+    expect(actions(target).filter((a) => !a.startsWith('logs:'))).toEqual(['sts:AssumeRole']);
+    expect(JSON.stringify(statements(target).find((s) => s.Action.includes('sts:AssumeRole'))?.Resource)).toContain(':role/AmiPipelineTarget');
+    const functions = Object.fromEntries(ofType('AWS::Lambda::Function'));
+    expect(JSON.stringify(functions.CopyEncryptLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
+    expect(JSON.stringify(functions.ModifyAttributesLambdaFunction?.Properties.Role)).toContain('ModifyAttributesRole');
+  });
+
+  it('outputs the state machine ARN for the CLI', () => {
+    expect(JSON.stringify(template.Outputs.StateMachineArn)).toContain('PipelineStateMachine');
+  });
+});
