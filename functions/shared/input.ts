@@ -298,3 +298,12 @@ export function keyFor(target: Pick<Target, 'kmsKey'>, targetRegion: string): st
   if (key === undefined) throw new InvalidInputError([`kmsKey: no key given for region ${targetRegion}`]);
   return key;
 }
+
+/** The input contract as JSON Schema (draft 2020-12), published in schema/ for editors and other tools. */
+export function inputJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://github.com/encrypted-ami-pipeline/encrypted-ami-pipeline/schema/pipeline-input.schema.json',
+    title: 'encrypted-ami-pipeline execution input',
+    ...z.toJSONSchema(inputSchema, { io: 'input', unrepresentable: 'any' }),
+  };
+}
