@@ -86,7 +86,13 @@ async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<PipelineInpu
     throw new InvalidInputError([`targetsParameter: parameter ${name} must hold a JSON object such as {"targets": [...]}`]);
   }
   const inline = { ...(raw as Record<string, unknown>) };
-  const merged = parseInput({ ...(doc as Record<string, unknown>), ...inline });
+  let merged: PipelineInput;
+  try {
+    merged = parseInput({ ...(doc as Record<string, unknown>), ...inline });
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    throw new InvalidInputError(error.issues.map((issue) => `${issue} (the input merged with parameter ${name})`));
+  }
   if (merged.targets === undefined) {
     throw new InvalidInputError([`targetsParameter: parameter ${name} has no "targets"`]);
   }

@@ -212,6 +212,7 @@ export function toPipelineError(error: unknown, action: string, fix?: string): P
   const aws = awsErrorDetail(error);
   const status = httpStatus(error);
   const base = `${action} failed: ${aws.code}: ${aws.message}`;
+  const withFix = (f: string) => `${base}${/[.!?]$/.test(base) ? '' : '.'} ${f}`;
   if (THROTTLING_CODES.has(aws.code) || status === 429) return new AwsThrottlingError(base, { cause: error, aws });
   if (aws.code === 'ResourceLimitExceeded') return new CopyLimitExceededError(base, { cause: error, aws });
   if (UNAVAILABLE_CODES.has(aws.code) || (status !== undefined && status >= 500)) {
@@ -219,11 +220,11 @@ export function toPipelineError(error: unknown, action: string, fix?: string): P
   }
   if (ACCESS_DENIED_CODES.has(aws.code)) {
     return new AccessDeniedError(
-      `${base}. ${fix ?? 'Grant the pipeline role (or the target role) the permission named above; see the README section "IAM a target account needs".'}`,
+      withFix(fix ?? 'Grant the pipeline role (or the target role) the permission named above; see the README section "IAM a target account needs".'),
       { cause: error, aws },
     );
   }
-  return new AwsRequestFailedError(fix ? `${base}. ${fix}` : base, { cause: error, aws });
+  return new AwsRequestFailedError(fix ? withFix(fix) : base, { cause: error, aws });
 }
 
 /** Run an AWS call and translate whatever it throws. */
