@@ -1,0 +1,539 @@
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  EC2Client,
+  type Image,
+} from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand, KMSClient, type KeyMetadata } from '@aws-sdk/client-kms';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  copyClientToken,
+  copyName,
+  copyStatus,
+  findCopy,
+  resolveTargetKey,
+  startCopy,
+  type CopyState,
+} from '../../functions/copy-encrypt';
+import { PipelineError, TargetRoleNotAssumableError } from '../../functions/shared/errors';
+import { ACCOUNT_A, ACCOUNT_B, awsError, fixedNow, item, KEY_A_EU, SOURCE_IMAGE, testClients } from '../support/fixtures';
+
+const ec2Mock = mockClient(EC2Client);
+const kmsMock = mockClient(KMSClient);
+
+const KEY_A_US = `arn:aws:kms:us-east-1:${ACCOUNT_A}:key/22222222-2222-2222-2222-222222222222`;
+const COPY_ID = 'ami-0fedcba9876543210';
+const AMI_NAME_CHARS = /^[a-zA-Z0-9()[\] ./\-'@_]+$/;
+
+const deps = () => ({ clients: testClients(), now: fixedNow });
+
+function keyMetadata(overrides: Partial<KeyMetadata> = {}): KeyMetadata {
+  return {
+    KeyId: '11111111-1111-1111-1111-111111111111',
+    Arn: KEY_A_EU,
+    AWSAccountId: ACCOUNT_A,
+    Enabled: true,
+    KeyState: 'Enabled',
+    KeyManager: 'CUSTOMER',
+    KeySpec: 'SYMMETRIC_DEFAULT',
+    KeyUsage: 'ENCRYPT_DECRYPT',
+    ...overrides,
+  };
+}
+
+function copyState(overrides: Partial<CopyState> = {}): CopyState {
+  return {
+    imageId: COPY_ID,
+    kmsKeyArn: KEY_A_EU,
+    state: 'pending',
+    reused: false,
+    attempt: 0,
+    waitSeconds: 60,
+    startedAt: '2026-11-29T12:00:00.000Z',
+    deadline: '2026-11-29T15:00:00.000Z',
+    checkedAt: '2026-11-29T12:00:00.000Z',
+    ...overrides,
+  };
+}
+
+/** The error a promise rejects with, failing the test if it resolves or throws something else. */
+async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof PipelineError)) throw new Error(`expected a PipelineError, got ${String(error)}`);
+  return error;
+}
+
+beforeEach(() => {
+  ec2Mock.reset();
+  kmsMock.reset();
+});
+
+describe('startCopy', () => {
+  it('copies the source into the target region encrypted with the target key resolved from its alias', async () => {
+    const target = item({ region: 'us-east-1' });
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ Arn: KEY_A_US }) });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+
+    const result = await startCopy(target, deps());
+
+    expect(kmsMock).toHaveReceivedCommandWith(DescribeKeyCommand, { KeyId: 'alias/ami-encryption' });
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeImagesCommand, {
+      Owners: ['self'],
+      Filters: [
+        { Name: 'tag:ami-pipeline:source-image', Values: [SOURCE_IMAGE] },
+        { Name: 'tag:ami-pipeline:kms-key', Values: [KEY_A_US] },
+      ],
+    });
+    const tags = [
+      { Key: 'ami-pipeline:source-image', Value: SOURCE_IMAGE },
+      { Key: 'ami-pipeline:source-region', Value: 'eu-west-1' },
+      { Key: 'ami-pipeline:source-account', Value: '999999999999' },
+      { Key: 'ami-pipeline:execution', Value: 'exec-1' },
+      { Key: 'ami-pipeline:kms-key', Value: KEY_A_US },
+      { Key: 'ami-pipeline:managed-by', Value: 'encrypted-ami-pipeline' },
+      { Key: 'Name', Value: `base-image-2026-11-29 encrypted ${SOURCE_IMAGE}` },
+    ];
+    expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 1);
+    expect(ec2Mock).toHaveReceivedCommandWith(CopyImageCommand, {
+      SourceImageId: SOURCE_IMAGE,
+      SourceRegion: 'eu-west-1',
+      Name: `base-image-2026-11-29 encrypted ${SOURCE_IMAGE}`,
+      Encrypted: true,
+      KmsKeyId: KEY_A_US,
+      ClientToken: copyClientToken(target, KEY_A_US),
+      TagSpecifications: [
+        { ResourceType: 'image', Tags: tags },
+        { ResourceType: 'snapshot', Tags: tags },
+      ],
+    });
+    const copyCall = ec2Mock.commandCalls(CopyImageCommand)[0];
+    const token = copyCall?.args[0].input.ClientToken ?? '';
+    expect(token.length).toBeGreaterThan(0);
+    expect(token.length).toBeLessThanOrEqual(64);
+    expect(token).toMatch(/^[\x21-\x7e]+$/);
+    // CopyImage runs in the destination region.
+    expect(await (copyCall?.thisValue as EC2Client).config.region()).toBe('us-east-1');
+
+    expect(result).toEqual({
+      imageId: COPY_ID,
+      kmsKeyArn: KEY_A_US,
+      state: 'pending',
+      reused: false,
+      attempt: 0,
+      waitSeconds: 60,
+      startedAt: '2026-11-29T12:00:00.000Z',
+      deadline: '2026-11-29T15:00:00.000Z',
+      checkedAt: '2026-11-29T12:00:00.000Z',
+    });
+  });
+
+  it('reuses an available copy of the same source and key without sending CopyImage', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [
+        { ImageId: 'ami-0000000000000pend', State: 'pending', CreationDate: '2026-11-29T11:00:00.000Z' },
+        { ImageId: COPY_ID, State: 'available', CreationDate: '2026-11-28T11:00:00.000Z' },
+      ],
+    });
+
+    const result = await startCopy(item(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 0);
+    expect(result).toMatchObject({ imageId: COPY_ID, state: 'available', reused: true, waitSeconds: 0, kmsKeyArn: KEY_A_EU });
+  });
+
+  it('reuses a copy that is still pending and keeps waiting for it', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
+
+    const result = await startCopy(item(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 0);
+    expect(result).toMatchObject({ imageId: COPY_ID, state: 'pending', reused: true, attempt: 0, waitSeconds: 60 });
+  });
+
+  it.each(['failed', 'deregistered', 'invalid'])('does not reuse a %s copy and starts a new one', async (state) => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0aaaaaaaaaaaaaaaa', State: state as Image['State'] }] });
+    ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+
+    const result = await startCopy(item(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 1);
+    expect(result).toMatchObject({ imageId: COPY_ID, state: 'pending', reused: false });
+  });
+
+  describe('refuses a key it must not use', () => {
+    const cases: [string, () => void][] = [
+      [
+        'a key that does not exist',
+        () =>
+          kmsMock
+            .on(DescribeKeyCommand)
+            .rejects(awsError('NotFoundException', `Alias arn:aws:kms:eu-west-1:${ACCOUNT_A}:alias/ami-encryption is not found.`)),
+      ],
+      [
+        'a key of another account',
+        () =>
+          kmsMock.on(DescribeKeyCommand).resolves({
+            KeyMetadata: keyMetadata({ AWSAccountId: ACCOUNT_B, Arn: `arn:aws:kms:eu-west-1:${ACCOUNT_B}:key/33333333-3333-3333-3333-333333333333` }),
+          }),
+      ],
+      ['a disabled key', () => kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ KeyState: 'Disabled', Enabled: false }) })],
+      [
+        'a key pending deletion',
+        () => kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ KeyState: 'PendingDeletion', Enabled: false }) }),
+      ],
+      ['an AWS managed key', () => kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ KeyManager: 'AWS' }) })],
+      [
+        'an asymmetric key',
+        () => kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ KeySpec: 'RSA_2048', KeyUsage: 'ENCRYPT_DECRYPT' }) }),
+      ],
+      ['an HMAC key', () => kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }) })],
+      [
+        'a key the target role may not describe',
+        () =>
+          kmsMock
+            .on(DescribeKeyCommand)
+            .rejects(
+              awsError(
+                'AccessDeniedException',
+                `User: arn:aws:sts::${ACCOUNT_A}:assumed-role/AmiPipelineTarget/ami-pipeline-exec-1 is not authorized to perform: kms:DescribeKey on resource: ${KEY_A_EU} because no resource-based policy allows the kms:DescribeKey action`,
+              ),
+            ),
+      ],
+    ];
+
+    it.each(cases)('refuses %s with KmsKeyUnusableError and sends no CopyImage', async (_, arrange) => {
+      arrange();
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+      ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+
+      const error = await rejection(startCopy(item(), deps()));
+
+      expect(error.name).toBe('KmsKeyUnusableError');
+      expect(error.retryable).toBe(false);
+      expect(error.message).toContain('alias/ami-encryption');
+      expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 0);
+    });
+
+    it('names the owning account when the key belongs to another account', async () => {
+      kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ AWSAccountId: ACCOUNT_B }) });
+      const error = await rejection(startCopy(item(), deps()));
+      expect(error.message).toContain(`it belongs to account ${ACCOUNT_B}, not ${ACCOUNT_A}`);
+    });
+
+    it('says the key pending deletion must have its deletion cancelled', async () => {
+      kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata({ KeyState: 'PendingDeletion' }) });
+      const error = await rejection(resolveTargetKey(item(), testClients().builder()));
+      expect(error.message).toContain('its state is PendingDeletion');
+      expect(error.message).toContain('cancel its deletion');
+    });
+
+    it('carries the AWS code of a missing key', async () => {
+      kmsMock.on(DescribeKeyCommand).rejects(awsError('NotFoundException', `Alias arn:aws:kms:eu-west-1:${ACCOUNT_A}:alias/ami-encryption is not found.`));
+      const error = await rejection(startCopy(item(), deps()));
+      expect(error.aws).toEqual({ code: 'NotFoundException', message: `Alias arn:aws:kms:eu-west-1:${ACCOUNT_A}:alias/ami-encryption is not found.` });
+    });
+  });
+
+  it('turns a concurrent-copy limit into the retryable CopyLimitExceededError', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).rejects(awsError('ResourceLimitExceeded', 'Too many snapshot copies in progress. The limit is 5 for this destination region.'));
+
+    const error = await rejection(startCopy(item(), deps()));
+
+    expect(error.name).toBe('CopyLimitExceededError');
+    expect(error.retryable).toBe(true);
+    expect(error.aws?.code).toBe('ResourceLimitExceeded');
+  });
+
+  it('turns EC2 request throttling into the retryable AwsThrottlingError', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503));
+
+    const error = await rejection(startCopy(item(), deps()));
+
+    expect(error.name).toBe('AwsThrottlingError');
+    expect(error.retryable).toBe(true);
+  });
+
+  it('ends the target with AwsRequestFailedError when EC2 refuses an unencrypted copy of an encrypted snapshot', async () => {
+    const message =
+      'Snapshot snap-0123456789abcdef0 is encrypted. Creating an unencrypted copy from an encrypted snapshot is not supported.';
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).rejects(awsError('InvalidRequest', message));
+
+    const error = await rejection(startCopy(item(), deps()));
+
+    expect(error.name).toBe('AwsRequestFailedError');
+    expect(error.retryable).toBe(false);
+    expect(error.aws).toEqual({ code: 'InvalidRequest', message });
+    expect(error.message).toContain(`InvalidRequest: ${message}`);
+  });
+});
+
+describe('copyClientToken', () => {
+  it('is stable for equal inputs', () => {
+    expect(copyClientToken(item(), KEY_A_EU)).toBe(copyClientToken(item(), KEY_A_EU));
+  });
+
+  it('differs per region when everything else is equal, because EC2 does not compare the region', () => {
+    expect(copyClientToken(item({ region: 'us-east-1' }), KEY_A_EU)).not.toBe(copyClientToken(item({ region: 'eu-west-1' }), KEY_A_EU));
+  });
+
+  it('differs per execution so that a later run can retry a failed copy', () => {
+    expect(copyClientToken({ ...item(), executionName: 'exec-2' }, KEY_A_EU)).not.toBe(copyClientToken(item(), KEY_A_EU));
+  });
+
+  it('differs per account and per key', () => {
+    const base = copyClientToken(item(), KEY_A_EU);
+    expect(copyClientToken(item({ accountId: ACCOUNT_B }), KEY_A_EU)).not.toBe(base);
+    expect(copyClientToken(item(), KEY_A_US)).not.toBe(base);
+  });
+
+  it('fits the 64-character ASCII limit of ClientToken', () => {
+    const long = { ...item(), executionName: 'x'.repeat(80) };
+    const token = copyClientToken(long, KEY_A_EU);
+    expect(token.length).toBeLessThanOrEqual(64);
+    expect(token).toMatch(/^[\x21-\x7e]+$/);
+  });
+});
+
+describe('copyStatus', () => {
+  it('counts a pending copy as one more attempt and waits 120 seconds next', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
+
+    const result = await copyStatus(item(), copyState(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeImagesCommand, { ImageIds: [COPY_ID] });
+    expect(result).toEqual(copyState({ state: 'pending', attempt: 1, waitSeconds: 120, checkedAt: '2026-11-29T12:00:00.000Z' }));
+  });
+
+  it.each([
+    [1, 240],
+    [2, 300],
+    [3, 300],
+    [50, 300],
+  ])('after attempt %i of a pending copy waits %i seconds (capped at 300)', async (attempt, wait) => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
+
+    const result = await copyStatus(item(), copyState({ attempt }), deps());
+
+    expect(result.attempt).toBe(attempt + 1);
+    expect(result.waitSeconds).toBe(wait);
+  });
+
+  it('stops waiting once the copy is available and tags the image and its snapshots', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [
+        {
+          ImageId: COPY_ID,
+          State: 'available',
+          Tags: [],
+          BlockDeviceMappings: [
+            { DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Encrypted: true, KmsKeyId: KEY_A_EU } },
+            { DeviceName: '/dev/sdb', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa2', Encrypted: true, KmsKeyId: KEY_A_EU } },
+            { DeviceName: '/dev/sdc', VirtualName: 'ephemeral0' },
+          ],
+        },
+      ],
+    });
+    ec2Mock.on(CreateTagsCommand).resolves({});
+
+    const result = await copyStatus(item(), copyState({ attempt: 3 }), deps());
+
+    expect(result).toMatchObject({ state: 'available', waitSeconds: 0, attempt: 3 });
+    expect(ec2Mock).toHaveReceivedCommandTimes(CreateTagsCommand, 1);
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: [COPY_ID, 'snap-0aaaaaaaaaaaaaaa1', 'snap-0aaaaaaaaaaaaaaa2'],
+      Tags: [
+        { Key: 'ami-pipeline:source-image', Value: SOURCE_IMAGE },
+        { Key: 'ami-pipeline:source-region', Value: 'eu-west-1' },
+        { Key: 'ami-pipeline:source-account', Value: '999999999999' },
+        { Key: 'ami-pipeline:kms-key', Value: KEY_A_EU },
+        { Key: 'ami-pipeline:managed-by', Value: 'encrypted-ami-pipeline' },
+      ],
+    });
+  });
+
+  it('tags the snapshots again even when the image already carries every tag, since DescribeImages does not show snapshot tags', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [
+        {
+          ImageId: COPY_ID,
+          State: 'available',
+          Tags: [
+            { Key: 'ami-pipeline:source-image', Value: SOURCE_IMAGE },
+            { Key: 'ami-pipeline:source-region', Value: 'eu-west-1' },
+            { Key: 'ami-pipeline:source-account', Value: '999999999999' },
+            { Key: 'ami-pipeline:kms-key', Value: KEY_A_EU },
+            { Key: 'ami-pipeline:managed-by', Value: 'encrypted-ami-pipeline' },
+          ],
+          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }],
+        },
+      ],
+    });
+    ec2Mock.on(CreateTagsCommand).resolves({});
+
+    await copyStatus(item(), copyState(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [COPY_ID, 'snap-0aaaaaaaaaaaaaaa1'] });
+  });
+
+  it('throws the retryable ImageNotYetVisibleError while the new copy is not visible yet', async () => {
+    ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', `The image id '[${COPY_ID}]' does not exist`));
+
+    const error = await rejection(copyStatus(item(), copyState(), deps()));
+
+    expect(error.name).toBe('ImageNotYetVisibleError');
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain(COPY_ID);
+  });
+
+  it('treats an empty DescribeImages answer as a copy not visible yet', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    const error = await rejection(copyStatus(item(), copyState(), deps()));
+    expect(error.name).toBe('ImageNotYetVisibleError');
+  });
+
+  it('deregisters a failed copy and reports its state reason and the key to check', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [{ ImageId: COPY_ID, State: 'failed', StateReason: { Code: 'Server.InternalError', Message: 'Internal error' } }],
+    });
+    ec2Mock.on(DeregisterImageCommand).resolves({});
+
+    const error = await rejection(copyStatus(item(), copyState(), deps()));
+
+    expect(ec2Mock).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID });
+    expect(error.name).toBe('ImageCopyFailedError');
+    expect(error.retryable).toBe(false);
+    expect(error.aws).toEqual({ code: 'Server.InternalError', message: 'Internal error' });
+    expect(error.message).toContain('is failed (Server.InternalError: Internal error)');
+    expect(error.message).toContain(`Check that KMS key ${KEY_A_EU} is enabled`);
+  });
+
+  it('reports a copy that vanished as failed without trying to deregister it again', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'deregistered' }] });
+
+    const error = await rejection(copyStatus(item(), copyState(), deps()));
+
+    expect(error.name).toBe('ImageCopyFailedError');
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeregisterImageCommand, 0);
+  });
+
+  it('translates other DescribeImages errors instead of waiting on them', async () => {
+    ec2Mock.on(DescribeImagesCommand).rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+    const error = await rejection(copyStatus(item(), copyState(), deps()));
+    expect(error.name).toBe('AccessDeniedError');
+  });
+});
+
+describe('findCopy', () => {
+  const NO_COPY = { imageId: null, state: null, kmsKeyArn: null, deregistered: false };
+  const keyTag = { Key: 'ami-pipeline:kms-key', Value: KEY_A_EU };
+
+  it('returns the copy tagged with this execution and the key it is encrypted with', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'available', Tags: [keyTag] }] });
+
+    const found = await findCopy(item(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeImagesCommand, {
+      Owners: ['self'],
+      Filters: [
+        { Name: 'tag:ami-pipeline:source-image', Values: [SOURCE_IMAGE] },
+        { Name: 'tag:ami-pipeline:execution', Values: ['exec-1'] },
+      ],
+    });
+    expect(found).toEqual({ imageId: COPY_ID, state: 'available', kmsKeyArn: KEY_A_EU, deregistered: false });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeregisterImageCommand, 0);
+  });
+
+  it('returns nulls when this execution made no copy', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    expect(await findCopy(item(), deps())).toEqual(NO_COPY);
+  });
+
+  it('deregisters a failed copy it finds', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'failed', Tags: [keyTag] }] });
+    ec2Mock.on(DeregisterImageCommand).resolves({});
+
+    const found = await findCopy(item(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID });
+    expect(found).toEqual({ imageId: COPY_ID, state: 'failed', kmsKeyArn: KEY_A_EU, deregistered: true });
+  });
+
+  it('prefers a live copy over one already deregistered', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [
+        { ImageId: 'ami-0dddddddddddddddd', State: 'deregistered', CreationDate: '2026-11-29T11:30:00.000Z' },
+        { ImageId: COPY_ID, State: 'pending', CreationDate: '2026-11-29T11:00:00.000Z', Tags: [keyTag] },
+      ],
+    });
+
+    expect(await findCopy(item(), deps())).toEqual({ imageId: COPY_ID, state: 'pending', kmsKeyArn: KEY_A_EU, deregistered: false });
+  });
+
+  it('reports a copy already deregistered without deregistering it again', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'deregistered' }] });
+
+    const found = await findCopy(item(), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeregisterImageCommand, 0);
+    expect(found).toEqual({ imageId: COPY_ID, state: 'deregistered', kmsKeyArn: null, deregistered: true });
+  });
+
+  it('returns nulls when the target role cannot be assumed', async () => {
+    ec2Mock
+      .on(DescribeImagesCommand)
+      .rejects(new TargetRoleNotAssumableError(`Cannot assume arn:aws:iam::${ACCOUNT_A}:role/AmiPipelineTarget: AccessDenied: denied.`));
+    expect(await findCopy(item(), deps())).toEqual(NO_COPY);
+  });
+
+  it('returns nulls when the target role may not describe images', async () => {
+    ec2Mock.on(DescribeImagesCommand).rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+    expect(await findCopy(item(), deps())).toEqual(NO_COPY);
+  });
+
+  it('still throws a throttling error so the state machine retries', async () => {
+    ec2Mock.on(DescribeImagesCommand).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503));
+    const error = await rejection(findCopy(item(), deps()));
+    expect(error.name).toBe('AwsThrottlingError');
+  });
+});
+
+describe('copyName', () => {
+  it('names the copy after the source name and image by default', () => {
+    expect(copyName(item(), fixedNow())).toBe(`base-image-2026-11-29 encrypted ${SOURCE_IMAGE}`);
+  });
+
+  it('fills the placeholders of a custom template', () => {
+    const custom = item({ region: 'us-east-1' }, { copy: { name: '{sourceName}/{accountId}/{region}/{date}/{executionName}/{sourceImageId}', timeoutMinutes: 180 } });
+    expect(copyName(custom, fixedNow())).toBe(`base-image-2026-11-29/${ACCOUNT_A}/us-east-1/2026-11-29/exec-1/${SOURCE_IMAGE}`);
+  });
+
+  it('drops unknown placeholders and replaces characters AMI names do not allow', () => {
+    const custom = item({}, { copy: { name: 'golden:{unknown}#{date}+ü', timeoutMinutes: 180 } });
+    const name = copyName(custom, fixedNow());
+    expect(name).toBe('golden--2026-11-29--');
+    expect(name).toMatch(AMI_NAME_CHARS);
+  });
+
+  it('keeps a long name within 128 AMI-name characters', () => {
+    const long = { ...item(), source: { ...item().source, name: 'a very long name with {braces} & symbols '.repeat(10) } };
+    const name = copyName(long, fixedNow());
+    expect(name.length).toBeLessThanOrEqual(128);
+    expect(name).toMatch(AMI_NAME_CHARS);
+  });
+});
