@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { COPY_WAIT, historyBudget, LAUNCH_WAIT, pollsWithin } from '../../functions/shared/budget';
 import { FakeAws } from '../support/fake-aws';
 import { ACCOUNT_A } from '../support/fixtures';
-import { runDefinition, type EventLog, type Json, type TaskHandler } from '../support/local-sfn';
+import { runDefinition, type EventLog, type Json, type TaskHandler } from '../../local/asl';
 import { pipelineHandlers } from '../support/pipeline';
 
 /** History events AWS writes per state entered (Lambda tasks: entered, scheduled, started, succeeded, exited). */

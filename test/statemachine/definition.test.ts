@@ -7,7 +7,7 @@ import {
   STATE_MACHINE_ERROR_NAMES,
   TERMINAL_ERROR_NAMES,
 } from '../../functions/shared/errors';
-import { allStates, loadDefinition } from '../support/local-sfn';
+import { allStates, loadDefinition } from '../../local/asl';
 
 type State = Record<string, unknown>;
 interface Retrier {

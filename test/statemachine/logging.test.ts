@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { rootLogger } from '../../functions/shared/logger';
 import { FakeAws } from '../support/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
-import { runDefinition } from '../support/local-sfn';
+import { runDefinition } from '../../local/asl';
 import { pipelineHandlers } from '../support/pipeline';
 
 let aws: FakeAws;

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeAws } from '../support/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
-import { runDefinition, type EventLog, type Json, type RunResult } from '../support/local-sfn';
+import { runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
 import { pipelineHandlers } from '../support/pipeline';
 
 interface ManifestResult {

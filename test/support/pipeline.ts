@@ -6,7 +6,7 @@ import { makeHandler as snapshot } from '../../functions/snapshot';
 import { makeHandler as verifyLaunch } from '../../functions/verify-launch';
 import { createClientFactory } from '../../functions/shared/clients';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import type { TaskHandler } from './local-sfn';
+import type { TaskHandler } from '../../local/asl';
 
 export function pipelineHandlers(now: () => Date = () => new Date()): Record<string, TaskHandler> {
   const clients = createClientFactory('eu-west-1');

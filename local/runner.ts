@@ -1,0 +1,96 @@
+/**
+ * The local runner: the real state machine definition, each Task invoking the function's esbuild bundle
+ * (built with serverless.yml's esbuild settings) in this process, as Lambda would (event + context).
+ * AWS calls go wherever the SDK's standard settings point (AWS_ENDPOINT_URL, or `endpointUrl` here);
+ * the functions are not changed for it.
+ */
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { buildBundles, type Bundle } from './bundle';
+import { runDefinition, type EventLog, type Json, type TaskHandler } from './asl';
+import type { Manifest } from './manifest';
+
+export interface LocalRunOptions {
+  /** AWS-compatible endpoint for every service; default: the SDK's own settings (AWS_ENDPOINT_URL, ...). */
+  endpointUrl?: string;
+  /** Region the pipeline "runs in" (where the targets document is read); default AWS_REGION or us-east-1. */
+  region?: string;
+  executionName?: string;
+  /** Milliseconds each Wait state lasts locally (default 0). */
+  waitMs?: number;
+  /** Powertools log level of the functions (default SILENT; INFO shows their JSON lines). */
+  logLevel?: string;
+  onEvent?: (event: EventLog) => void;
+  /** Bundles already built (the runner builds them otherwise). */
+  bundles?: Bundle[];
+}
+
+export interface LocalRunResult {
+  status: 'SUCCEEDED' | 'FAILED';
+  executionName: string;
+  manifest?: Manifest;
+  error?: { name: string; cause: string };
+  events: EventLog[];
+}
+
+let runs = 0;
+
+/** Import each bundle afresh (so its clients see this run's endpoint) and wrap it as Lambda would call it. */
+async function loadHandlers(bundles: Bundle[], executionName: string, region: string): Promise<Record<string, TaskHandler>> {
+  runs += 1;
+  const handlers: Record<string, TaskHandler> = {};
+  for (const bundle of bundles) {
+    const mod = (await import(`${pathToFileURL(bundle.file).href}?run=${runs}`)) as Record<string, unknown>;
+    const handler = mod[bundle.exportName] as ((event: unknown, context: object) => Promise<unknown>) | undefined;
+    if (typeof handler !== 'function') throw new Error(`${bundle.file} exports no ${bundle.exportName}`);
+    const functionName = `encrypted-ami-pipeline-local-${bundle.name}`;
+    handlers[bundle.name] = (event) =>
+      handler(event, {
+        functionName,
+        functionVersion: '$LATEST',
+        invokedFunctionArn: `arn:aws:lambda:${region}:000000000000:function:${functionName}`,
+        memoryLimitInMB: '256',
+        awsRequestId: randomUUID(),
+        logGroupName: `/aws/lambda/${functionName}`,
+        logStreamName: executionName,
+        callbackWaitsForEmptyEventLoop: false,
+        getRemainingTimeInMillis: () => 90_000,
+      });
+  }
+  return handlers;
+}
+
+export async function runLocal(input: unknown, options: LocalRunOptions = {}): Promise<LocalRunResult> {
+  const executionName = options.executionName ?? `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
+  const saved = { endpoint: process.env.AWS_ENDPOINT_URL, region: process.env.AWS_REGION, level: process.env.POWERTOOLS_LOG_LEVEL };
+  if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
+  process.env.AWS_REGION = region;
+  process.env.POWERTOOLS_LOG_LEVEL = options.logLevel ?? 'SILENT';
+  try {
+    const bundles = options.bundles ?? (await buildBundles());
+    const handlers = await loadHandlers(bundles, executionName, region);
+    const run = await runDefinition(input as Json, handlers, {
+      executionName,
+      waitMs: options.waitMs ?? 0,
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    });
+    const manifest = run.manifest as Manifest | undefined;
+    return {
+      status: run.error ? 'FAILED' : 'SUCCEEDED',
+      executionName,
+      ...(manifest ? { manifest } : {}),
+      ...(run.error ? { error: run.error } : {}),
+      events: run.events,
+    };
+  } finally {
+    restore('AWS_ENDPOINT_URL', saved.endpoint);
+    restore('AWS_REGION', saved.region);
+    restore('POWERTOOLS_LOG_LEVEL', saved.level);
+  }
+}
+
+function restore(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
