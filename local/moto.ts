@@ -58,7 +58,7 @@ export async function startMoto(): Promise<Moto> {
     await Promise.race([waitForEndpoint(endpoint, 20_000, child), spawnError]);
   } catch (error) {
     child.kill();
-    throw new Error(`${(error as Error).message}${stderr ? `\n${stderr}` : ''}`);
+    throw new Error(`${(error as Error).message}${stderr ? `\n${stderr}` : ''}`, { cause: error });
   }
   return {
     endpoint,
