@@ -1,0 +1,110 @@
+/**
+ * Reading CloudFormation templates (short-form tags included) and checking them against the CloudFormation
+ * resource specification (@aws-cdk/aws-service-spec): resource types, property names, required properties,
+ * Ref / GetAtt / Sub targets and condition names.
+ */
+import { readFileSync } from 'node:fs';
+import { loadAwsServiceSpec } from '@aws-cdk/aws-service-spec';
+import { parse, type Tags } from 'yaml';
+
+export type Template = {
+  Parameters?: Record<string, unknown>;
+  Conditions?: Record<string, unknown>;
+  Resources: Record<string, { Type: string; Condition?: string; Properties?: Record<string, unknown> }>;
+  Outputs?: Record<string, { Value: unknown; Condition?: string }>;
+};
+
+const fn = (name: string, split?: (v: string) => unknown) => [
+  { tag: `!${name}`, resolve: (v: string) => ({ [name === 'Ref' ? 'Ref' : `Fn::${name}`]: split ? split(v) : v }) },
+  { tag: `!${name}`, collection: 'seq' as const, resolve: (v: { toJSON(): unknown }) => ({ [`Fn::${name}`]: v.toJSON() }) },
+];
+const CFN_TAGS = [
+  ...fn('Ref'),
+  ...fn('Sub'),
+  ...fn('GetAtt', (v) => v.split('.')),
+  ...fn('If'),
+  ...fn('Equals'),
+  ...fn('Not'),
+  ...fn('And'),
+  ...fn('Or'),
+  ...fn('Join'),
+  ...fn('Select'),
+  ...fn('Split'),
+] as unknown as Tags;
+
+export function loadTemplate(path: URL): Template {
+  return parse(readFileSync(path, 'utf8'), { customTags: CFN_TAGS }) as Template;
+}
+
+const PSEUDO = new Set(['AWS::AccountId', 'AWS::Region', 'AWS::Partition', 'AWS::StackName', 'AWS::StackId', 'AWS::URLSuffix', 'AWS::NoValue', 'AWS::NotificationARNs']);
+
+function walk(value: unknown, visit: (key: string, v: unknown) => void): void {
+  if (Array.isArray(value)) value.forEach((v) => walk(v, visit));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      visit(k, v);
+      walk(v, visit);
+    }
+  }
+}
+
+/** Every problem found, as "Resource.Property: what is wrong"; empty when the template checks out. */
+export async function checkTemplate(template: Template): Promise<string[]> {
+  const db = await loadAwsServiceSpec();
+  const problems: string[] = [];
+  const params = new Set(Object.keys(template.Parameters ?? {}));
+  const resources = template.Resources;
+  const conditions = new Set(Object.keys(template.Conditions ?? {}));
+  const attributesOf = new Map<string, Set<string>>();
+
+  for (const [id, resource] of Object.entries(resources)) {
+    const spec = db.lookup('resource', 'cloudFormationType', 'equals', resource.Type);
+    if (spec.length !== 1) {
+      problems.push(`${id}: unknown resource type ${resource.Type}`);
+      continue;
+    }
+    const [definition] = spec;
+    if (!definition) continue;
+    attributesOf.set(id, new Set(Object.keys(definition.attributes)));
+    const props = resource.Properties ?? {};
+    for (const name of Object.keys(props)) {
+      if (!(name in definition.properties)) problems.push(`${id}.${name}: not a property of ${resource.Type}`);
+    }
+    for (const [name, property] of Object.entries(definition.properties)) {
+      if (property.required && !(name in props)) problems.push(`${id}.${name}: required by ${resource.Type} but missing`);
+    }
+    if (resource.Condition && !conditions.has(resource.Condition)) problems.push(`${id}: unknown condition ${resource.Condition}`);
+  }
+
+  const checkRef = (where: string, name: string) => {
+    if (!params.has(name) && !(name in resources) && !PSEUDO.has(name)) problems.push(`${where}: Ref to unknown ${name}`);
+  };
+  const checkGetAtt = (where: string, id: string, attribute: string) => {
+    const attributes = attributesOf.get(id);
+    if (!attributes) problems.push(`${where}: GetAtt of unknown resource ${id}`);
+    else if (!attributes.has(attribute)) problems.push(`${where}: ${id} has no attribute ${attribute}`);
+  };
+  const sections: [string, unknown][] = [
+    ...Object.entries(resources).map(([id, r]) => [id, r] as [string, unknown]),
+    ...Object.entries(template.Outputs ?? {}).map(([id, o]) => [`Outputs.${id}`, o] as [string, unknown]),
+    ['Conditions', template.Conditions ?? {}],
+  ];
+  for (const [where, section] of sections) {
+    walk(section, (key, v) => {
+      if (key === 'Ref' && typeof v === 'string') checkRef(where, v);
+      if (key === 'Fn::GetAtt' && Array.isArray(v)) checkGetAtt(where, String(v[0]), String(v[1]));
+      if (key === 'Fn::If' && Array.isArray(v) && !conditions.has(String(v[0]))) problems.push(`${where}: Fn::If on unknown condition ${String(v[0])}`);
+      if (key === 'Fn::Sub' && typeof v === 'string') {
+        for (const m of v.matchAll(/\$\{([^}!]+)\}/g)) {
+          const [name, attribute] = (m[1] ?? '').split('.');
+          if (attribute) checkGetAtt(where, name ?? '', attribute);
+          else checkRef(where, name ?? '');
+        }
+      }
+    });
+  }
+  for (const [id, output] of Object.entries(template.Outputs ?? {})) {
+    if (output.Condition && !conditions.has(output.Condition)) problems.push(`Outputs.${id}: unknown condition ${output.Condition}`);
+  }
+  return problems;
+}

@@ -1,0 +1,111 @@
+/**
+ * templates/target-account.yml: valid against the CloudFormation resource specification, and its role allows
+ * every AWS call the functions make inside a target account (collected from state machine runs over every path)
+ * and nothing broader.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeAws } from '../support/fake-aws';
+import { checkTemplate, loadTemplate, type Template } from '../support/cfn';
+import { BUILDER } from '../support/fixtures';
+import { runDefinition } from '../../local/asl';
+import { pipelineHandlers } from '../support/pipeline';
+
+const template = loadTemplate(new URL('../../templates/target-account.yml', import.meta.url));
+
+/** Permissions EBS needs through EC2 on the caller's behalf, which the functions never call themselves. */
+const THROUGH_EC2 = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:CreateGrant', 'kms:DescribeKey'];
+/** Auto Scaling creates its service-linked role on first use, as the caller. */
+const SERVICE_LINKED_ROLE = 'iam:CreateServiceLinkedRole';
+
+type Statement = { Sid?: string; Effect: string; Action: string | string[]; Resource: unknown; Condition?: Record<string, Record<string, unknown>> };
+
+function roleStatements(t: Template): Statement[] {
+  const role = t.Resources.PipelineTargetRole?.Properties as { Policies: { PolicyDocument: { Statement: Statement[] } }[] };
+  return role.Policies.flatMap((p) => p.PolicyDocument.Statement);
+}
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+const matches = (pattern: string, action: string) => new RegExp(`^${pattern.replace(/\*/g, '.*')}$`, 'i').test(action);
+
+/** IAM actions the functions call inside target accounts, from runs of the real definition over every path. */
+async function callsInsideTargets(): Promise<Set<string>> {
+  const actions = new Set<string>();
+  const scenarios: { setup?: (aws: FakeAws) => void; verify?: string; runs?: number }[] = [
+    { runs: 2 },
+    { verify: 'run-instances' },
+    { setup: (aws) => aws.failingCopies.add('111111111111/eu-west-1') },
+    { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client.InternalError: Client error on launch') },
+    { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client error on launch'), verify: 'run-instances' },
+  ];
+  for (const scenario of scenarios) {
+    const aws = new FakeAws();
+    try {
+      aws.addKey('111111111111', 'eu-west-1');
+      scenario.setup?.(aws);
+      const input = {
+        source: { imageId: aws.addSourceImage('eu-west-1'), region: 'eu-west-1' },
+        targets: [{ accountId: '111111111111', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }],
+        verify: { mode: scenario.verify ?? 'auto-scaling' },
+      };
+      for (let i = 0; i < (scenario.runs ?? 1); i += 1) await runDefinition(input, pipelineHandlers(), { executionName: `iam-${i}` });
+      for (const call of aws.calls) {
+        if (call.account !== BUILDER && call.service !== 'sts') actions.add(`${call.service}:${call.command}`);
+      }
+    } finally {
+      aws.restore();
+    }
+  }
+  return actions;
+}
+
+describe('the target-account template', () => {
+  let needed: Set<string>;
+  beforeAll(async () => {
+    needed = await callsInsideTargets();
+  }, 60_000);
+  afterAll(() => undefined);
+
+  it('matches the CloudFormation resource specification', async () => {
+    expect(await checkTemplate(template)).toEqual([]);
+  });
+
+  it('would be caught by the specification check when wrong', async () => {
+    const broken = structuredClone(template);
+    (broken.Resources.AmiEncryptionKey?.Properties as Record<string, unknown>).EnableRotation = true;
+    broken.Resources.Extra = { Type: 'AWS::KMS::Alias', Properties: { TargetKeyId: { Ref: 'NoSuchKey' } } };
+    const problems = await checkTemplate(broken);
+    expect(problems).toContain('AmiEncryptionKey.EnableRotation: not a property of AWS::KMS::Key');
+    expect(problems).toContain('Extra.AliasName: required by AWS::KMS::Alias but missing');
+    expect(problems).toContain('Extra: Ref to unknown NoSuchKey');
+  });
+
+  it('lets the role make every call the functions make in a target account', () => {
+    expect(needed.size).toBeGreaterThan(15);
+    const allowed = roleStatements(template).flatMap(actionsOf);
+    for (const action of needed) expect(allowed.some((p) => matches(p, action)), action).toBe(true);
+  });
+
+  it('allows nothing broader: every action is called, needed by EBS through EC2, or the Auto Scaling service-linked role', () => {
+    for (const statement of roleStatements(template)) {
+      expect(statement.Effect).toBe('Allow');
+      for (const action of actionsOf(statement)) {
+        expect(action).not.toMatch(/^(\*|[a-z0-9]+:\*)$/);
+        const called = needed.has(action);
+        const ebs = THROUGH_EC2.includes(action) && JSON.stringify(statement.Condition ?? {}).includes('kms:ViaService');
+        const slr = action === SERVICE_LINKED_ROLE && JSON.stringify(statement.Condition ?? {}).includes('autoscaling.amazonaws.com');
+        expect(called || ebs || slr, `${statement.Sid ?? ''}: ${action}`).toBe(true);
+      }
+    }
+  });
+
+  it('has a key with rotation and a key policy without kms:*, and a role trusting only the pipeline role', () => {
+    const key = template.Resources.AmiEncryptionKey?.Properties as { EnableKeyRotation: boolean; KeyPolicy: { Statement: Statement[] } };
+    expect(key.EnableKeyRotation).toBe(true);
+    for (const s of key.KeyPolicy.Statement) expect(actionsOf(s)).not.toContain('kms:*');
+    const trust = (template.Resources.PipelineTargetRole?.Properties as { AssumeRolePolicyDocument: { Statement: { Principal: { AWS: unknown } }[] } })
+      .AssumeRolePolicyDocument.Statement;
+    expect(trust).toHaveLength(1);
+    expect(JSON.stringify(trust[0]?.Principal.AWS)).toContain(':role/${PipelineRoleName}');
+    expect(JSON.stringify(trust[0])).toContain('sts:ExternalId');
+    expect(JSON.stringify(trust[0])).toContain('aws:PrincipalOrgID');
+  });
+});
