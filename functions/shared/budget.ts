@@ -21,11 +21,11 @@ export const MAX_HISTORY_EVENTS_PER_RUN = 12_500;
 export const EVENTS_PER_POLL = 9;
 /**
  * Events of one target besides its poll loops, on the longest path (a launch check that times out):
- * Map iteration 2, Parallel 4, CopyEncryptImage 5, IsImageAvailable 2, CreateKmsGrant 5, StartLaunchCheck 5,
+ * Map iteration 2, Parallel 4, PreflightTarget 5, CopyEncryptImage 5, IsImageAvailable 2, CreateKmsGrant 5, StartLaunchCheck 5,
  * IsLaunchCheckNeeded 2, LaunchCheckTimedOut 1, FindTargetCopy 5, CleanUpFailedTarget 5, IsLambdaErrorCause 2,
- * ParseErrorCause 2, UseErrorMessage 2, RecordTargetFailure 2 = 46; plus 8 task retries at 3 events each = 24.
+ * ParseErrorCause 2, UseErrorMessage 2, RecordTargetFailure 2 = 51; plus 8 task retries at 3 events each = 24.
  */
-export const EVENTS_PER_TARGET_FIXED = 70;
+export const EVENTS_PER_TARGET_FIXED = 75;
 /**
  * Events of the run outside the Map's iterations: ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2,
  * ShareSource 5, DistributeToTargets 4, UnshareSource 5, CollectStatuses 2, CountOutcomes 2, HaveAnyTargetsFailed 2,

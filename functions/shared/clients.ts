@@ -7,6 +7,7 @@
  */
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
@@ -26,6 +27,8 @@ export interface Clients {
   kms(region: string): KMSClient;
   autoScaling(region: string): AutoScalingClient;
   ssm(region: string): SSMClient;
+  /** IAM is global; `region` only picks the partition's endpoint. */
+  iam(region: string): IAMClient;
 }
 
 export interface ClientFactory {
@@ -54,8 +57,8 @@ export function sessionNameFor(executionName: string): string {
 }
 
 function clientSet(credentials: AwsCredentialIdentityProvider | undefined): Clients {
-  const cache = new Map<string, EC2Client | KMSClient | AutoScalingClient | SSMClient>();
-  function get<T extends EC2Client | KMSClient | AutoScalingClient | SSMClient>(
+  const cache = new Map<string, EC2Client | KMSClient | AutoScalingClient | SSMClient | IAMClient>();
+  function get<T extends EC2Client | KMSClient | AutoScalingClient | SSMClient | IAMClient>(
     kind: string,
     region: string,
     make: (config: { region: string; maxAttempts: number; credentials?: AwsCredentialIdentityProvider }) => T,
@@ -73,6 +76,10 @@ function clientSet(credentials: AwsCredentialIdentityProvider | undefined): Clie
     kms: (region) => get('kms', region, (c) => new KMSClient(c)),
     autoScaling: (region) => get('autoscaling', region, (c) => new AutoScalingClient(c)),
     ssm: (region) => get('ssm', region, (c) => new SSMClient(c)),
+    iam: (region) => {
+      const home = partitionOf(region) === 'aws-cn' ? 'cn-north-1' : partitionOf(region) === 'aws-us-gov' ? 'us-gov-west-1' : 'us-east-1';
+      return get('iam', home, (c) => new IAMClient(c));
+    },
   };
 }
 

@@ -86,6 +86,9 @@ export class GrantFailedError extends TerminalError {
 export class LaunchFailedError extends TerminalError {
   override name = 'LaunchFailedError';
 }
+export class PreflightFailedError extends TerminalError {
+  override name = 'PreflightFailedError';
+}
 export class AccessDeniedError extends TerminalError {
   override name = 'AccessDeniedError';
 }
@@ -115,6 +118,7 @@ export const TERMINAL_ERROR_NAMES = [
   'ImageCopyFailedError',
   'GrantFailedError',
   'LaunchFailedError',
+  'PreflightFailedError',
   'AccessDeniedError',
   'AwsRequestFailedError',
 ] as const;

@@ -1,6 +1,6 @@
 /**
  * `serverless package` runs offline (osls, esbuild bundles, serverless-step-functions) and produces the stack
- * we deploy: five functions, the state machine invoking exactly them, the nightly schedule, the new-image rule,
+ * we deploy: six functions (the five steps and the preflight), the state machine invoking exactly them, the nightly schedule, the new-image rule,
  * and least-privilege roles.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ type Resource = { Type: string; Properties: Record<string, unknown> };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
 let dir: string;
 
-const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch'];
+const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch'];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-package-'));
@@ -34,23 +34,23 @@ const statements = (role: Resource) =>
 const actions = (role: Resource) => statements(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
 
 describe('serverless package', () => {
-  it('bundles five functions on nodejs22.x arm64, one zip each', () => {
+  it('bundles six functions on nodejs22.x arm64, one zip each', () => {
     const functions = ofType('AWS::Lambda::Function');
     expect(functions.map(([id]) => id).sort()).toEqual(FUNCTIONS.map((f) => `${f}LambdaFunction`).sort());
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['arm64']);
     }
-    for (const zip of ['snapshot', 'modifyAttributes', 'copyEncrypt', 'createGrant', 'verifyLaunch']) {
+    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch']) {
       expect(existsSync(join(dir, `${zip}.zip`)), zip).toBe(true);
     }
   });
 
-  it('defines the state machine from statemachine/ and lets its role invoke exactly our five functions', () => {
+  it('defines the state machine from statemachine/ and lets its role invoke exactly our six functions', () => {
     const [[, machine] = []] = ofType('AWS::StepFunctions::StateMachine');
     expect(machine).toBeDefined();
     const definition = JSON.stringify(machine?.Properties.DefinitionString);
-    for (const state of ['ResolveSource', 'ShareSource', 'DistributeToTargets', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'UnshareSource']) {
+    for (const state of ['ResolveSource', 'ShareSource', 'PreflightTarget', 'DistributeToTargets', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'UnshareSource']) {
       expect(definition).toContain(state);
     }
     const roleId = (machine?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
@@ -87,6 +87,7 @@ describe('serverless package', () => {
     expect(JSON.stringify(statements(target).find((s) => s.Action.includes('sts:AssumeRole'))?.Resource)).toContain(':role/AmiPipelineTarget');
     const functions = Object.fromEntries(ofType('AWS::Lambda::Function'));
     expect(JSON.stringify(functions.CopyEncryptLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
+    expect(JSON.stringify(functions.PreflightLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
     expect(JSON.stringify(functions.ModifyAttributesLambdaFunction?.Properties.Role)).toContain('ModifyAttributesRole');
   });
 

@@ -25,6 +25,8 @@ import {
   DescribeSubnetsCommand,
   DescribeVolumesCommand,
   EC2Client,
+  GetEbsDefaultKmsKeyIdCommand,
+  GetEbsEncryptionByDefaultCommand,
   type Filter,
   ModifyImageAttributeCommand,
   ModifySnapshotAttributeCommand,
@@ -33,6 +35,7 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { CreateGrantCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
+import { GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -103,13 +106,15 @@ export class FakeAws {
   readonly failingLaunches = new Map<string, string>();
   /** "account/region" whose Auto Scaling groups never bring an instance InService (and report no failure). */
   readonly stuckLaunches = new Set<string>();
+  /** What GetEbsEncryptionByDefault answers in every account. */
+  ebsEncryptionByDefault = false;
   /** Accounts whose role cannot be assumed. */
   readonly unassumable = new Set<string>();
   /** Commands that fail once with RequestLimitExceeded, then work. */
   readonly throttleOnce = new Set<string>();
 
   private seq = 0;
-  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient)];
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient)];
 
   constructor() {
     this.install();
@@ -145,7 +150,7 @@ export class FakeAws {
   }
 
   private install(): void {
-    const [ec2, kms, asg, sts, ssm] = this.mocks;
+    const [ec2, kms, asg, sts, ssm, iam] = this.mocks;
     const on = <T>(mock: unknown, command: new (input: never) => T, service: string, fn: (input: Record<string, unknown>, who: { account: string; region: string }) => unknown) => {
       const name = command.name.replace(/Command$/, '');
       ((mock as { on(c: unknown): Mocked }).on(command)).callsFake(async (input: never, getClient: () => AnyClient) => {
@@ -327,7 +332,13 @@ export class FakeAws {
       if (!key) throw awsError('NotFoundException', `Alias arn:aws:kms:${who.region}:${who.account}:${ref} is not found.`);
       return { KeyMetadata: { Arn: key.arn, AWSAccountId: key.account, KeyState: key.state, KeyManager: key.manager, KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' } };
     });
-    on(kms, GetKeyPolicyCommand, 'kms', () => ({ Policy: '{}' }));
+    // The default key policy: the account's root, so IAM decides.
+    on(kms, GetKeyPolicyCommand, 'kms', (_i, who) => ({
+      Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${who.account}:root` }, Action: 'kms:*', Resource: '*' }] }),
+    }));
+    on(iam, GetRoleCommand, 'iam', (input, who) => ({ Role: { RoleName: input.RoleName, Arn: `arn:aws:iam::${who.account}:role/aws-service-role/autoscaling.amazonaws.com/${String(input.RoleName)}` } }));
+    on(ec2, GetEbsEncryptionByDefaultCommand, 'ec2', () => ({ EbsEncryptionByDefault: this.ebsEncryptionByDefault }));
+    on(ec2, GetEbsDefaultKmsKeyIdCommand, 'ec2', () => ({ KmsKeyId: 'alias/aws/ebs' }));
     on(kms, ListGrantsCommand, 'kms', (input) => ({
       Grants: this.grants.filter((g) => g.KeyId === input.KeyId && (!input.GrantId || g.GrantId === input.GrantId)),
       Truncated: false,

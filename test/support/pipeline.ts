@@ -1,7 +1,8 @@
-/** The pipeline's five functions wired to fresh dependencies, as the state machine tests and local runs use them. */
+/** The pipeline's six functions wired to fresh dependencies, as the state machine tests and local runs use them. */
 import { makeHandler as copyEncrypt } from '../../functions/copy-encrypt';
 import { makeHandler as createGrant } from '../../functions/create-grant';
 import { makeHandler as modifyAttributes } from '../../functions/modify-attributes';
+import { makeHandler as preflight } from '../../functions/preflight';
 import { makeHandler as snapshot } from '../../functions/snapshot';
 import { makeHandler as verifyLaunch } from '../../functions/verify-launch';
 import { createClientFactory } from '../../functions/shared/clients';
@@ -17,6 +18,7 @@ export function pipelineHandlers(now: () => Date = () => new Date()): Record<str
       builderAccountId: async () => (await new STSClient({ region: 'eu-west-1' }).send(new GetCallerIdentityCommand({}))).Account ?? '',
     }),
     modifyAttributes: modifyAttributes({ clients }),
+    preflight: preflight({ clients }),
     copyEncrypt: copyEncrypt({ clients, now }),
     createGrant: createGrant({ clients }),
     verifyLaunch: verifyLaunch({ clients, now }),

@@ -30,7 +30,7 @@ const matches = (pattern: string, action: string) => new RegExp(`^${pattern.repl
 async function callsInsideTargets(): Promise<Set<string>> {
   const actions = new Set<string>();
   const scenarios: { setup?: (aws: FakeAws) => void; verify?: string; runs?: number }[] = [
-    { runs: 2 },
+    { runs: 2, setup: (aws) => (aws.ebsEncryptionByDefault = true) },
     { verify: 'run-instances' },
     { setup: (aws) => aws.failingCopies.add('111111111111/eu-west-1') },
     { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client.InternalError: Client error on launch') },

@@ -14,6 +14,7 @@ import {
   InvalidInputError,
   KmsKeyUnusableError,
   LaunchFailedError,
+  PreflightFailedError,
   type PipelineError,
   RETRYABLE_ERROR_NAMES,
   SourceImageNotAvailableError,
@@ -174,6 +175,7 @@ describe('error names', () => {
     new ImageCopyFailedError('x'),
     new GrantFailedError('x'),
     new LaunchFailedError('x'),
+    new PreflightFailedError('x'),
     new AccessDeniedError('x'),
     new AwsRequestFailedError('x'),
   ];

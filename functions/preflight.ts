@@ -1,0 +1,49 @@
+/**
+ * PreflightTarget: the first step of every target. Runs the doctor's checks inside the target account and region
+ * (role, key, key policy, Auto Scaling role, subnet, EBS defaults, copy headroom) so a broken target fails in
+ * seconds with the doctor's message instead of after a copy. Takes { item }; returns the warnings.
+ * Throws PreflightFailedError listing every failed check with its fix, TargetRoleNotAssumableError when the
+ * account cannot be entered; throttling and 5xx are retryable.
+ */
+import { z } from 'zod';
+import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { PreflightFailedError } from './shared/errors';
+import { itemLogContext, lambdaHandler } from './shared/handler';
+import { logger } from './shared/logger';
+import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
+import { checkTarget, type Check } from './shared/preflight';
+import { targetClients } from './copy-encrypt';
+
+export const preflightEventSchema = z.object({ item: targetItemSchema });
+export type PreflightEvent = z.infer<typeof preflightEventSchema>;
+
+export interface PreflightResult {
+  passed: number;
+  warnings: string[];
+}
+
+export interface PreflightDeps {
+  clients: ClientFactory;
+}
+export const defaultDeps: PreflightDeps = { clients: defaultClientFactory };
+
+const line = (c: Check) => `${c.check}: ${c.message}${c.awsError ? ` (${c.awsError})` : ''}${c.fix ? `. Fix: ${c.fix}` : ''}`;
+
+export async function preflightTarget(item: TargetItem, deps: PreflightDeps = defaultDeps): Promise<PreflightResult> {
+  const clients = targetClients(item, deps);
+  // An account the pipeline cannot enter fails as such (TargetRoleNotAssumableError), not as a failed check.
+  await clients.kms(item.target.region).config.credentials();
+  const checks = await checkTarget(item, clients);
+  const failed = checks.filter((c) => c.verdict === 'fail');
+  const warnings = checks.filter((c) => c.verdict === 'warn').map(line);
+  for (const warning of warnings) logger.warn('Preflight warning', { warning });
+  if (failed.length > 0) {
+    throw new PreflightFailedError(`Preflight of ${item.target.accountId}/${item.target.region} failed: ${failed.map(line).join(' | ')}`);
+  }
+  return { passed: checks.length - warnings.length, warnings };
+}
+
+export const makeHandler = (deps: PreflightDeps = defaultDeps) =>
+  lambdaHandler('PreflightTarget', itemLogContext, (event) => preflightTarget(parsePayload(preflightEventSchema, event, 'event').item, deps));
+
+export const handler = makeHandler();
