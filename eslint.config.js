@@ -14,6 +14,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['bin/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly' } },
+  },
+  {
     files: ['test/**/*.ts', 'scripts/**/*.ts'],
     rules: { 'no-console': 'off' },
   },

@@ -72,7 +72,7 @@ export interface CopyEncryptDeps {
 export const defaultDeps: CopyEncryptDeps = { clients: defaultClientFactory, now: () => new Date() };
 
 /** Clients inside the target account, always through its role (also when the target is the builder account itself). */
-export function targetClients(item: TargetItem, deps: { clients: ClientFactory }): Clients {
+export function targetClients(item: Pick<TargetItem, 'executionName' | 'target' | 'settings'>, deps: { clients: ClientFactory }): Clients {
   return deps.clients.target({
     accountId: item.target.accountId,
     roleName: item.settings.targetRoleName,

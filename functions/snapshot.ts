@@ -59,7 +59,7 @@ export const defaultDeps: SnapshotDeps = {
 };
 
 /** Read the automatic runs' targets document and merge it under the inline input (inline fields win). */
-async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
+export async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
   const first = parseInput(raw);
   if (first.targets !== undefined || first.targetsParameter === undefined) return first;
   const name = first.targetsParameter;
@@ -203,7 +203,7 @@ async function preexistingShares(
   return { launchPermission, createVolumePermission };
 }
 
-function settingsOf(input: PipelineInput): RunPlan['settings'] {
+export function settingsOf(input: PipelineInput): RunPlan['settings'] {
   return {
     targetRoleName: input.targetRoleName,
     externalId: input.externalId ?? null,
@@ -212,9 +212,9 @@ function settingsOf(input: PipelineInput): RunPlan['settings'] {
   };
 }
 
-export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {
-  const input = await loadInput(event.input, deps);
-  const targets: TargetPair[] = (input.targets ?? []).flatMap((t) =>
+/** One item per (account, region), with the key and launch-check subnet of that region. */
+export function targetPairs(input: PipelineInput): TargetPair[] {
+  return (input.targets ?? []).flatMap((t) =>
     t.regions.map((r) => ({
       accountId: t.accountId,
       region: r,
@@ -222,6 +222,11 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
       subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
     })),
   );
+}
+
+export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {
+  const input = await loadInput(event.input, deps);
+  const targets = targetPairs(input);
   const plan: RunPlan = {
     executionName: event.executionName,
     skipped: false,

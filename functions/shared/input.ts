@@ -272,21 +272,21 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out === '' ? '(input)' : out;
 }
 
-function describe(issue: z.core.$ZodIssue): string {
+function describe(issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: is not a known field; remove it or check its spelling (see schema/pipeline-input.schema.json)`).join('\n- ');
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: is not a known field; remove it or check its spelling (see schema/pipeline-input.schema.json)`);
   }
   if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
-    return `${formatPath(issue.path)}: is required but missing`;
+    return [`${formatPath(issue.path)}: is required but missing`];
   }
-  return `${formatPath(issue.path)}: ${issue.message}`;
+  return [`${formatPath(issue.path)}: ${issue.message}`];
 }
 
 /** Validate raw input; throws InvalidInputError listing every problem, each with its field and fix. */
 export function parseInput(raw: unknown): PipelineInput {
   const result = inputSchema.safeParse(raw);
   if (!result.success) {
-    throw new InvalidInputError(result.error.issues.map(describe));
+    throw new InvalidInputError(result.error.issues.flatMap(describe));
   }
   return result.data;
 }

@@ -10,7 +10,10 @@ import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
 import type { Clients } from './clients';
 import { awsCode, awsErrorDetail, PipelineError, TargetRoleNotAssumableError } from './errors';
 import { missingActions } from './key-policy';
-import type { TargetItem } from './plan';
+import type { TargetItem as FullItem } from './plan';
+
+/** What the target checks read of an item: no source needed, so the doctor can run them when the source fails. */
+export type TargetItem = Pick<FullItem, 'executionName' | 'target' | 'settings'>;
 
 export type Verdict = 'pass' | 'warn' | 'fail';
 

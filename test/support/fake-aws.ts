@@ -106,6 +106,8 @@ export class FakeAws {
   readonly failingLaunches = new Map<string, string>();
   /** "account/region" whose Auto Scaling groups never bring an instance InService (and report no failure). */
   readonly stuckLaunches = new Set<string>();
+  /** Snapshots (by ID) encrypted with a key (by ARN); the others read unencrypted. */
+  readonly encryptedSnapshots = new Map<string, string>();
   /** What GetEbsEncryptionByDefault answers in every account. */
   ebsEncryptionByDefault = false;
   /** Accounts whose role cannot be assumed. */
@@ -212,7 +214,7 @@ export class FakeAws {
       return { Images: images.map(describeImage) };
     });
     on(ec2, DescribeSnapshotsCommand, 'ec2', (input) => ({
-      Snapshots: (input.SnapshotIds as string[]).map((id) => ({ SnapshotId: id, Encrypted: false })),
+      Snapshots: (input.SnapshotIds as string[]).map((id) => ({ SnapshotId: id, Encrypted: this.encryptedSnapshots.has(id), KmsKeyId: this.encryptedSnapshots.get(id) })),
     }));
     on(ec2, DescribeImageAttributeCommand, 'ec2', (input) => ({
       LaunchPermissions: [...(this.images.get(String(input.ImageId))?.launchPermission ?? [])].map((UserId) => ({ UserId })),

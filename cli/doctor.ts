@@ -1,0 +1,111 @@
+/**
+ * `ami-pipeline doctor`: every check of the builder account and the source, then of every target account ×
+ * region, before any copy starts. Pass / warn / fail, each failure with the AWS error a run would hit and the fix.
+ * Exit 0 when nothing fails, 1 when something does (2, as everywhere, for bad input).
+ */
+import { randomUUID } from 'node:crypto';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { createClientFactory, sessionNameFor, type ClientFactory } from '../functions/shared/clients';
+import { InvalidInputError, PipelineError } from '../functions/shared/errors';
+import { ebsDefaultCheck, checkTarget, type Check, type TargetItem } from '../functions/shared/preflight';
+import { loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
+import type { Output } from './render';
+import { CliError } from './errors';
+import { readInputFile } from './input';
+
+export interface DoctorOptions {
+  input: string;
+  output: 'table' | 'json';
+  region?: string;
+  endpointUrl?: string;
+}
+
+export interface DoctorReport {
+  verdict: 'pass' | 'warn' | 'fail';
+  checks: Check[];
+}
+
+/** Run every check; `clients` acts as the builder account and, through the target role, as each target. */
+export async function doctor(raw: unknown, clients: ClientFactory, deps: Pick<SnapshotDeps, 'pipelineRegion' | 'builderAccountId'>): Promise<DoctorReport> {
+  const checks: Check[] = [];
+  const snapshotDeps: SnapshotDeps = { clients, ...deps };
+  const input = await loadInput(raw, snapshotDeps);
+  try {
+    const plan = await resolveSource({ input: raw, executionName: 'doctor' }, snapshotDeps);
+    checks.push(
+      plan.skipped
+        ? { scope: 'source', check: 'source-image', verdict: 'warn', message: `a run would do nothing: ${plan.skipReason ?? ''}` }
+        : {
+            scope: 'source', check: 'source-image', verdict: 'pass',
+            message: `${plan.source?.imageId ?? ''} (${plan.source?.name ?? ''}) is available, EBS-backed and shareable; ${plan.source?.snapshotIds.length ?? 0} snapshot(s) unencrypted or on a key the targets may use`,
+          },
+    );
+  } catch (error) {
+    const aws = error instanceof PipelineError && error.aws ? error.aws : undefined;
+    checks.push({
+      scope: 'source', check: 'source-image', verdict: 'fail', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      ...(aws ? { awsError: `${aws.code}: ${aws.message}` } : {}),
+    });
+  }
+  checks.push(await ebsDefaultCheck(clients.builder(), input.source.region, 'builder', true));
+
+  const executionName = `doctor-${randomUUID().slice(0, 8)}`;
+  const settings = settingsOf(input);
+  const items: TargetItem[] = targetPairs(input).map((target) => ({ executionName, target, settings }));
+  const perTarget = await Promise.all(
+    items.map((item) =>
+      checkTarget(
+        item,
+        clients.target({
+          accountId: item.target.accountId,
+          roleName: settings.targetRoleName,
+          externalId: settings.externalId ?? undefined,
+          sessionName: sessionNameFor(executionName),
+        }),
+      ),
+    ),
+  );
+  checks.push(...perTarget.flat());
+  const verdict = checks.some((c) => c.verdict === 'fail') ? 'fail' : checks.some((c) => c.verdict === 'warn') ? 'warn' : 'pass';
+  return { verdict, checks };
+}
+
+const MARK: Record<Check['verdict'], string> = { pass: 'pass', warn: 'WARN', fail: 'FAIL' };
+
+export function renderDoctor(report: DoctorReport): string {
+  const scopeWidth = Math.max(5, ...report.checks.map((c) => c.scope.length));
+  const checkWidth = Math.max(5, ...report.checks.map((c) => c.check.length));
+  const lines = [`${'SCOPE'.padEnd(scopeWidth)}  ${'CHECK'.padEnd(checkWidth)}  VERDICT  DETAIL`];
+  for (const c of report.checks) {
+    lines.push(`${c.scope.padEnd(scopeWidth)}  ${c.check.padEnd(checkWidth)}  ${MARK[c.verdict].padEnd(7)}  ${c.message}`);
+    const indent = ' '.repeat(scopeWidth + checkWidth + 13);
+    if (c.verdict !== 'pass' && c.awsError) lines.push(`${indent}AWS: ${c.awsError}`);
+    if (c.verdict !== 'pass' && c.fix) lines.push(`${indent}fix: ${c.fix}`);
+  }
+  const count = (v: Check['verdict']) => report.checks.filter((c) => c.verdict === v).length;
+  lines.push('', `${count('fail')} failed, ${count('warn')} warnings, ${count('pass')} passed: ${report.verdict === 'fail' ? 'fix the failures before running' : 'ready to run'}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function doctorCommand(options: DoctorOptions, io: { stdout: Output }): Promise<number> {
+  const file = readInputFile(options.input);
+  const saved = process.env.AWS_ENDPOINT_URL;
+  if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
+  try {
+    const region = options.region ?? process.env.AWS_REGION ?? file.input.source.region;
+    const clients = createClientFactory(region);
+    const report = await doctor(file.raw, clients, {
+      pipelineRegion: region,
+      builderAccountId: async () => (await new STSClient({ region }).send(new GetCallerIdentityCommand({}))).Account ?? '',
+    }).catch((error: unknown) => {
+      // A targets document that cannot be read or is invalid: bad input, before any check.
+      if (error instanceof InvalidInputError) throw new CliError(error.message, 2);
+      throw error;
+    });
+    io.stdout.write(options.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
+    return report.verdict === 'fail' ? 1 : 0;
+  } finally {
+    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
+    else process.env.AWS_ENDPOINT_URL = saved;
+  }
+}

@@ -1,0 +1,18 @@
+/** An error the CLI reports as one line, with the exit code it means: 2 for usage and input, 1 for a failed run. */
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2,
+    /** A second line: what to try. */
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+export const USAGE_HINT = "run 'ami-pipeline --help' for usage";
+
+export function usageError(message: string): CliError {
+  return new CliError(message, 2, USAGE_HINT);
+}

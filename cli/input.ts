@@ -1,0 +1,62 @@
+/** Reading the input file: it must exist, be JSON, and pass the pipeline's own validation (parseInput). */
+import { readFileSync } from 'node:fs';
+import { InvalidInputError } from '../functions/shared/errors';
+import { parseInput, type PipelineInput } from '../functions/shared/input';
+import { CliError } from './errors';
+import type { TargetKey } from './progress';
+
+export interface InputFile {
+  /** The file's JSON as written: what the execution is started with. */
+  raw: unknown;
+  input: PipelineInput;
+  /** Every (account, region) pair of the inline targets; empty when they come from targetsParameter. */
+  targets: TargetKey[];
+}
+
+/** JSON.parse names a character offset; add the line and column an editor shows. */
+function withLine(message: string, text: string): string {
+  const position = /at position (\d+)/.exec(message)?.[1];
+  if (position === undefined) return message;
+  const before = text.slice(0, Number(position)).split('\n');
+  return `${message} (line ${before.length}, column ${(before[before.length - 1] ?? '').length + 1})`;
+}
+
+export function readInputFile(path: string): InputFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
+    throw new CliError(`cannot read the input file ${path}: ${why}`, 2);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new CliError(`the input file ${path} is not valid JSON: ${withLine((error as Error).message, text)}`, 2);
+  }
+  try {
+    const input = parseInput(raw);
+    const targets = (input.targets ?? []).flatMap((t) => t.regions.map((region) => ({ accountId: t.accountId, region })));
+    return { raw, input, targets };
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new CliError(`${path}: ${error.message}`, 2);
+    throw error;
+  }
+}
+
+/** "valid: N targets (account × region pairs)", or where they come from. */
+export function describeValid(file: InputFile): string {
+  if (file.input.targets === undefined) {
+    return `valid: targets come from the SSM parameter ${file.input.targetsParameter ?? '(none)'} at run time`;
+  }
+  const n = file.targets.length;
+  const extra = file.input.targetsParameter ? ` (plus settings from ${file.input.targetsParameter})` : '';
+  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}`;
+}
+
+export function validate(path: string, io: { stdout: { write(text: string): unknown } }): number {
+  io.stdout.write(`${describeValid(readInputFile(path))}\n`);
+  return 0;
+}

@@ -1,0 +1,205 @@
+/**
+ * Where each (account, region) target of a run is, derived from the states it enters: the same normalized
+ * event whether it came from the local runner's event log or from a deployed execution's history.
+ */
+import type { Manifest } from '../local/manifest';
+
+export type Phase = 'queued' | 'copying' | 'granting' | 'verifying' | 'done' | 'failed';
+
+/** A state entered (with its input) or exited (with its output), at `at` ms since the epoch. */
+export interface StateEvent {
+  kind: 'entered' | 'exited';
+  stateName: string;
+  input?: unknown;
+  output?: unknown;
+  at?: number;
+}
+
+export interface TargetKey {
+  accountId: string;
+  region: string;
+}
+
+export interface TargetProgress extends TargetKey {
+  phase: Phase;
+  /** When the target's first state was entered. */
+  startedAt: number | null;
+  /** When it reached done or failed. */
+  endedAt: number | null;
+  /** The error name of a failed target, once known. */
+  error: string | null;
+}
+
+/** A stage the run entered, or a target's new phase (a copy, as of `at`). */
+export interface Change {
+  stage?: string;
+  target?: TargetProgress;
+  at?: number;
+}
+
+const PHASE_OF_STATE: Record<string, Phase> = {
+  CopyEncryptImage: 'copying',
+  WaitForImage: 'copying',
+  GetImageState: 'copying',
+  IsImageAvailable: 'copying',
+  CreateKmsGrant: 'granting',
+  StartLaunchCheck: 'verifying',
+  IsLaunchCheckNeeded: 'verifying',
+  WaitForLaunch: 'verifying',
+  GetLaunchState: 'verifying',
+  IsLaunchVerified: 'verifying',
+  CleanUpLaunchCheck: 'verifying',
+  FindTargetCopy: 'failed',
+  NoCopyFound: 'failed',
+  CleanUpFailedTarget: 'failed',
+  IsLambdaErrorCause: 'failed',
+  ParseErrorCause: 'failed',
+  UseErrorMessage: 'failed',
+  RecordTargetFailure: 'failed',
+};
+
+/** What the run as a whole is doing, by the top-level state it entered. */
+const STAGE_OF_STATE: Record<string, string> = {
+  ResolveSource: 'resolving the source image',
+  ShareSource: 'sharing the source with the targets',
+  DistributeToTargets: 'copying to the targets',
+  UnshareSource: 'revoking the source share',
+  UnshareAfterFailure: 'revoking the source share after a failure',
+  CollectStatuses: 'writing the manifest',
+  RunSucceeded: 'succeeded',
+  RunFailed: 'failed',
+  RunRejected: 'rejected',
+  RunAborted: 'aborted',
+  SourceNotOptedIn: 'skipped: the source does not carry the opt-in tag',
+};
+
+const FINAL: ReadonlySet<Phase> = new Set(['done', 'failed']);
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+/** The target a per-target state works on: `item.target` of its input, or the account and region of a result line. */
+export function targetOf(value: unknown): TargetKey | undefined {
+  const v = record(value);
+  const candidate = record(record(record(v?.item)?.target)) ?? v;
+  const accountId = candidate?.accountId;
+  const region = candidate?.region;
+  return typeof accountId === 'string' && typeof region === 'string' ? { accountId, region } : undefined;
+}
+
+/** The (account, region) pairs an input names, leniently (an invalid input still shows what it can). */
+export function targetsOfInput(raw: unknown): TargetKey[] {
+  const targets = record(raw)?.targets;
+  if (!Array.isArray(targets)) return [];
+  const out: TargetKey[] = [];
+  for (const t of targets) {
+    const accountId = record(t)?.accountId;
+    const regions = record(t)?.regions;
+    if (typeof accountId !== 'string' || !Array.isArray(regions)) continue;
+    for (const region of regions) if (typeof region === 'string') out.push({ accountId, region });
+  }
+  return out;
+}
+
+function errorName(event: StateEvent): string | null {
+  const input = record(event.input);
+  const fromCatch = record(input?.error)?.Error;
+  const fromResult = record(record(event.output)?.error)?.name;
+  const name = fromResult ?? fromCatch;
+  return typeof name === 'string' ? name : null;
+}
+
+export class ProgressTracker {
+  private readonly byKey = new Map<string, TargetProgress>();
+  /** What the run as a whole is doing. */
+  stage = 'starting';
+  /** When the run started (for the header's clock). */
+  startedAt: number;
+
+  constructor(targets: TargetKey[] = [], private readonly now: () => number = Date.now) {
+    this.startedAt = now();
+    this.addTargets(targets);
+  }
+
+  /** Targets known before their first event (queued). */
+  addTargets(targets: TargetKey[]): void {
+    for (const t of targets) this.ensure(t);
+  }
+
+  private ensure(t: TargetKey): TargetProgress {
+    const key = `${t.accountId}/${t.region}`;
+    let target = this.byKey.get(key);
+    if (!target) {
+      target = { accountId: t.accountId, region: t.region, phase: 'queued', startedAt: null, endedAt: null, error: null };
+      this.byKey.set(key, target);
+    }
+    return target;
+  }
+
+  private move(target: TargetProgress, phase: Phase, at: number): boolean {
+    if (target.phase === phase || FINAL.has(target.phase)) return false;
+    target.phase = phase;
+    if (FINAL.has(phase)) target.endedAt = at;
+    return true;
+  }
+
+  /** Apply one event; returns what changed, if anything. */
+  apply(event: StateEvent): Change | undefined {
+    const at = event.at ?? this.now();
+    const stage = event.kind === 'entered' ? STAGE_OF_STATE[event.stateName] : undefined;
+    if (stage && stage !== this.stage) {
+      this.stage = stage;
+      return { stage };
+    }
+    const key = targetOf(event.kind === 'entered' ? event.input : (event.output ?? event.input));
+    if (!key) return undefined;
+    const target = this.ensure(key);
+    target.startedAt ??= at;
+    let phase: Phase | undefined;
+    if (event.kind === 'entered') phase = PHASE_OF_STATE[event.stateName];
+    else if (event.stateName === 'ProcessTarget' && record(event.output)?.status === 'succeeded') phase = 'done';
+    else if (event.stateName === 'RecordTargetFailure') phase = 'failed';
+    if (phase === 'failed') target.error = errorName(event) ?? target.error;
+    return phase && this.move(target, phase, at) ? { target: { ...target }, at } : undefined;
+  }
+
+  /** The manifest is the final word on every target. */
+  applyManifest(manifest: Manifest): Change[] {
+    const at = this.now();
+    const changes: Change[] = [];
+    for (const result of manifest.results) {
+      const target = this.ensure(result);
+      target.startedAt ??= at;
+      if (result.error) target.error = result.error.name;
+      if (this.move(target, result.status === 'succeeded' ? 'done' : 'failed', at)) changes.push({ target: { ...target }, at });
+    }
+    return changes;
+  }
+
+  targets(): TargetProgress[] {
+    return [...this.byKey.values()];
+  }
+
+  /** Finished (done or failed) and total targets. */
+  counts(): { finished: number; done: number; failed: number; total: number } {
+    const all = this.targets();
+    const done = all.filter((t) => t.phase === 'done').length;
+    const failed = all.filter((t) => t.phase === 'failed').length;
+    return { finished: done + failed, done, failed, total: all.length };
+  }
+
+  /** Milliseconds a target has been (or was) in progress; 0 while queued. */
+  elapsed(target: TargetProgress, now = this.now()): number {
+    if (target.startedAt === null) return 0;
+    return Math.max(0, (target.endedAt ?? now) - target.startedAt);
+  }
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}

@@ -1,0 +1,70 @@
+/**
+ * `npm run demo`: the whole pipeline on this machine. Starts moto (unless an endpoint is given with
+ * --endpoint-url or AWS_ENDPOINT_URL), seeds the builder account's base image and three target accounts ×
+ * two regions with their own keys, runs the pipeline through the local runner with the CLI's live view,
+ * prints the manifest and where each encrypted image is, stops moto.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { cli, describeError } from '../cli/main';
+import type { Manifest } from './manifest';
+import { startMoto, type Moto } from './moto';
+import { seed } from './seed';
+
+const TARGETS = [
+  { accountId: '111111111111', regions: ['eu-west-1', 'us-east-1'] },
+  { accountId: '222222222222', regions: ['eu-west-1', 'us-east-1'] },
+  { accountId: '333333333333', regions: ['eu-west-1', 'us-east-1'] },
+];
+const SOURCE_REGION = 'eu-west-1';
+
+async function demo(): Promise<number> {
+  const { values } = parseArgs({ options: { 'endpoint-url': { type: 'string' }, debug: { type: 'boolean' } } });
+  process.env.AWS_ACCESS_KEY_ID ??= 'testing';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'testing';
+  process.env.AWS_REGION ??= SOURCE_REGION;
+  if (!values.debug) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let moto: Moto | undefined;
+  let endpoint = values['endpoint-url'] ?? process.env.AWS_ENDPOINT_URL;
+  const started = Date.now();
+  try {
+    if (!endpoint) {
+      process.stderr.write('Starting moto (python3 -m moto.server) on a free loopback port...\n');
+      moto = await startMoto();
+      endpoint = moto.endpoint;
+    }
+    process.stderr.write(`Seeding ${endpoint}: the builder account's base image, and a KMS key in each of ${TARGETS.length} accounts × 2 regions...\n`);
+    const { sourceImageId, keys } = await seed({ endpointUrl: endpoint, sourceRegion: SOURCE_REGION, sourceImageName: 'ami-pipeline-demo-base', targets: TARGETS });
+    const dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-demo-'));
+    const inputPath = join(dir, 'input.json');
+    const manifestPath = join(dir, 'manifest.json');
+    const input = {
+      source: { imageId: sourceImageId, region: SOURCE_REGION },
+      targets: TARGETS.map((t) => ({ accountId: t.accountId, regions: t.regions, kmsKey: 'alias/ami-encryption' })),
+      verify: { mode: 'auto-scaling' },
+    };
+    writeFileSync(inputPath, `${JSON.stringify(input, null, 2)}\n`);
+    process.stderr.write(`Input: ${inputPath}\nRunning: ami-pipeline run --input ${inputPath} --local --endpoint-url ${endpoint} --manifest ${manifestPath}\n\n`);
+    const code = await cli(['run', '--input', inputPath, '--local', '--endpoint-url', endpoint, '--manifest', manifestPath, '--wait-ms', '100', '--region', SOURCE_REGION]);
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
+    process.stdout.write('\nWhere each encrypted image is:\n');
+    for (const r of manifest.results) {
+      const own = keys[`${r.accountId}/${r.region}`] === r.kmsKeyArn ? "the account's own key" : 'an unexpected key';
+      process.stdout.write(`  ${r.accountId} ${r.region.padEnd(10)} ${r.imageId ?? '-'}  encrypted with ${r.kmsKeyArn ?? '-'} (${own})\n`);
+    }
+    process.stdout.write(`\nManifest: ${manifestPath}\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s.\n`);
+    return code;
+  } finally {
+    await moto?.stop();
+  }
+}
+
+try {
+  process.exitCode = await demo();
+} catch (error) {
+  const { text, exitCode } = describeError(error, process.argv.includes('--debug'));
+  process.stderr.write(`${text}\n`);
+  process.exitCode = exitCode;
+}
