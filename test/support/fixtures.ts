@@ -1,6 +1,7 @@
 /** Shared test data: a resolved source, a target item, and real AWS error shapes. */
 import type { RunPlan, TargetItem } from '../../functions/shared/plan';
 import { createClientFactory, type ClientFactory } from '../../functions/shared/clients';
+import { PipelineError } from '../../functions/shared/errors';
 
 export const BUILDER = '999999999999';
 export const ACCOUNT_A = '111111111111';
@@ -52,3 +53,13 @@ export function testClients(): ClientFactory {
 }
 
 export const fixedNow = () => new Date('2026-11-29T12:00:00.000Z');
+
+/** The error a promise rejects with, failing the test if it resolves or throws something other than a PipelineError. */
+export async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof PipelineError)) throw new Error(`expected a PipelineError, got ${String(error)}`);
+  return error;
+}

@@ -3,8 +3,7 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createClientFactory, partitionOf, roleArn, sessionNameFor, type TargetAccess } from '../../functions/shared/clients';
-import { PipelineError } from '../../functions/shared/errors';
-import { ACCOUNT_A, ACCOUNT_B, awsError } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, awsError, rejection } from '../support/fixtures';
 
 const stsMock = mockClient(STSClient);
 const ec2Mock = mockClient(EC2Client);
@@ -27,15 +26,6 @@ function assumedCredentials(accessKeyId: string, expiresInMs = 3_600_000) {
     },
     AssumedRoleUser: { AssumedRoleId: `AROAEXAMPLE:ami-pipeline-exec-1`, Arn: `arn:aws:sts::${ACCOUNT_A}:assumed-role/${ROLE}/ami-pipeline-exec-1` },
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof PipelineError)) throw new Error(`expected a PipelineError, got ${String(error)}`);
-  return error;
 }
 
 beforeEach(() => {

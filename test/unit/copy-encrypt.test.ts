@@ -18,8 +18,8 @@ import {
   startCopy,
   type CopyState,
 } from '../../functions/copy-encrypt';
-import { PipelineError, TargetRoleNotAssumableError } from '../../functions/shared/errors';
-import { ACCOUNT_A, ACCOUNT_B, awsError, fixedNow, item, KEY_A_EU, SOURCE_IMAGE, testClients } from '../support/fixtures';
+import { TargetRoleNotAssumableError } from '../../functions/shared/errors';
+import { ACCOUNT_A, ACCOUNT_B, KEY_A_EU, SOURCE_IMAGE, awsError, fixedNow, item, rejection, testClients } from '../support/fixtures';
 
 const ec2Mock = mockClient(EC2Client);
 const kmsMock = mockClient(KMSClient);
@@ -57,16 +57,6 @@ function copyState(overrides: Partial<CopyState> = {}): CopyState {
     checkedAt: '2026-11-29T12:00:00.000Z',
     ...overrides,
   };
-}
-
-/** The error a promise rejects with, failing the test if it resolves or throws something else. */
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof PipelineError)) throw new Error(`expected a PipelineError, got ${String(error)}`);
-  return error;
 }
 
 beforeEach(() => {

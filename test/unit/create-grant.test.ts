@@ -2,8 +2,7 @@ import { CreateGrantCommand, type GrantListEntry, KMSClient, ListGrantsCommand, 
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createGrant, grantName, type CreateGrantEvent } from '../../functions/create-grant';
-import { PipelineError } from '../../functions/shared/errors';
-import { ACCOUNT_A, ACCOUNT_B, awsError, item, KEY_A_EU, testClients } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, KEY_A_EU, awsError, item, rejection, testClients } from '../support/fixtures';
 
 const kmsMock = mockClient(KMSClient);
 
@@ -43,15 +42,6 @@ function grant(overrides: Partial<GrantListEntry> = {}): GrantListEntry {
 /** ListGrants that lists nothing for the whole key and `confirmed` when asked for one grant by ID. */
 function listGrants(confirmed: GrantListEntry[]): void {
   kmsMock.on(ListGrantsCommand).callsFake((input: ListGrantsCommandInput) => ({ Grants: input.GrantId ? confirmed : [], Truncated: false }));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof PipelineError)) throw new Error(`expected a PipelineError, got ${String(error)}`);
-  return error;
 }
 
 beforeEach(() => {

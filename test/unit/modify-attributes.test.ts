@@ -1,9 +1,8 @@
 import { EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { PipelineError } from '../../functions/shared/errors';
 import { handler, modifyAttributes, type ModifyAttributesEvent } from '../../functions/modify-attributes';
-import { ACCOUNT_A, ACCOUNT_B, awsError, source, SOURCE_IMAGE, SOURCE_SNAPSHOT, testClients } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, source, testClients } from '../support/fixtures';
 
 const ec2Mock = mockClient(EC2Client);
 
@@ -39,15 +38,6 @@ function imageInputs() {
 }
 function snapshotInputs() {
   return ec2Mock.commandCalls(ModifySnapshotAttributeCommand).map((c) => c.args[0].input);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as PipelineError;
-  }
-  throw new Error('expected a rejection');
 }
 
 beforeEach(() => {

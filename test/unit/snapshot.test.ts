@@ -10,11 +10,11 @@ import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from '@aws-sdk/cli
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { InvalidInputError, PipelineError } from '../../functions/shared/errors';
+import type { InvalidInputError } from '../../functions/shared/errors';
 import { SOURCE_KEY_ACTIONS } from '../../functions/shared/key-policy';
 import type { RunPlan } from '../../functions/shared/plan';
 import { resolveSource, type SnapshotDeps } from '../../functions/snapshot';
-import { ACCOUNT_A, ACCOUNT_B, awsError, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, testClients } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, testClients } from '../support/fixtures';
 
 const ec2Mock = mockClient(EC2Client);
 const kmsMock = mockClient(KMSClient);
@@ -105,15 +105,6 @@ function mockSource(): void {
     CreateVolumePermissions: [{ UserId: ACCOUNT_A }, { UserId: OTHER_ACCOUNT }],
   });
   ec2Mock.on(DescribeSnapshotAttributeCommand, { SnapshotId: DATA_SNAPSHOT }).resolves({ SnapshotId: DATA_SNAPSHOT, CreateVolumePermissions: [] });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as PipelineError;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function regionOf(client: unknown): Promise<string> {

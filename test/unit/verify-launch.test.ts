@@ -20,11 +20,10 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { PipelineError } from '../../functions/shared/errors';
 import type { TargetItem } from '../../functions/shared/plan';
 import { launchCheckName } from '../../functions/shared/tags';
 import { checkLaunch, cleanUpLaunchCheck, startLaunchCheck, type LaunchState } from '../../functions/verify-launch';
-import { ACCOUNT_A, awsError, fixedNow, item, KEY_A_EU, SOURCE_IMAGE, testClients } from '../support/fixtures';
+import { ACCOUNT_A, KEY_A_EU, SOURCE_IMAGE, awsError, fixedNow, item, rejection, testClients } from '../support/fixtures';
 
 const ec2Mock = mockClient(EC2Client);
 const asMock = mockClient(AutoScalingClient);
@@ -92,15 +91,6 @@ function runningInstance(overrides: Partial<Instance> = {}): Instance {
     BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: VOLUME_ID, Status: 'attached' } }],
     ...overrides,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PipelineError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof PipelineError)) throw new Error(`expected a PipelineError, got ${String(error)}`);
-  return error;
 }
 
 beforeEach(() => {
