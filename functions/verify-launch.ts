@@ -25,6 +25,7 @@ import {
   DescribeVolumesCommand,
   type EC2Client,
   type Instance,
+  type _InstanceType,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
@@ -167,7 +168,7 @@ export async function startLaunchCheck(
         ec2.send(
           new RunInstancesCommand({
             ImageId: copy.imageId,
-            InstanceType: instanceType as never,
+            InstanceType: instanceType as _InstanceType,
             MinCount: 1,
             MaxCount: 1,
             SubnetId: subnetId,
@@ -196,7 +197,7 @@ export async function startLaunchCheck(
           ClientToken: name,
           LaunchTemplateData: {
             ImageId: copy.imageId,
-            InstanceType: instanceType as never,
+            InstanceType: instanceType as _InstanceType,
             BlockDeviceMappings: blockDeviceMappings,
             MetadataOptions: { HttpTokens: 'required' },
             TagSpecifications: [
@@ -225,7 +226,7 @@ export async function startLaunchCheck(
           Tags: tags.map((t) => ({ ...t, PropagateAtLaunch: false })),
         }),
       ),
-    'The target role needs autoscaling:CreateAutoScalingGroup and iam:PassRole is not required; check the Auto Scaling service-linked role exists.',
+    'The target role needs autoscaling:CreateAutoScalingGroup and ec2:RunInstances (Auto Scaling launches as the caller), and the account the Auto Scaling service-linked role.',
   ).catch((error: unknown) => {
     if (awsCode(error) !== 'AlreadyExists') throw error;
   });

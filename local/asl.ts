@@ -6,7 +6,11 @@
  */
 import './polyfill';
 import { readFileSync } from 'node:fs';
-import { StateMachine } from 'aws-local-stepfunctions';
+import { StateMachine, type RunOptions as LibRunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
+
+/** The library's own names for a JSON value and for the local Task handlers. */
+type LibJson = Parameters<StateMachine['run']>[0];
+type LibHandlers = NonNullable<NonNullable<LibRunOptions['overrides']>['taskResourceLocalHandlers']>;
 import { parse } from 'yaml';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -109,11 +113,12 @@ export interface RunOptions {
 
 export async function runDefinition(input: Json, handlers: Record<string, TaskHandler>, options: RunOptions = {}): Promise<RunResult> {
   const { definition, taskFunctions } = options.definition ?? loadDefinition();
-  const local: Record<string, (input: Json) => Promise<Json>> = {};
+  const local: LibHandlers = {};
   for (const [state, fn] of Object.entries(taskFunctions)) {
     const handler = handlers[fn];
     if (!handler) throw new Error(`no handler for function ${fn} (state ${state})`);
-    local[state] = asLambda(handler);
+    const invoke = asLambda(handler);
+    local[state] = (event) => invoke(event as Json) as Promise<LibJson>;
   }
   const waits: Record<string, number> = {};
   const retries: Record<string, number> = {};
@@ -121,11 +126,14 @@ export async function runDefinition(input: Json, handlers: Record<string, TaskHa
     if (state.Type === 'Wait') waits[name] = options.waitMs ?? 0;
     if (state.Retry) retries[name] = options.retryMs ?? 0;
   }
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  // The YAML is ASL; the library validates it on construction.
+  const machine = new StateMachine(definition as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } });
   const executionName = options.executionName ?? `local-${Date.now()}`;
-  const execution = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: local as never, waitTimeOverrides: waits, retryIntervalOverrides: retries },
-    context: { Execution: { Name: executionName, Id: `arn:aws:states:local:123456789012:execution:pipeline:${executionName}`, Input: input as never, StartTime: new Date().toISOString() } },
+  const execution = machine.run(input as LibJson, {
+    overrides: { taskResourceLocalHandlers: local, waitTimeOverrides: waits, retryIntervalOverrides: retries },
+    context: {
+      Execution: { Name: executionName, Id: `arn:aws:states:local:123456789012:execution:pipeline:${executionName}`, Input: input as LibJson, StartTime: new Date().toISOString() },
+    },
   });
   const events: EventLog[] = [];
   const collecting = (async () => {
