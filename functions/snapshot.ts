@@ -209,6 +209,8 @@ export function settingsOf(input: PipelineInput): RunPlan['settings'] {
     externalId: input.externalId ?? null,
     verify: { mode: input.verify.mode, instanceType: input.verify.instanceType ?? null, timeoutMinutes: input.verify.timeoutMinutes },
     copy: { name: input.copy.name ?? null, timeoutMinutes: input.copy.timeoutMinutes },
+    publish: { parameterName: input.publish.parameterName ?? null, launchTemplates: input.publish.launchTemplates },
+    retention: { lineage: input.retention.lineage ?? null, keep: input.retention.keep, dryRun: input.retention.dryRun },
   };
 }
 

@@ -86,6 +86,9 @@ export class GrantFailedError extends TerminalError {
 export class LaunchFailedError extends TerminalError {
   override name = 'LaunchFailedError';
 }
+export class PublishFailedError extends TerminalError {
+  override name = 'PublishFailedError';
+}
 export class PreflightFailedError extends TerminalError {
   override name = 'PreflightFailedError';
 }
@@ -119,6 +122,7 @@ export const TERMINAL_ERROR_NAMES = [
   'GrantFailedError',
   'LaunchFailedError',
   'PreflightFailedError',
+  'PublishFailedError',
   'AccessDeniedError',
   'AwsRequestFailedError',
 ] as const;

@@ -21,6 +21,11 @@ const SSM_NAME_RE = /^\/?[a-zA-Z0-9_.\-/]{1,1011}$/;
 const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 export const NAME_PLACEHOLDERS = ['sourceName', 'sourceImageId', 'accountId', 'region', 'date', 'executionName'] as const;
 const AMI_NAME_CHARS_RE = /^[a-zA-Z0-9()[\] ./\-'@_{}]+$/;
+export const PARAMETER_PLACEHOLDERS = ['sourceName', 'sourceImageId'] as const;
+const PARAMETER_TEMPLATE_RE = /^\/[a-zA-Z0-9_.\-/{}]{1,1010}$/;
+const LAUNCH_TEMPLATE_NAME_RE = /^[a-zA-Z0-9().\-/_]{3,128}$/;
+const LINEAGE_RE = /^[a-zA-Z0-9_.\-/:]{1,128}$/;
+const SNS_ARN_RE = /^arn:(aws|aws-cn|aws-us-gov):sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/;
 
 const accountId = z.string({ error: 'must be a string of 12 digits, e.g. "111111111111"' }).regex(ACCOUNT_RE, {
   error: 'must be 12 digits, e.g. "111111111111" (quote it: as a JSON number leading zeros are lost)',
@@ -152,6 +157,45 @@ export const inputSchema = z
             .min(10, { error: 'must be at least 10' })
             .max(720, { error: 'must be at most 720 (12 hours)' })
             .default(180),
+        })
+        .prefault({}),
+      publish: z
+        .strictObject({
+          parameterName: z
+            .string()
+            .regex(PARAMETER_TEMPLATE_RE, { error: 'must be an SSM parameter path such as "/ami-pipeline/{sourceName}/latest" (letters, digits, _ . - / and {placeholders})' })
+            .refine(
+              (t) => [...t.matchAll(/\{([^}]*)\}/g)].every((m) => (PARAMETER_PLACEHOLDERS as readonly string[]).includes(m[1] ?? '')),
+              { error: `uses an unknown placeholder; known ones are ${PARAMETER_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}` },
+            )
+            .optional()
+            .describe('SSM parameter (dataType aws:ec2:image) each target account and region points at its verified copy; launch templates resolve it with resolve:ssm:'),
+          launchTemplates: z
+            .array(z.string().regex(LAUNCH_TEMPLATE_NAME_RE, { error: 'must be a launch template name (3-128 letters, digits and ( ) . - / _)' }))
+            .max(20, { error: 'must list at most 20 launch templates' })
+            .default([])
+            .describe('Launch templates (by name, in every target account and region) that get a new default version with the new image'),
+        })
+        .prefault({}),
+      retention: z
+        .strictObject({
+          keep: z
+            .number({ error: 'must be a number of images' })
+            .int({ error: 'must be a whole number' })
+            .min(1, { error: 'must be at least 1 (the new copy)' })
+            .max(100, { error: 'must be at most 100' })
+            .default(3),
+          lineage: z
+            .string()
+            .regex(LINEAGE_RE, { error: 'must be 1-128 letters, digits and _ . - / :' })
+            .optional()
+            .describe('What makes copies one lineage; defaults to publish.parameterName. Without either, nothing is retired'),
+          dryRun: z.boolean({ error: 'must be true or false' }).default(false),
+        })
+        .prefault({}),
+      notify: z
+        .strictObject({
+          topicArn: z.string().regex(SNS_ARN_RE, { error: 'must be an SNS topic ARN such as "arn:aws:sns:eu-west-1:999999999999:ami-pipeline"' }).optional(),
         })
         .prefault({}),
       maxConcurrency: z

@@ -38,6 +38,10 @@ export const settingsSchema = z.object({
     timeoutMinutes: z.number(),
   }),
   copy: z.object({ name: z.string().nullable(), timeoutMinutes: z.number() }),
+  /** Parameter name template (placeholders not yet expanded) and launch templates; null: nothing to publish. */
+  publish: z.object({ parameterName: z.string().nullable(), launchTemplates: z.array(z.string()) }),
+  /** Lineage as given (the handlers fall back to the expanded publish.parameterName), copies to keep, dry run. */
+  retention: z.object({ lineage: z.string().nullable(), keep: z.number().int(), dryRun: z.boolean() }),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 

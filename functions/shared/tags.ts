@@ -9,6 +9,10 @@ export const TAGS = {
   execution: `${TAG_PREFIX}execution`,
   kmsKey: `${TAG_PREFIX}kms-key`,
   launchCheck: `${TAG_PREFIX}launch-check`,
+  /** On a published copy: the launch check it passed (auto-scaling, run-instances, or none). */
+  verified: `${TAG_PREFIX}verified`,
+  /** On a published copy: the lineage retention counts it in. */
+  lineage: `${TAG_PREFIX}lineage`,
   managedBy: `${TAG_PREFIX}managed-by`,
 } as const;
 export const MANAGED_BY = 'encrypted-ami-pipeline';

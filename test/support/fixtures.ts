@@ -31,6 +31,8 @@ export function item(overrides: Partial<TargetItem['target']> = {}, settings: Pa
       externalId: null,
       verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
       copy: { name: null, timeoutMinutes: 180 },
+      publish: { parameterName: null, launchTemplates: [] },
+      retention: { lineage: null, keep: 3, dryRun: false },
       ...settings,
     },
   };

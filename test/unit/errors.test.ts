@@ -15,6 +15,7 @@ import {
   KmsKeyUnusableError,
   LaunchFailedError,
   PreflightFailedError,
+  PublishFailedError,
   type PipelineError,
   RETRYABLE_ERROR_NAMES,
   SourceImageNotAvailableError,
@@ -176,6 +177,7 @@ describe('error names', () => {
     new GrantFailedError('x'),
     new LaunchFailedError('x'),
     new PreflightFailedError('x'),
+    new PublishFailedError('x'),
     new AccessDeniedError('x'),
     new AwsRequestFailedError('x'),
   ];

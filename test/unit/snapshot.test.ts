@@ -162,6 +162,8 @@ describe('resolveSource', () => {
         externalId: null,
         verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
         copy: { name: null, timeoutMinutes: 180 },
+        publish: { parameterName: null, launchTemplates: [] },
+        retention: { lineage: null, keep: 3, dryRun: false },
       },
       maxConcurrency: 10,
     };
