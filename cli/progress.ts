@@ -66,10 +66,11 @@ const STAGE_OF_STATE: Record<string, string> = {
   UnshareSource: 'revoking the source share',
   UnshareAfterFailure: 'revoking the source share after a failure',
   CollectStatuses: 'writing the manifest',
+  NotifyCompletion: 'sending the completion event',
   RunSucceeded: 'succeeded',
   RunFailed: 'failed',
-  RunRejected: 'rejected',
-  RunAborted: 'aborted',
+  ReportRunError: 'stopping: the run failed before or while fanning out',
+  RunStopped: 'stopped',
   SourceNotOptedIn: 'skipped: the source does not carry the opt-in tag',
 };
 

@@ -238,6 +238,7 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     targets,
     settings: settingsOf(input),
     maxConcurrency: input.maxConcurrency,
+    notify: { topicArn: input.notify.topicArn ?? null },
   };
 
   const image = await findImage(input, deps);

@@ -140,6 +140,7 @@ export const LAMBDA_SERVICE_ERROR_NAMES = [
 ] as const;
 
 const THROTTLING_CODES = new Set([
+  'TooManyUpdates',
   'RequestLimitExceeded',
   'ThrottlingException',
   'Throttling',
@@ -169,6 +170,8 @@ const UNAVAILABLE_CODES = new Set([
 ]);
 
 const ACCESS_DENIED_CODES = new Set([
+  'AuthorizationError',
+  'NotAuthorizedForSourceException',
   'AccessDenied',
   'AccessDeniedException',
   'UnauthorizedOperation',

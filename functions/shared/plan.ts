@@ -64,6 +64,8 @@ export interface RunPlan {
   targets: TargetPair[];
   settings: Settings;
   maxConcurrency: number;
+  /** Where NotifyCompletion also sends its summary. */
+  notify: { topicArn: string | null };
 }
 
 /** Parse a payload the state machine built; a mismatch is a bug in the definition, reported by field. */

@@ -110,7 +110,7 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
     const cause = JSON.stringify({ errorType: 'SourceImageNotFoundError', errorMessage: 'Source image ami-0123456789abcdef0 not found in eu-west-1', trace: [] });
     return {
       input: STUB_INPUT,
-      stages: [[h.started(), h.entered('ResolveSource', STUB_INPUT)], [h.entered('RunRejected', {}, 'FailStateEntered'), h.other('ExecutionFailed')]],
+      stages: [[h.started(), h.entered('ResolveSource', STUB_INPUT)], [h.entered('RunStopped', {}, 'FailStateEntered'), h.other('ExecutionFailed')]],
       final: { status: 'FAILED', error: 'SourceImageNotFoundError', cause },
     };
   }

@@ -15,8 +15,13 @@ import {
   CopyImageCommand,
   CreateLaunchTemplateCommand,
   CreateTagsCommand,
+  CreateLaunchTemplateVersionCommand,
   DeleteLaunchTemplateCommand,
+  DeleteSnapshotCommand,
   DeregisterImageCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  ModifyLaunchTemplateCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -36,7 +41,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { CreateGrantCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
 import { GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsError, BUILDER } from './fixtures';
@@ -53,9 +60,12 @@ interface FakeImage {
   launchPermission: Set<string>;
   polls: number;
   kmsKeyId?: string;
+  /** Order of creation: CreationDate grows with it. */
+  created?: number;
 }
 interface FakeInstance {
   id: string;
+  imageId?: string;
   account: string;
   region: string;
   state: string;
@@ -96,7 +106,15 @@ export class FakeAws {
   readonly volumes = new Map<string, FakeVolume>();
   readonly groups = new Map<string, { account: string; region: string; name: string; instanceIds: string[]; failure?: string }>();
   readonly templates = new Map<string, { mapping: { KmsKeyId?: string; Encrypted?: boolean }; imageId: string; tags: Tag[] }>();
+  /** SSM parameters of the builder account (targets documents), by name. */
   readonly parameters = new Map<string, string>();
+  /** SSM parameters written in other accounts, by "account/region/name". */
+  readonly targetParameters = new Map<string, { value: string; version: number; dataType?: string }>();
+  /** Launch templates users own (not the launch check's), by "account/region/name". */
+  readonly userTemplates = new Map<string, { id: string; versions: { number: number; imageId: string }[]; defaultVersion: number }>();
+  readonly deletedSnapshots: string[] = [];
+  readonly events: { Source?: string; DetailType?: string; Detail?: string }[] = [];
+  readonly notifications: { TopicArn?: string; Subject?: string; Message?: string }[] = [];
 
   /** Status checks a copy stays pending before it is available. */
   copyPolls = 1;
@@ -116,7 +134,7 @@ export class FakeAws {
   readonly throttleOnce = new Set<string>();
 
   private seq = 0;
-  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient)];
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient)];
 
   constructor() {
     this.install();
@@ -147,12 +165,17 @@ export class FakeAws {
     return arn;
   }
 
+  /** A launch template a user owns in an account and region, its one version on `imageId`. */
+  addUserTemplate(account: string, region: string, name: string, imageId: string): void {
+    this.userTemplates.set(`${account}/${region}/${name}`, { id: this.id('lt'), versions: [{ number: 1, imageId }], defaultVersion: 1 });
+  }
+
   callsTo(command: string): CallRecord[] {
     return this.calls.filter((c) => c.command === command);
   }
 
   private install(): void {
-    const [ec2, kms, asg, sts, ssm, iam] = this.mocks;
+    const [ec2, kms, asg, sts, ssm, iam, events, sns] = this.mocks;
     const on = <T>(mock: unknown, command: new (input: never) => T, service: string, fn: (input: Record<string, unknown>, who: { account: string; region: string }) => unknown) => {
       const name = command.name.replace(/Command$/, '');
       ((mock as { on(c: unknown): Mocked }).on(command)).callsFake(async (input: never, getClient: () => AnyClient) => {
@@ -174,7 +197,7 @@ export class FakeAws {
       });
     const describeImage = (i: FakeImage) => ({
       ImageId: i.id, OwnerId: i.account, Name: i.name, State: i.state, StateReason: i.stateReason, RootDeviceType: 'ebs',
-      RootDeviceName: '/dev/xvda', Architecture: 'x86_64', CreationDate: '2026-11-29T00:00:00.000Z', Tags: i.tags,
+      RootDeviceName: '/dev/xvda', Architecture: 'x86_64', CreationDate: new Date(Date.UTC(2026, 10, 29) + (i.created ?? 0) * 60_000).toISOString(), Tags: i.tags,
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: i.snapshotId, VolumeSize: 8, Encrypted: Boolean(i.kmsKeyId), KmsKeyId: i.kmsKeyId } }],
     });
 
@@ -186,10 +209,27 @@ export class FakeAws {
       return { Credentials: { AccessKeyId: `ASIA${account}`, SecretAccessKey: 'secret-for-tests', SessionToken: `token-${account}`, Expiration: new Date(Date.now() + 3_600_000) } };
     });
     on(sts, GetCallerIdentityCommand, 'sts', (_i, who) => ({ Account: who.account }));
-    on(ssm, GetParameterCommand, 'ssm', (input) => {
-      const value = this.parameters.get(String(input.Name));
+    on(ssm, GetParameterCommand, 'ssm', (input, who) => {
+      const own = this.targetParameters.get(`${who.account}/${who.region}/${String(input.Name)}`);
+      if (own) return { Parameter: { Name: input.Name, Value: own.value, Version: own.version, DataType: own.dataType } };
+      const value = who.account === BUILDER ? this.parameters.get(String(input.Name)) : undefined;
       if (value === undefined) throw awsError('ParameterNotFound', '', 400);
       return { Parameter: { Name: input.Name, Value: value } };
+    });
+    on(ssm, PutParameterCommand, 'ssm', (input, who) => {
+      const key = `${who.account}/${who.region}/${String(input.Name)}`;
+      const version = (this.targetParameters.get(key)?.version ?? 0) + 1;
+      this.targetParameters.set(key, { value: String(input.Value), version, dataType: input.DataType as string | undefined });
+      return { Version: version };
+    });
+    on(events, PutEventsCommand, 'events', (input) => {
+      const entries = input.Entries as { Source?: string; DetailType?: string; Detail?: string }[];
+      this.events.push(...entries);
+      return { FailedEntryCount: 0, Entries: entries.map((_, i) => ({ EventId: `event-${this.events.length + i}` })) };
+    });
+    on(sns, PublishCommand, 'sns', (input) => {
+      this.notifications.push(input as { TopicArn?: string; Subject?: string; Message?: string });
+      return { MessageId: `message-${this.notifications.length}` };
     });
 
     on(ec2, DescribeImagesCommand, 'ec2', (input, who) => {
@@ -248,7 +288,7 @@ export class FakeAws {
       const tags = ((input.TagSpecifications as { ResourceType: string; Tags: Tag[] }[] | undefined) ?? []).find((t) => t.ResourceType === 'image')?.Tags ?? [];
       this.images.set(id, {
         id, account: who.account, region: who.region, name: String(input.Name), state: 'pending', snapshotId: this.id('snap'),
-        tags: [...tags], launchPermission: new Set(), polls: 0, kmsKeyId: String(input.KmsKeyId),
+        tags: [...tags], launchPermission: new Set(), polls: 0, kmsKeyId: String(input.KmsKeyId), created: this.seq,
       });
       return { ImageId: id };
     });
@@ -276,16 +316,52 @@ export class FakeAws {
       this.templates.set(name, { mapping: data.BlockDeviceMappings[0]?.Ebs ?? {}, imageId: data.ImageId, tags: data.TagSpecifications[0]?.Tags ?? [] });
       return { LaunchTemplate: { LaunchTemplateName: name } };
     });
+    const userTemplate = (who: { account: string; region: string }, input: Record<string, unknown>) => {
+      const byName = input.LaunchTemplateName ? this.userTemplates.get(`${who.account}/${who.region}/${String(input.LaunchTemplateName)}`) : undefined;
+      const byId = input.LaunchTemplateId ? [...this.userTemplates.entries()].find(([k, t]) => t.id === input.LaunchTemplateId && k.startsWith(`${who.account}/${who.region}/`))?.[1] : undefined;
+      const template = byName ?? byId;
+      if (!template) throw awsError('InvalidLaunchTemplateName.NotFoundException', 'At least one of the launch templates specified in the request does not exist.');
+      return template;
+    };
+    on(ec2, DescribeLaunchTemplatesCommand, 'ec2', (_i, who) => ({
+      LaunchTemplates: [...this.userTemplates.entries()]
+        .filter(([k]) => k.startsWith(`${who.account}/${who.region}/`))
+        .map(([k, t]) => ({ LaunchTemplateId: t.id, LaunchTemplateName: k.split('/').pop(), DefaultVersionNumber: t.defaultVersion, LatestVersionNumber: t.versions.length })),
+    }));
+    on(ec2, DescribeLaunchTemplateVersionsCommand, 'ec2', (input, who) => {
+      const t = userTemplate(who, input);
+      const wanted = (input.Versions as string[] | undefined) ?? ['$Default'];
+      const numbers = wanted.map((v) => (v === '$Default' ? t.defaultVersion : v === '$Latest' ? t.versions.length : Number(v)));
+      return {
+        LaunchTemplateVersions: [...new Set(numbers)].map((n) => ({
+          LaunchTemplateId: t.id, VersionNumber: n, DefaultVersion: n === t.defaultVersion, LaunchTemplateData: { ImageId: t.versions[n - 1]?.imageId },
+        })),
+      };
+    });
+    on(ec2, CreateLaunchTemplateVersionCommand, 'ec2', (input, who) => {
+      const t = userTemplate(who, input);
+      t.versions.push({ number: t.versions.length + 1, imageId: String((input.LaunchTemplateData as { ImageId?: string }).ImageId) });
+      return { LaunchTemplateVersion: { LaunchTemplateId: t.id, VersionNumber: t.versions.length } };
+    });
+    on(ec2, ModifyLaunchTemplateCommand, 'ec2', (input, who) => {
+      const t = userTemplate(who, input);
+      t.defaultVersion = Number(input.DefaultVersion);
+      return { LaunchTemplate: { LaunchTemplateId: t.id, DefaultVersionNumber: t.defaultVersion } };
+    });
+    on(ec2, DeleteSnapshotCommand, 'ec2', (input) => {
+      this.deletedSnapshots.push(String(input.SnapshotId));
+      return {};
+    });
     on(ec2, DeleteLaunchTemplateCommand, 'ec2', (input) => {
       if (!this.templates.delete(String(input.LaunchTemplateName))) {
         throw awsError('InvalidLaunchTemplateName.NotFoundException', 'At least one of the launch templates specified in the request does not exist.');
       }
       return {};
     });
-    const launch = (who: { account: string; region: string }, mapping: { KmsKeyId?: string; Encrypted?: boolean }, tags: Tag[]) => {
+    const launch = (who: { account: string; region: string }, mapping: { KmsKeyId?: string; Encrypted?: boolean }, tags: Tag[], imageId?: string) => {
       const volumeId = this.id('vol');
       this.volumes.set(volumeId, { id: volumeId, encrypted: Boolean(mapping.Encrypted), kmsKeyId: mapping.KmsKeyId });
-      const instance: FakeInstance = { id: this.id('i'), account: who.account, region: who.region, state: 'running', volumeId, tags };
+      const instance: FakeInstance = { id: this.id('i'), account: who.account, region: who.region, state: 'running', volumeId, tags, imageId };
       this.instances.set(instance.id, instance);
       return instance;
     };
@@ -293,7 +369,7 @@ export class FakeAws {
       const failure = this.failingLaunches.get(`${who.account}/${who.region}`);
       const mapping = (input.BlockDeviceMappings as { Ebs: { KmsKeyId?: string; Encrypted?: boolean } }[])[0]?.Ebs ?? {};
       const tags = (input.TagSpecifications as { Tags: Tag[] }[])[0]?.Tags ?? [];
-      const instance = launch(who, mapping, tags);
+      const instance = launch(who, mapping, tags, String(input.ImageId));
       if (failure) {
         instance.state = 'terminated';
         instance.stateReason = { Code: 'Client.InternalError', Message: failure };
@@ -301,7 +377,7 @@ export class FakeAws {
       return { Instances: [{ InstanceId: instance.id }] };
     });
     const describeInstance = (i: FakeInstance) => ({
-      InstanceId: i.id, State: { Name: i.state }, StateReason: i.stateReason, RootDeviceName: '/dev/xvda', Tags: i.tags,
+      InstanceId: i.id, ImageId: i.imageId, State: { Name: i.state }, StateReason: i.stateReason, RootDeviceName: '/dev/xvda', Tags: i.tags,
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: i.volumeId } }],
     });
     on(ec2, DescribeInstancesCommand, 'ec2', (input, who) => {
@@ -310,6 +386,7 @@ export class FakeAws {
       if (ids?.length) found = found.filter((i) => ids.includes(i.id));
       for (const f of (input.Filters as Filter[] | undefined) ?? []) {
         if (f.Name === 'instance-state-name') found = found.filter((i) => f.Values?.includes(i.state));
+        if (f.Name === 'image-id') found = found.filter((i) => f.Values?.includes(i.imageId ?? ''));
         if (f.Name?.startsWith('tag:')) found = found.filter((i) => i.tags.some((t) => t.Key === f.Name?.slice(4) && f.Values?.includes(t.Value ?? '')));
       }
       return { Reservations: found.length ? [{ Instances: found.map(describeInstance) }] : [] };
@@ -358,7 +435,7 @@ export class FakeAws {
       const failure = this.failingLaunches.get(`${who.account}/${who.region}`);
       const group = { account: who.account, region: who.region, name, instanceIds: [] as string[], failure };
       const stuck = this.stuckLaunches.has(`${who.account}/${who.region}`);
-      if (!failure && !stuck && template) group.instanceIds.push(launch(who, template.mapping, template.tags).id);
+      if (!failure && !stuck && template) group.instanceIds.push(launch(who, template.mapping, template.tags, template.imageId).id);
       this.groups.set(name, group);
       return {};
     });

@@ -1,7 +1,10 @@
-/** The pipeline's six functions wired to fresh dependencies, as the state machine tests and local runs use them. */
+/** The pipeline's functions wired to fresh dependencies, as the state machine tests and local runs use them. */
 import { makeHandler as copyEncrypt } from '../../functions/copy-encrypt';
 import { makeHandler as createGrant } from '../../functions/create-grant';
 import { makeHandler as modifyAttributes } from '../../functions/modify-attributes';
+import { createNotifyDeps, makeHandler as notify } from '../../functions/notify';
+import { makeHandler as publish } from '../../functions/publish';
+import { makeHandler as retention } from '../../functions/retention';
 import { makeHandler as preflight } from '../../functions/preflight';
 import { makeHandler as snapshot } from '../../functions/snapshot';
 import { makeHandler as verifyLaunch } from '../../functions/verify-launch';
@@ -22,5 +25,8 @@ export function pipelineHandlers(now: () => Date = () => new Date()): Record<str
     copyEncrypt: copyEncrypt({ clients, now }),
     createGrant: createGrant({ clients }),
     verifyLaunch: verifyLaunch({ clients, now }),
+    publish: publish({ clients, now }),
+    retention: retention({ clients, now }),
+    notify: notify(createNotifyDeps('eu-west-1')),
   };
 }

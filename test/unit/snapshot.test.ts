@@ -166,6 +166,7 @@ describe('resolveSource', () => {
         retention: { lineage: null, keep: 3, dryRun: false },
       },
       maxConcurrency: 10,
+      notify: { topicArn: null },
     };
     expect(plan).toEqual(expected);
   });
