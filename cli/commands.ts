@@ -27,6 +27,8 @@ export interface Io {
 
 export interface RunOptions extends ReportOptions {
   input: string;
+  /** `rekey` runs the input in key-replacement mode (ami-pipeline rekey). */
+  mode?: 'rekey';
   local: boolean;
   endpointUrl?: string;
   stateMachineArn?: string;
@@ -129,7 +131,7 @@ async function runDeployed(options: RunOptions, raw: unknown, tracker: ProgressT
 }
 
 export async function run(options: RunOptions, io: Io): Promise<number> {
-  const file = readInputFile(options.input);
+  const file = readInputFile(options.input, options.mode ? { mode: options.mode } : {});
   if (options.local && !options.endpointUrl && !process.env.AWS_ENDPOINT_URL) {
     throw new CliError('--local needs an AWS-compatible endpoint such as moto: pass --endpoint-url http://127.0.0.1:5000 or set AWS_ENDPOINT_URL', 2);
   }

@@ -47,7 +47,7 @@ export async function doctor(raw: unknown, clients: ClientFactory, deps: Pick<Sn
       ...(aws ? { awsError: `${aws.code}: ${aws.message}` } : {}),
     });
   }
-  checks.push(await ebsDefaultCheck(clients.builder(), input.source.region, 'builder', true));
+  if (input.source) checks.push(await ebsDefaultCheck(clients.builder(), input.source.region, 'builder', true));
 
   const executionName = `doctor-${randomUUID().slice(0, 8)}`;
   const settings = settingsOf(input);
@@ -92,7 +92,7 @@ export async function doctorCommand(options: DoctorOptions, io: { stdout: Output
   const saved = process.env.AWS_ENDPOINT_URL;
   if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
   try {
-    const region = options.region ?? process.env.AWS_REGION ?? file.input.source.region;
+    const region = options.region ?? process.env.AWS_REGION ?? file.input.source?.region ?? 'us-east-1';
     const clients = createClientFactory(region);
     const report = await doctor(file.raw, clients, {
       pipelineRegion: region,

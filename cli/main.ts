@@ -16,6 +16,7 @@ export const USAGE = `ami-pipeline: copy an AMI into every target account and re
 Usage:
   ami-pipeline run --input FILE [options]     start a run and follow it to its manifest
   ami-pipeline status EXECUTION_ARN [options] show a deployed execution (running or finished)
+  ami-pipeline rekey --input FILE [options]   replace each target's key: re-encrypt its published copy (run's options)
   ami-pipeline validate --input FILE          check an input file without touching AWS
   ami-pipeline doctor --input FILE [options]  check the source and every target account × region before a run
   ami-pipeline help                           this text
@@ -68,6 +69,7 @@ type OptionName = keyof typeof OPTIONS;
 const COMMON: OptionName[] = ['debug', 'help'];
 const ALLOWED: Record<string, OptionName[]> = {
   run: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms'],
+  rekey: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms'],
   status: ['output', 'follow', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
   validate: ['input'],
   doctor: ['input', 'endpoint-url', 'region', 'output'],
@@ -106,7 +108,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     return 2;
   }
   const allowed = ALLOWED[command];
-  if (!allowed) throw usageError(`unknown command "${command}" (commands: run, status, validate, doctor, help)`);
+  if (!allowed) throw usageError(`unknown command "${command}" (commands: run, rekey, status, validate, doctor, help)`);
   for (const token of tokens) {
     if (token.kind === 'option' && ![...allowed, ...COMMON].includes(token.name as OptionName)) {
       throw usageError(`${token.rawName} is not an option of ${command}`);
@@ -165,6 +167,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       ...(values.region ? { region: values.region } : {}),
       ...(values['endpoint-url'] ? { endpointUrl: values['endpoint-url'] } : {}),
       ...(values['state-machine-arn'] ? { stateMachineArn: values['state-machine-arn'] } : {}),
+      ...(command === 'rekey' ? { mode: 'rekey' as const } : {}),
     },
     io,
   );

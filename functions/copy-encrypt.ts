@@ -81,10 +81,10 @@ export function targetClients(item: Pick<TargetItem, 'executionName' | 'target' 
   });
 }
 
-const where = (item: TargetItem) => `${item.target.accountId}/${item.target.region}`;
+const where = (item: Pick<TargetItem, 'target'>) => `${item.target.accountId}/${item.target.region}`;
 
 /** Resolve the target key to its ARN and refuse any key the product must not use. */
-export async function resolveTargetKey(item: TargetItem, clients: Clients): Promise<string> {
+export async function resolveTargetKey(item: Pick<TargetItem, 'target'>, clients: Clients): Promise<string> {
   const { accountId, region, kmsKey } = item.target;
   let meta;
   try {
@@ -135,7 +135,7 @@ async function findCopies(ec2: EC2Client, item: TargetItem, extra: { Name: strin
 }
 
 export function copyName(item: TargetItem, now: Date): string {
-  const template = item.settings.copy.name ?? '{sourceName} encrypted {sourceImageId}';
+  const template = item.settings.copy.name ?? (item.settings.mode === 'rekey' ? '{sourceName} rekeyed {sourceImageId}' : '{sourceName} encrypted {sourceImageId}');
   const values: Record<string, string> = {
     sourceName: item.source.name,
     sourceImageId: item.source.imageId,

@@ -28,7 +28,7 @@ import {
   SourceNotEbsBackedError,
   SourceNotShareableError,
 } from './shared/errors';
-import { keyFor, parseInput, type PipelineInput } from './shared/input';
+import { keyFor, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
 import { missingActions, SOURCE_KEY_ACTIONS } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -99,9 +99,9 @@ export async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<Pipel
   return merged;
 }
 
-async function findImage(input: PipelineInput, deps: SnapshotDeps): Promise<Image> {
-  const ec2 = deps.clients.builder().ec2(input.source.region);
-  const { imageId, filter, region } = input.source;
+async function findImage(source: SourceSpec, deps: SnapshotDeps): Promise<Image> {
+  const ec2 = deps.clients.builder().ec2(source.region);
+  const { imageId, filter, region } = source;
   if (imageId) {
     try {
       const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
@@ -138,13 +138,7 @@ async function findImage(input: PipelineInput, deps: SnapshotDeps): Promise<Imag
   return newest;
 }
 
-async function checkSnapshots(
-  image: Image,
-  input: PipelineInput,
-  shareAccountIds: string[],
-  deps: SnapshotDeps,
-): Promise<string[]> {
-  const region = input.source.region;
+async function checkSnapshots(image: Image, region: string, shareAccountIds: string[], deps: SnapshotDeps): Promise<string[]> {
   const ec2 = deps.clients.builder().ec2(region);
   const kms = deps.clients.builder().kms(region);
   const snapshotIds = (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
@@ -205,6 +199,7 @@ async function preexistingShares(
 
 export function settingsOf(input: PipelineInput): RunPlan['settings'] {
   return {
+    mode: input.mode,
     targetRoleName: input.targetRoleName,
     externalId: input.externalId ?? null,
     verify: { mode: input.verify.mode, instanceType: input.verify.instanceType ?? null, timeoutMinutes: input.verify.timeoutMinutes },
@@ -240,11 +235,15 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     maxConcurrency: input.maxConcurrency,
     notify: { topicArn: input.notify.topicArn ?? null },
   };
+  // A rekey has no source of its own: each target re-encrypts its published copy (ResolveCurrentCopy).
+  if (input.mode === 'rekey') return plan;
+  const spec = input.source;
+  if (!spec) throw new InvalidInputError(['source: is required']);
 
-  const image = await findImage(input, deps);
+  const image = await findImage(spec, deps);
   const imageId = image.ImageId ?? '';
   const builderAccountId = await deps.builderAccountId();
-  const { optInTag } = input.source;
+  const { optInTag } = spec;
   if (optInTag && !(image.Tags ?? []).some((t) => t.Key === optInTag.key && t.Value === optInTag.value)) {
     logger.info('Source not opted in', { imageId, tagKey: optInTag.key });
     return { ...plan, skipped: true, skipReason: `${imageId} does not carry the tag ${optInTag.key}=${optInTag.value}` };
@@ -268,16 +267,16 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     );
   }
   const shareAccountIds = [...new Set(targets.map((t) => t.accountId))].filter((a) => a !== builderAccountId);
-  const snapshotIds = await checkSnapshots(image, input, shareAccountIds, deps);
+  const snapshotIds = await checkSnapshots(image, spec.region, shareAccountIds, deps);
   const source: ResolvedSource = {
     imageId,
-    region: input.source.region,
+    region: spec.region,
     accountId: builderAccountId,
     name: image.Name ?? imageId,
     architecture: image.Architecture ?? 'x86_64',
     rootDeviceName: image.RootDeviceName ?? '/dev/xvda',
     snapshotIds,
-    preexistingShares: await preexistingShares(imageId, snapshotIds, shareAccountIds, input.source.region, deps),
+    preexistingShares: await preexistingShares(imageId, snapshotIds, shareAccountIds, spec.region, deps),
   };
   logger.info('Source resolved', { imageId, snapshots: snapshotIds.length, targets: targets.length });
   return { ...plan, source, shareAccountIds };

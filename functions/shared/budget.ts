@@ -20,19 +20,21 @@ export const MAX_HISTORY_EVENTS_PER_RUN = 12_500;
 /** History events of one trip round a poll loop: Wait (2) + Lambda Task (5) + Choice (2). */
 export const EVENTS_PER_POLL = 9;
 /**
- * Events of one target besides its poll loops, on the longest path (publishing fails after a good launch check):
- * Map iteration 2, Parallel 4, PreflightTarget 5, CopyEncryptImage 5, IsImageAvailable 2, CreateKmsGrant 5,
- * StartLaunchCheck 5, IsLaunchCheckNeeded 2, CleanUpLaunchCheck 5, PublishImage 5, FindTargetCopy 5,
- * CleanUpFailedTarget 5, IsLambdaErrorCause 2, ParseErrorCause 2, UseErrorMessage 2, RecordTargetFailure 2 = 58;
- * plus 8 task retries at 3 events each = 24.
+ * Events of one target besides its poll loops, on the longest path (a rekey whose grant revocation fails):
+ * Map iteration 2, Parallel 4, IsRekeyTarget 2, ResolveCurrentCopy 5, UseCurrentCopyAsSource 2, IsAlreadyOnNewKey 2,
+ * PreflightTarget 5, CopyEncryptImage 5, IsImageAvailable 2, CreateKmsGrant 5, StartLaunchCheck 5,
+ * IsLaunchCheckNeeded 2, CleanUpLaunchCheck 5, PublishImage 5, IsRekeyingTarget 2, RevokeOldGrants 5,
+ * FindTargetCopy 5, CleanUpFailedTarget 5, IsLambdaErrorCause 2, ParseErrorCause 2, UseErrorMessage 2,
+ * RecordTargetFailure 2 = 76; plus 8 task retries at 3 events each = 24.
  */
-export const EVENTS_PER_TARGET_FIXED = 82;
+export const EVENTS_PER_TARGET_FIXED = 100;
 /**
  * Events of the run outside the Map's iterations: ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2,
- * ShareSource 5, DistributeToTargets 4, UnshareSource 5, CollectStatuses 2, CountOutcomes 2, HaveAnyTargetsFailed 2,
- * Report* 2, NotifyCompletion 5, IsRunClean 2, PrepareFailure 2, RunFailed 1, ExecutionFailed 1 = 41; plus 8 retries = 24.
+ * IsSharingNeeded 2, ShareSource 5, DistributeToTargets 4, IsUnshareNeeded 2, UnshareSource 5, CollectStatuses 2,
+ * CountOutcomes 2, HaveAnyTargetsFailed 2, Report* 2, NotifyCompletion 5, IsRunClean 2, PrepareFailure 2, RunFailed 1,
+ * ExecutionFailed 1 = 45; plus 8 retries = 24.
  */
-export const EVENTS_PER_RUN_FIXED = 65;
+export const EVENTS_PER_RUN_FIXED = 69;
 
 /** Seconds to wait before poll number `attempt` (0-based). */
 export function waitSeconds(schedule: { first: number; factor: number; max: number }, attempt: number): number {

@@ -111,7 +111,11 @@ export const VERIFY_MODES = ['auto-scaling', 'run-instances', 'none'] as const;
 export const inputSchema = z
   .strictObject(
     {
-      source: sourceSchema,
+      mode: z
+        .enum(['distribute', 'rekey'], { error: 'must be "distribute" or "rekey"' })
+        .default('distribute')
+        .describe('rekey: re-encrypt each target\'s published copy (publish.parameterName) with the target\'s kmsKey, instead of distributing a source'),
+      source: sourceSchema.optional(),
       targets: z
         .array(targetSchema, { error: 'must be a list of targets' })
         .min(1, { error: 'must list at least one target account' })
@@ -208,6 +212,20 @@ export const inputSchema = z
     { error: 'must be a JSON object' },
   )
   .superRefine((input, ctx) => {
+    if (input.mode === 'distribute' && input.source === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['source'], message: 'is required: { "imageId": "ami-...", "region": "eu-west-1" } or { "filter": {...}, "region": ... }' });
+    }
+    if (input.mode === 'rekey') {
+      if (input.source !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['source'], message: "must be left out with mode rekey: each target's published copy (publish.parameterName) is re-encrypted" });
+      }
+      const name = input.publish.parameterName;
+      if (name === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['publish', 'parameterName'], message: 'is required with mode rekey: the parameter that points at the copy to re-encrypt in each target' });
+      } else if (name.includes('{')) {
+        ctx.addIssue({ code: 'custom', path: ['publish', 'parameterName'], message: `must be the parameter's name itself with mode rekey, without placeholders (e.g. "/ami-pipeline/base/latest")` });
+      }
+    }
     if (input.targets === undefined && input.targetsParameter === undefined) {
       ctx.addIssue({ code: 'custom', path: ['targets'], message: 'is required: list the target accounts, or give "targetsParameter"' });
       return;

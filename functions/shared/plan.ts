@@ -30,6 +30,7 @@ export const targetPairSchema = z.object({
 export type TargetPair = z.infer<typeof targetPairSchema>;
 
 export const settingsSchema = z.object({
+  mode: z.enum(['distribute', 'rekey']),
   targetRoleName: z.string(),
   externalId: z.string().nullable(),
   verify: z.object({

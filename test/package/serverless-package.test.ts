@@ -1,6 +1,6 @@
 /**
  * `serverless package` runs offline (osls, esbuild bundles, serverless-step-functions) and produces the stack
- * we deploy: nine functions (the five steps, the preflight, publishing, retention and the notification), the state machine invoking exactly them, the nightly schedule, the new-image rule,
+ * we deploy: ten functions (the five steps, the preflight, publishing, retention, the rekey steps and the notification), the state machine invoking exactly them, the nightly schedule, the new-image rule,
  * and least-privilege roles.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ type Resource = { Type: string; Properties: Record<string, unknown> };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
 let dir: string;
 
-const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch', 'Publish', 'Retention', 'Notify'];
+const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch', 'Publish', 'Retention', 'Rekey', 'Notify'];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-package-'));
@@ -34,23 +34,23 @@ const statements = (role: Resource) =>
 const actions = (role: Resource) => statements(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
 
 describe('serverless package', () => {
-  it('bundles nine functions on nodejs22.x arm64, one zip each', () => {
+  it('bundles ten functions on nodejs22.x arm64, one zip each', () => {
     const functions = ofType('AWS::Lambda::Function');
     expect(functions.map(([id]) => id).sort()).toEqual(FUNCTIONS.map((f) => `${f}LambdaFunction`).sort());
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['arm64']);
     }
-    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch', 'publish', 'retention', 'notify']) {
+    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch', 'publish', 'retention', 'rekey', 'notify']) {
       expect(existsSync(join(dir, `${zip}.zip`)), zip).toBe(true);
     }
   });
 
-  it('defines the state machine from statemachine/ and lets its role invoke exactly our nine functions', () => {
+  it('defines the state machine from statemachine/ and lets its role invoke exactly our ten functions', () => {
     const [[, machine] = []] = ofType('AWS::StepFunctions::StateMachine');
     expect(machine).toBeDefined();
     const definition = JSON.stringify(machine?.Properties.DefinitionString);
-    for (const state of ['ResolveSource', 'ShareSource', 'PreflightTarget', 'PublishImage', 'ApplyRetention', 'NotifyCompletion', 'DistributeToTargets', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'UnshareSource']) {
+    for (const state of ['ResolveSource', 'ShareSource', 'PreflightTarget', 'PublishImage', 'ApplyRetention', 'NotifyCompletion', 'ResolveCurrentCopy', 'RevokeOldGrants', 'DistributeToTargets', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'UnshareSource']) {
       expect(definition).toContain(state);
     }
     const roleId = (machine?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
@@ -90,6 +90,7 @@ describe('serverless package', () => {
     expect(JSON.stringify(functions.PreflightLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
     expect(JSON.stringify(functions.PublishLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
     expect(JSON.stringify(functions.RetentionLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
+    expect(JSON.stringify(functions.RekeyLambdaFunction?.Properties.Role)).toContain('TargetAccessRole');
     const notify = template.Resources.NotifyRole as Resource;
     expect(actions(notify).filter((a) => !a.startsWith('logs:')).sort()).toEqual(['events:PutEvents', 'sns:Publish']);
     expect(JSON.stringify(statements(notify))).toContain('event-bus/default');

@@ -134,7 +134,13 @@ describe('the state machine definition', () => {
       const catches = (byName.get(name)?.Catch as { Next: string }[]) ?? [];
       expect(catches.map((c) => c.Next), name).toContain('UnshareAfterFailure');
     }
-    expect(byName.get('DistributeToTargets')?.Next).toBe('UnshareSource');
+    // After the fan-out, a distribution (the only mode that shared) always reaches UnshareSource.
+    expect(byName.get('DistributeToTargets')?.Next).toBe('IsUnshareNeeded');
+    const unshareChoice = byName.get('IsUnshareNeeded') as { Default: string; Choices: ChoiceRule[] };
+    expect(unshareChoice.Default).toBe('UnshareSource');
+    expect(unshareChoice.Choices.map((c) => [c.Variable, c.StringEquals, c.Next])).toEqual([['$.settings.mode', 'rekey', 'NothingToUnshare']]);
+    const shareChoice = byName.get('IsSharingNeeded') as { Default: string; Choices: ChoiceRule[] };
+    expect(shareChoice.Default).toBe('ShareSource');
     expect(((byName.get('UnshareSource')?.Catch as { Next: string }[]) ?? [])[0]?.Next).toBe('RecordUnshareFailure');
   });
 

@@ -39,7 +39,7 @@ import {
   type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { CreateGrantCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
+import { CreateGrantCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListGrantsCommand, RevokeGrantCommand } from '@aws-sdk/client-kms';
 import { GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
@@ -422,6 +422,12 @@ export class FakeAws {
       Grants: this.grants.filter((g) => g.KeyId === input.KeyId && (!input.GrantId || g.GrantId === input.GrantId)),
       Truncated: false,
     }));
+    on(kms, RevokeGrantCommand, 'kms', (input) => {
+      const i = this.grants.findIndex((g) => g.GrantId === input.GrantId && g.KeyId === input.KeyId);
+      if (i < 0) throw awsError('NotFoundException', `Grant ID ${String(input.GrantId)} not found`);
+      this.grants.splice(i, 1);
+      return {};
+    });
     on(kms, CreateGrantCommand, 'kms', (input) => {
       const grant: Grant = { GrantId: this.id('grant'), Name: input.Name as string, GranteePrincipal: input.GranteePrincipal as string, Operations: input.Operations as string[], KeyId: String(input.KeyId) };
       this.grants.push(grant);

@@ -27,6 +27,7 @@ export function item(overrides: Partial<TargetItem['target']> = {}, settings: Pa
     source,
     target: { accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null, ...overrides },
     settings: {
+      mode: 'distribute',
       targetRoleName: 'AmiPipelineTarget',
       externalId: null,
       verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },

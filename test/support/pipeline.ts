@@ -4,6 +4,7 @@ import { makeHandler as createGrant } from '../../functions/create-grant';
 import { makeHandler as modifyAttributes } from '../../functions/modify-attributes';
 import { createNotifyDeps, makeHandler as notify } from '../../functions/notify';
 import { makeHandler as publish } from '../../functions/publish';
+import { makeHandler as rekey } from '../../functions/rekey';
 import { makeHandler as retention } from '../../functions/retention';
 import { makeHandler as preflight } from '../../functions/preflight';
 import { makeHandler as snapshot } from '../../functions/snapshot';
@@ -26,6 +27,7 @@ export function pipelineHandlers(now: () => Date = () => new Date()): Record<str
     createGrant: createGrant({ clients }),
     verifyLaunch: verifyLaunch({ clients, now }),
     publish: publish({ clients, now }),
+    rekey: rekey({ clients }),
     retention: retention({ clients, now }),
     notify: notify(createNotifyDeps('eu-west-1')),
   };

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeAws } from '../support/fake-aws';
 import { checkTemplate, loadTemplate, type Template } from '../support/cfn';
 import { BUILDER } from '../support/fixtures';
-import { runDefinition } from '../../local/asl';
+import { runDefinition, type Json } from '../../local/asl';
 import { pipelineHandlers } from '../support/pipeline';
 
 const template = loadTemplate(new URL('../../templates/target-account.yml', import.meta.url));
@@ -29,7 +29,7 @@ const matches = (pattern: string, action: string) => new RegExp(`^${pattern.repl
 /** IAM actions the functions call inside target accounts, from runs of the real definition over every path. */
 async function callsInsideTargets(): Promise<Set<string>> {
   const actions = new Set<string>();
-  const scenarios: { setup?: (aws: FakeAws) => void; verify?: string; runs?: number }[] = [
+  const scenarios: { setup?: (aws: FakeAws) => void; verify?: string; runs?: number; rekey?: boolean }[] = [
     {
       runs: 3,
       setup: (aws) => {
@@ -38,6 +38,7 @@ async function callsInsideTargets(): Promise<Set<string>> {
       },
     },
     { verify: 'run-instances' },
+    { rekey: true },
     { setup: (aws) => aws.failingCopies.add('111111111111/eu-west-1') },
     { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client.InternalError: Client error on launch') },
     { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client error on launch'), verify: 'run-instances' },
@@ -58,6 +59,11 @@ async function callsInsideTargets(): Promise<Set<string>> {
       const first = aws.addSourceImage('eu-west-1');
       for (let i = 0; i < (scenario.runs ?? 1); i += 1) {
         await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), pipelineHandlers(), { executionName: `iam-${i}` });
+      }
+      if (scenario.rekey) {
+        aws.addKey('111111111111', 'eu-west-1', 'alias/ami-encryption-2');
+        const rekey = { ...input(first), mode: 'rekey', source: undefined, targets: [{ accountId: '111111111111', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption-2' }] };
+        await runDefinition(JSON.parse(JSON.stringify(rekey)) as Json, pipelineHandlers(), { executionName: 'iam-rekey' });
       }
       for (const call of aws.calls) {
         if (call.account !== BUILDER && call.service !== 'sts') actions.add(`${call.service}:${call.command}`);

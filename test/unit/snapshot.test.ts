@@ -158,6 +158,7 @@ describe('resolveSource', () => {
         { accountId: BUILDER, region: 'us-east-1', kmsKey: 'alias/builder-ami', subnetId: null },
       ],
       settings: {
+        mode: 'distribute',
         targetRoleName: 'AmiPipelineTarget',
         externalId: null,
         verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
