@@ -4,7 +4,7 @@
  */
 import type { Manifest } from '../local/manifest';
 
-export type Phase = 'queued' | 'copying' | 'granting' | 'verifying' | 'done' | 'failed';
+export type Phase = 'queued' | 'checking' | 'copying' | 'granting' | 'verifying' | 'publishing' | 'done' | 'failed';
 
 /** A state entered (with its input) or exited (with its output), at `at` ms since the epoch. */
 export interface StateEvent {
@@ -38,6 +38,11 @@ export interface Change {
 }
 
 const PHASE_OF_STATE: Record<string, Phase> = {
+  IsRekeyTarget: 'checking',
+  ResolveCurrentCopy: 'checking',
+  UseCurrentCopyAsSource: 'checking',
+  IsAlreadyOnNewKey: 'checking',
+  PreflightTarget: 'checking',
   CopyEncryptImage: 'copying',
   WaitForImage: 'copying',
   GetImageState: 'copying',
@@ -49,6 +54,11 @@ const PHASE_OF_STATE: Record<string, Phase> = {
   GetLaunchState: 'verifying',
   IsLaunchVerified: 'verifying',
   CleanUpLaunchCheck: 'verifying',
+  PublishImage: 'publishing',
+  IsRekeyingTarget: 'publishing',
+  RevokeOldGrants: 'publishing',
+  ApplyRetention: 'publishing',
+  RecordRetentionFailure: 'publishing',
   FindTargetCopy: 'failed',
   NoCopyFound: 'failed',
   CleanUpFailedTarget: 'failed',

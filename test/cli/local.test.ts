@@ -46,7 +46,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline run --local against moto', () => 
     expect(progress).toContain('run: resolving the source image');
     for (const { accountId, regions } of targets) {
       const phases = progress.filter((l) => l.startsWith(`${accountId} ${regions[0]} `)).map((l) => l.split(' ')[2]);
-      expect(phases).toEqual(['copying', 'granting', 'verifying', 'done']);
+      expect(phases).toEqual(['checking', 'copying', 'granting', 'verifying', 'publishing', 'done']);
     }
     expect(progress).not.toContainEqual(expect.stringContaining('\x1b['));
     rmSync(dir, { recursive: true, force: true });
