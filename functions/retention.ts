@@ -129,7 +129,7 @@ async function protections(clients: Clients, item: TargetItem, parameterName: st
       if (!id) continue;
       const versions = await aws(
         `Reading launch template ${template.LaunchTemplateName ?? id} in ${where(item)}`,
-        () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: id, Versions: ['$Default', '$Latest'] })),
+        () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: id, Versions: ['$Default', '$Latest'], ResolveAlias: true })),
         READ_FIX,
       ).catch((error: unknown) => {
         // Deleted between the two calls: it protects nothing.

@@ -1,8 +1,10 @@
 /**
  * Builds the Lambda bundles exactly as `serverless package` does: the esbuild options are read from
- * serverless.yml (custom.esbuild) and each function's entry from its `handler`. Output goes to .local-build/.
+ * serverless.yml (custom.esbuild) and each function's entry from its `handler`.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions } from 'esbuild';
 import { parse } from 'yaml';
@@ -27,8 +29,11 @@ export function serverlessConfig(): ServerlessConfig {
   return parse(readFileSync(`${ROOT}serverless.yml`, 'utf8')) as ServerlessConfig;
 }
 
-/** Bundle every function of serverless.yml into `outDir`; resolves to where each landed. */
-export async function buildBundles(outDir = `${ROOT}.local-build`): Promise<Bundle[]> {
+/**
+ * Bundle every function of serverless.yml into `outDir` (by default a new temporary folder, so runs that build at
+ * the same time never overwrite each other's bundles); resolves to where each landed.
+ */
+export async function buildBundles(outDir = mkdtempSync(join(tmpdir(), 'ami-pipeline-bundles-'))): Promise<Bundle[]> {
   const config = serverlessConfig();
   const { outputFileExtension = '.js', exclude: _exclude, ...esbuildOptions } = config.custom.esbuild;
   mkdirSync(outDir, { recursive: true });

@@ -182,9 +182,11 @@ describe('applyRetention', () => {
     const result = await applyRetention(event({ keep: 1 }), deps());
 
     expect(ec2Mock).toHaveReceivedCommandTimes(DescribeLaunchTemplatesCommand, 2);
+    // ResolveAlias: a version whose image is resolve:ssm:… protects the image the parameter resolves to.
     expect(ec2Mock).toHaveReceivedCommandWith(DescribeLaunchTemplateVersionsCommand, {
       LaunchTemplateId: 'lt-0abcdef1234567890',
       Versions: ['$Default', '$Latest'],
+      ResolveAlias: true,
     });
     expect(ec2Mock).toHaveReceivedCommandWith(DescribeLaunchTemplateVersionsCommand, {
       LaunchTemplateId: 'lt-0aaaaaaaaaaaaaaa0',
