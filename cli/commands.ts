@@ -29,6 +29,8 @@ export interface RunOptions extends ReportOptions {
   input: string;
   /** `rekey` runs the input in key-replacement mode (ami-pipeline rekey). */
   mode?: 'rekey';
+  /** Retention only reports what it would retire (--dry-run). */
+  dryRun?: boolean;
   local: boolean;
   endpointUrl?: string;
   stateMachineArn?: string;
@@ -131,7 +133,11 @@ async function runDeployed(options: RunOptions, raw: unknown, tracker: ProgressT
 }
 
 export async function run(options: RunOptions, io: Io): Promise<number> {
-  const file = readInputFile(options.input, options.mode ? { mode: options.mode } : {});
+  const file = readInputFile(options.input, (raw) => ({
+    ...raw,
+    ...(options.mode ? { mode: options.mode } : {}),
+    ...(options.dryRun ? { retention: { ...(raw.retention as Record<string, unknown> | undefined), dryRun: true } } : {}),
+  }));
   if (options.local && !options.endpointUrl && !process.env.AWS_ENDPOINT_URL) {
     throw new CliError('--local needs an AWS-compatible endpoint such as moto: pass --endpoint-url http://127.0.0.1:5000 or set AWS_ENDPOINT_URL', 2);
   }

@@ -21,8 +21,8 @@ function withLine(message: string, text: string): string {
   return `${message} (line ${before.length}, column ${(before[before.length - 1] ?? '').length + 1})`;
 }
 
-/** Read, parse and validate an input file; `overrides` (e.g. { mode: 'rekey' }) are laid over its top level. */
-export function readInputFile(path: string, overrides: Record<string, unknown> = {}): InputFile {
+/** Read, parse and validate an input file; `adjust` (e.g. rekey mode, a retention dry run) edits its JSON first. */
+export function readInputFile(path: string, adjust?: (raw: Record<string, unknown>) => Record<string, unknown>): InputFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -34,7 +34,7 @@ export function readInputFile(path: string, overrides: Record<string, unknown> =
   let raw: unknown;
   try {
     raw = JSON.parse(text) as unknown;
-    if (Object.keys(overrides).length > 0 && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) raw = { ...raw, ...overrides };
+    if (adjust && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) raw = adjust(raw as Record<string, unknown>);
   } catch (error) {
     throw new CliError(`the input file ${path} is not valid JSON: ${withLine((error as Error).message, text)}`, 2);
   }

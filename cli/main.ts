@@ -32,6 +32,7 @@ run options:
   --poll-ms N                 how often to poll a deployed execution (default 2000)
   --output table|json         the manifest as a table (default) or as JSON on stdout (progress goes to stderr)
   --manifest FILE             also write the manifest JSON to FILE
+  --dry-run                   retention only lists what it would retire, and why each kept copy is kept
 
 doctor options:
   --endpoint-url, --region, --output as for run; exit 0 nothing failed, 1 a check failed, 2 bad input
@@ -60,6 +61,7 @@ const OPTIONS = {
   'wait-ms': { type: 'string' },
   'poll-ms': { type: 'string' },
   follow: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -68,8 +70,8 @@ type OptionName = keyof typeof OPTIONS;
 
 const COMMON: OptionName[] = ['debug', 'help'];
 const ALLOWED: Record<string, OptionName[]> = {
-  run: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms'],
-  rekey: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms'],
+  run: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms', 'dry-run'],
+  rekey: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms', 'dry-run'],
   status: ['output', 'follow', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
   validate: ['input'],
   doctor: ['input', 'endpoint-url', 'region', 'output'],
@@ -168,6 +170,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       ...(values['endpoint-url'] ? { endpointUrl: values['endpoint-url'] } : {}),
       ...(values['state-machine-arn'] ? { stateMachineArn: values['state-machine-arn'] } : {}),
       ...(command === 'rekey' ? { mode: 'rekey' as const } : {}),
+      ...(values['dry-run'] ? { dryRun: true } : {}),
     },
     io,
   );

@@ -40,6 +40,15 @@ describe('ami-pipeline run and status against a deployed state machine', () => {
     expect(result.stdout).toContain('SUCCEEDED: 2 of 2 targets succeeded, 0 failed; source share revoked (execution cli-test-run)');
   });
 
+  it('starts a rekey with mode rekey and a retention dry run with --dry-run', async () => {
+    stub = await startSfnStub(stubScript('succeeded'));
+    const rekeyInput = writeJson(dir, 'rekey.json', { targets: STUB_INPUT.targets, publish: { parameterName: '/ami-pipeline/base/latest' } });
+    const result = await cli(stub, ['rekey', '--input', rekeyInput, '--state-machine-arn', stub.stateMachineArn, '--dry-run']);
+    expect(result.code).toBe(0);
+    const started = JSON.parse(String(targets(stub, 'StartExecution')[0]?.body.input)) as Record<string, unknown>;
+    expect(started).toMatchObject({ mode: 'rekey', retention: { dryRun: true } });
+  });
+
   it('prints only the manifest JSON on stdout with --output json, and writes it with --manifest', async () => {
     stub = await startSfnStub(stubScript('succeeded'));
     const manifestFile = `${dir}/succeeded.json`;
