@@ -44,6 +44,7 @@ async function demo(): Promise<number> {
       source: { imageId: sourceImageId, region: SOURCE_REGION },
       targets: TARGETS.map((t) => ({ accountId: t.accountId, regions: t.regions, kmsKey: 'alias/ami-encryption' })),
       verify: { mode: 'auto-scaling' },
+      publish: { parameterName: '/ami-pipeline/demo/latest' },
     };
     writeFileSync(inputPath, `${JSON.stringify(input, null, 2)}\n`);
     process.stderr.write(`Input: ${inputPath}\nRunning: ami-pipeline run --input ${inputPath} --local --endpoint-url ${endpoint} --manifest ${manifestPath}\n\n`);
@@ -52,7 +53,9 @@ async function demo(): Promise<number> {
     process.stdout.write('\nWhere each encrypted image is:\n');
     for (const r of manifest.results) {
       const own = keys[`${r.accountId}/${r.region}`] === r.kmsKeyArn ? "the account's own key" : 'an unexpected key';
+      const parameter = r.publish?.parameterName;
       process.stdout.write(`  ${r.accountId} ${r.region.padEnd(10)} ${r.imageId ?? '-'}  encrypted with ${r.kmsKeyArn ?? '-'} (${own})\n`);
+      if (parameter) process.stdout.write(`  ${' '.repeat(23)}published as ${parameter} (resolve:ssm:${parameter})\n`);
     }
     process.stdout.write(`\nManifest: ${manifestPath}\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s.\n`);
     return code;

@@ -8,6 +8,10 @@ export interface TargetResult {
   grantId: string | null;
   launchCheck: { mode: string; instanceId: string | null; state: string } | null;
   cleanup?: unknown;
+  /** PublishImage's result, on succeeded targets. */
+  publish?: { parameterName: string | null; parameterVersion: number | null; lineage: string | null; launchTemplates: { name: string; version: number; changed: boolean }[] };
+  /** ApplyRetention's result (or its recorded failure), on succeeded targets. */
+  retention?: unknown;
   error: { name: string; message: string } | null;
 }
 
