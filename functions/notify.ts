@@ -5,9 +5,10 @@
  * Takes { manifest, topicArn }; returns { eventId, messageId, truncated }.
  * Throws InvalidInputError, AccessDeniedError, AwsRequestFailedError (terminal) or the retryable throttling/5xx errors.
  */
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
+import { defaultClientFactory, type ClientFactory } from './shared/clients';
 import { aws, toPipelineError } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -51,31 +52,9 @@ export interface NotifyDeps {
   region: string;
 }
 
-const MAX_ATTEMPTS = 4;
-
-/** Builder-account clients (the function's own role), one per service and region for the container's life. */
-export function createNotifyDeps(region = process.env.AWS_REGION ?? 'us-east-1'): NotifyDeps {
-  const eventBridge = new Map<string, EventBridgeClient>();
-  const sns = new Map<string, SNSClient>();
-  return {
-    region,
-    eventBridge(r) {
-      let client = eventBridge.get(r);
-      if (!client) {
-        client = new EventBridgeClient({ region: r, maxAttempts: MAX_ATTEMPTS });
-        eventBridge.set(r, client);
-      }
-      return client;
-    },
-    sns(r) {
-      let client = sns.get(r);
-      if (!client) {
-        client = new SNSClient({ region: r, maxAttempts: MAX_ATTEMPTS });
-        sns.set(r, client);
-      }
-      return client;
-    },
-  };
+/** Builder-account clients (the function's own role) from the shared factory, memoised per service and region. */
+export function createNotifyDeps(region = process.env.AWS_REGION ?? 'us-east-1', clients: ClientFactory = defaultClientFactory): NotifyDeps {
+  return { region, eventBridge: (r) => clients.builder().eventBridge(r), sns: (r) => clients.builder().sns(r) };
 }
 export const defaultDeps: NotifyDeps = createNotifyDeps();
 

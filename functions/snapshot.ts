@@ -20,13 +20,13 @@ import { defaultClientFactory, type ClientFactory } from './shared/clients';
 import {
   aws,
   awsCode,
-  awsErrorDetail,
   InvalidInputError,
   SourceImageNotAvailableError,
   SourceImageNotFoundError,
   SourceKeyNotSharedError,
   SourceNotEbsBackedError,
   SourceNotShareableError,
+  toPipelineError,
 } from './shared/errors';
 import { keyFor, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
 import { missingActions, SOURCE_KEY_ACTIONS } from './shared/key-policy';
@@ -108,10 +108,7 @@ async function findImage(source: SourceSpec, deps: SnapshotDeps): Promise<Image>
       const image = out.Images?.[0];
       if (image) return image;
     } catch (error) {
-      const { code } = awsErrorDetail(error);
-      if (!code.startsWith('InvalidAMIID')) {
-        return aws(`Describing source image ${imageId} in ${region}`, () => Promise.reject(error));
-      }
+      if (!awsCode(error).startsWith('InvalidAMIID')) throw toPipelineError(error, `Describing source image ${imageId} in ${region}`);
     }
     throw new SourceImageNotFoundError(
       `Source image ${imageId} was not found in ${region} of the builder account; check "source.imageId" and "source.region" (AMIs are regional).`,

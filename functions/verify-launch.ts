@@ -32,7 +32,7 @@ import {
 import { z } from 'zod';
 import { LAUNCH_WAIT, waitSeconds } from './shared/budget';
 import { defaultClientFactory, type ClientFactory } from './shared/clients';
-import { aws, awsCode, LaunchFailedError } from './shared/errors';
+import { aws, awsCode, LaunchFailedError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
@@ -240,7 +240,7 @@ async function describeInstance(ec2: EC2Client, item: TargetItem, instanceId: st
     return out.Reservations?.[0]?.Instances?.[0];
   } catch (error) {
     if (awsCode(error) === 'InvalidInstanceID.NotFound') return undefined;
-    return aws(`Describing test instance ${instanceId} in ${where(item)}`, () => Promise.reject(error));
+    throw toPipelineError(error, `Describing test instance ${instanceId} in ${where(item)}`);
   }
 }
 
@@ -335,7 +335,7 @@ export async function cleanUpLaunchCheck(item: TargetItem, deps: VerifyLaunchDep
       const message = error instanceof Error ? error.message : '';
       // Already gone, or being deleted by an earlier attempt: either way nothing of ours stays.
       const gone = (code === 'ValidationError' && /not found|does not exist/i.test(message)) || code === 'ScalingActivityInProgress';
-      if (!gone) await aws(`Deleting Auto Scaling group ${name} in ${where(item)}`, () => Promise.reject(error));
+      if (!gone) throw toPipelineError(error, `Deleting Auto Scaling group ${name} in ${where(item)}`);
     }
     try {
       await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name }));
@@ -343,7 +343,7 @@ export async function cleanUpLaunchCheck(item: TargetItem, deps: VerifyLaunchDep
     } catch (error) {
       const code = awsCode(error);
       if (!code.startsWith('InvalidLaunchTemplateName') && !code.startsWith('InvalidLaunchTemplateId')) {
-        await aws(`Deleting launch template ${name} in ${where(item)}`, () => Promise.reject(error));
+        throw toPipelineError(error, `Deleting launch template ${name} in ${where(item)}`);
       }
     }
   }

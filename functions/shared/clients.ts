@@ -7,8 +7,10 @@
  */
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@aws-sdk/types';
@@ -29,6 +31,8 @@ export interface Clients {
   ssm(region: string): SSMClient;
   /** IAM is global; `region` only picks the partition's endpoint. */
   iam(region: string): IAMClient;
+  eventBridge(region: string): EventBridgeClient;
+  sns(region: string): SNSClient;
 }
 
 export interface ClientFactory {
@@ -57,8 +61,8 @@ export function sessionNameFor(executionName: string): string {
 }
 
 function clientSet(credentials: AwsCredentialIdentityProvider | undefined): Clients {
-  const cache = new Map<string, EC2Client | KMSClient | AutoScalingClient | SSMClient | IAMClient>();
-  function get<T extends EC2Client | KMSClient | AutoScalingClient | SSMClient | IAMClient>(
+  const cache = new Map<string, EC2Client | KMSClient | AutoScalingClient | SSMClient | IAMClient | EventBridgeClient | SNSClient>();
+  function get<T extends EC2Client | KMSClient | AutoScalingClient | SSMClient | IAMClient | EventBridgeClient | SNSClient>(
     kind: string,
     region: string,
     make: (config: { region: string; maxAttempts: number; credentials?: AwsCredentialIdentityProvider }) => T,
@@ -80,6 +84,8 @@ function clientSet(credentials: AwsCredentialIdentityProvider | undefined): Clie
       const home = partitionOf(region) === 'aws-cn' ? 'cn-north-1' : partitionOf(region) === 'aws-us-gov' ? 'us-gov-west-1' : 'us-east-1';
       return get('iam', home, (c) => new IAMClient(c));
     },
+    eventBridge: (region) => get('events', region, (c) => new EventBridgeClient(c)),
+    sns: (region) => get('sns', region, (c) => new SNSClient(c)),
   };
 }
 
