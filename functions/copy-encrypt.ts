@@ -14,13 +14,13 @@ import {
   CreateTagsCommand,
   DeregisterImageCommand,
   DescribeImagesCommand,
-  type EC2Client,
+  EC2Client,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { DescribeKeyCommand } from '@aws-sdk/client-kms';
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { COPY_WAIT, waitSeconds } from './shared/budget';
-import { defaultClientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/clients';
+import { clientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/client-factory';
 import {
   AccessDeniedError,
   aws,
@@ -69,7 +69,7 @@ export interface CopyEncryptDeps {
   clients: ClientFactory;
   now: () => Date;
 }
-export const defaultDeps: CopyEncryptDeps = { clients: defaultClientFactory, now: () => new Date() };
+export const defaultDeps: CopyEncryptDeps = { clients: /* @__PURE__ */ clientFactory({ ec2: EC2Client, kms: KMSClient }), now: () => new Date() };
 
 /** Clients inside the target account, always through its role (also when the target is the builder account itself). */
 export function targetClients(item: Pick<TargetItem, 'executionName' | 'target' | 'settings'>, deps: { clients: ClientFactory }): Clients {
@@ -308,7 +308,7 @@ export async function copyEncrypt(event: CopyEncryptEvent, deps: CopyEncryptDeps
   }
 }
 
-export const makeHandler = (deps: CopyEncryptDeps = defaultDeps) =>
+export const makeHandler = /* @__NO_SIDE_EFFECTS__ */ (deps: CopyEncryptDeps = defaultDeps) =>
   lambdaHandler('CopyEncrypt', itemLogContext, (event) =>
   copyEncrypt(parsePayload(copyEncryptEventSchema, event, 'event'), deps),
 );

@@ -5,10 +5,9 @@
  * reuses it. Confirms the grant with ListGrants; returns grant ID and (for a new grant) its token.
  * Throws GrantFailedError, KmsKeyUnusableError (terminal); GrantNotYetPropagatedError, throttling, 5xx (retryable).
  */
-import { CreateGrantCommand, type GrantListEntry, type GrantOperation, type KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
+import { CreateGrantCommand, type GrantListEntry, type GrantOperation, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
 import { z } from 'zod';
-import { partitionOf } from './shared/clients';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, partitionOf, type ClientFactory } from './shared/client-factory';
 import { awsCode, GrantFailedError, GrantNotYetPropagatedError, KmsKeyUnusableError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -44,7 +43,7 @@ export interface GrantResult {
 export interface CreateGrantDeps {
   clients: ClientFactory;
 }
-export const defaultDeps: CreateGrantDeps = { clients: defaultClientFactory };
+export const defaultDeps: CreateGrantDeps = { clients: /* @__PURE__ */ clientFactory({ kms: KMSClient }) };
 
 export function autoScalingRoleArn(accountId: string, region: string): string {
   return `arn:${partitionOf(region)}:iam::${accountId}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
@@ -120,7 +119,7 @@ export async function createGrant(event: CreateGrantEvent, deps: CreateGrantDeps
   }
 }
 
-export const makeHandler = (deps: CreateGrantDeps = defaultDeps) =>
+export const makeHandler = /* @__NO_SIDE_EFFECTS__ */ (deps: CreateGrantDeps = defaultDeps) =>
   lambdaHandler('CreateKmsGrant', itemLogContext, (event) =>
   createGrant(parsePayload(createGrantEventSchema, event, 'event'), deps),
 );

@@ -5,9 +5,9 @@
  * Takes { action: "share" | "unshare", source, shareAccountIds }; returns the accounts and snapshots touched.
  * Throws AccessDeniedError, AwsRequestFailedError (terminal) or the retryable throttling/5xx errors.
  */
-import { ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from '@aws-sdk/client-ec2';
+import { EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -34,7 +34,7 @@ export interface ModifyAttributesResult {
 export interface ModifyAttributesDeps {
   clients: ClientFactory;
 }
-export const defaultDeps: ModifyAttributesDeps = { clients: defaultClientFactory };
+export const defaultDeps: ModifyAttributesDeps = { clients: clientFactory({ ec2: EC2Client }) };
 
 /** Launch permission can be given to many accounts per call; keep each call modest. */
 const ACCOUNTS_PER_CALL = 50;

@@ -5,10 +5,10 @@
  * Takes { manifest, topicArn }; returns { eventId, messageId, truncated }.
  * Throws InvalidInputError, AccessDeniedError, AwsRequestFailedError (terminal) or the retryable throttling/5xx errors.
  */
-import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, toPipelineError } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -53,7 +53,7 @@ export interface NotifyDeps {
 }
 
 /** Builder-account clients (the function's own role) from the shared factory, memoised per service and region. */
-export function createNotifyDeps(region = process.env.AWS_REGION ?? 'us-east-1', clients: ClientFactory = defaultClientFactory): NotifyDeps {
+export function createNotifyDeps(region = process.env.AWS_REGION ?? 'us-east-1', clients: ClientFactory = clientFactory({ eventBridge: EventBridgeClient, sns: SNSClient })): NotifyDeps {
   return { region, eventBridge: (r) => clients.builder().eventBridge(r), sns: (r) => clients.builder().sns(r) };
 }
 export const defaultDeps: NotifyDeps = createNotifyDeps();

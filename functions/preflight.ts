@@ -6,7 +6,10 @@
  * account cannot be entered; throttling and 5xx are retryable.
  */
 import { z } from 'zod';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { PreflightFailedError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -25,7 +28,7 @@ export interface PreflightResult {
 export interface PreflightDeps {
   clients: ClientFactory;
 }
-export const defaultDeps: PreflightDeps = { clients: defaultClientFactory };
+export const defaultDeps: PreflightDeps = { clients: clientFactory({ ec2: EC2Client, kms: KMSClient, iam: IAMClient }) };
 
 const line = (c: Check) => `${c.check}: ${c.message}${c.awsError ? ` (${c.awsError})` : ''}${c.fix ? `. Fix: ${c.fix}` : ''}`;
 

@@ -12,13 +12,13 @@ import {
   CreateTagsCommand,
   DescribeImagesCommand,
   DescribeLaunchTemplateVersionsCommand,
-  type EC2Client,
+  EC2Client,
   type Image,
   ModifyLaunchTemplateCommand,
 } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, awsErrorDetail, PublishFailedError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -49,7 +49,7 @@ export interface PublishDeps {
   clients: ClientFactory;
   now: () => Date;
 }
-export const defaultDeps: PublishDeps = { clients: defaultClientFactory, now: () => new Date() };
+export const defaultDeps: PublishDeps = { clients: clientFactory({ ec2: EC2Client, ssm: SSMClient }), now: () => new Date() };
 
 const MAX_PARAMETER_NAME = 1011;
 const LAUNCH_TEMPLATE_NOT_FOUND = new Set(['InvalidLaunchTemplateName.NotFoundException', 'InvalidLaunchTemplateId.NotFound']);

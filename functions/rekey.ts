@@ -9,11 +9,11 @@
  * Throws SourceImageNotFoundError (nothing published to rekey), KmsKeyUnusableError (the new key), AccessDeniedError;
  * throttling and 5xx are retryable.
  */
-import { DescribeImagesCommand, type Image } from '@aws-sdk/client-ec2';
-import { type GrantListEntry, ListGrantsCommand, RevokeGrantCommand } from '@aws-sdk/client-kms';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { DescribeImagesCommand, EC2Client, type Image } from '@aws-sdk/client-ec2';
+import { type GrantListEntry, KMSClient, ListGrantsCommand, RevokeGrantCommand } from '@aws-sdk/client-kms';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, SourceImageNotFoundError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -52,7 +52,7 @@ export interface RevokeResult {
 export interface RekeyDeps {
   clients: ClientFactory;
 }
-export const defaultDeps: RekeyDeps = { clients: defaultClientFactory };
+export const defaultDeps: RekeyDeps = { clients: clientFactory({ ec2: EC2Client, kms: KMSClient, ssm: SSMClient }) };
 
 const where = (item: Pick<RekeyItem, 'target'>) => `${item.target.accountId}/${item.target.region}`;
 const keyOfImage = (image: Image) =>

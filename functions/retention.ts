@@ -20,12 +20,12 @@ import {
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
-  type EC2Client,
+  EC2Client,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { defaultClientFactory, type ClientFactory, type Clients } from './shared/clients';
+import { clientFactory, type ClientFactory, type Clients } from './shared/client-factory';
 import { aws, awsCode } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -53,7 +53,7 @@ export interface RetentionDeps {
   clients: ClientFactory;
   now: () => Date;
 }
-export const defaultDeps: RetentionDeps = { clients: defaultClientFactory, now: () => new Date() };
+export const defaultDeps: RetentionDeps = { clients: clientFactory({ ec2: EC2Client, ssm: SSMClient }), now: () => new Date() };
 
 export const NO_LINEAGE = 'no lineage: set publish.parameterName or retention.lineage';
 const LIVE_INSTANCE_STATES = ['pending', 'running', 'stopping', 'stopped'];

@@ -10,13 +10,14 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotAttributeCommand,
   DescribeSnapshotsCommand,
+  EC2Client,
   type Filter,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import {
   aws,
   awsCode,
@@ -48,7 +49,7 @@ export interface SnapshotDeps {
 
 let callerAccount: Promise<string> | undefined;
 export const defaultDeps: SnapshotDeps = {
-  clients: defaultClientFactory,
+  clients: clientFactory({ ec2: EC2Client, kms: KMSClient, ssm: SSMClient }),
   pipelineRegion: process.env.AWS_REGION ?? 'us-east-1',
   builderAccountId: () => {
     callerAccount ??= new STSClient({ region: process.env.AWS_REGION ?? 'us-east-1' })

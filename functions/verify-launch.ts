@@ -23,7 +23,7 @@ import {
   DescribeInstancesCommand,
   DescribeSubnetsCommand,
   DescribeVolumesCommand,
-  type EC2Client,
+  EC2Client,
   type Instance,
   type _InstanceType,
   RunInstancesCommand,
@@ -31,7 +31,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import { LAUNCH_WAIT, waitSeconds } from './shared/budget';
-import { defaultClientFactory, type ClientFactory } from './shared/clients';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, LaunchFailedError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -75,7 +75,7 @@ export interface VerifyLaunchDeps {
   clients: ClientFactory;
   now: () => Date;
 }
-export const defaultDeps: VerifyLaunchDeps = { clients: defaultClientFactory, now: () => new Date() };
+export const defaultDeps: VerifyLaunchDeps = { clients: clientFactory({ ec2: EC2Client, autoScaling: AutoScalingClient }), now: () => new Date() };
 
 const where = (item: TargetItem) => `${item.target.accountId}/${item.target.region}`;
 

@@ -7,7 +7,7 @@
 import { DescribeImagesCommand, DescribeSubnetsCommand, GetEbsDefaultKmsKeyIdCommand, GetEbsEncryptionByDefaultCommand } from '@aws-sdk/client-ec2';
 import { GetRoleCommand } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
-import type { Clients } from './clients';
+import type { Clients } from './client-factory';
 import { awsCode, awsErrorDetail, PipelineError, TargetRoleNotAssumableError } from './errors';
 import { missingActions } from './key-policy';
 import type { TargetItem as FullItem } from './plan';

@@ -2,6 +2,7 @@ import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { clientFactory } from '../../functions/shared/client-factory';
 import { createClientFactory, partitionOf, roleArn, sessionNameFor, type TargetAccess } from '../../functions/shared/clients';
 import { ACCOUNT_A, ACCOUNT_B, awsError, rejection } from '../support/fixtures';
 
@@ -157,6 +158,25 @@ describe('createClientFactory', () => {
 
     expect(stsMock).toHaveReceivedCommandTimes(AssumeRoleCommand, 0);
     expect(credentials.accessKeyId).toBe('testing');
+  });
+});
+
+describe('clientFactory', () => {
+  it('builds only the clients it was given, and names the one it was not', () => {
+    const factory = clientFactory({ ec2: EC2Client }, 'eu-west-1');
+
+    expect(factory.builder().ec2('eu-west-1')).toBeInstanceOf(EC2Client);
+    expect(() => factory.builder().kms('eu-west-1')).toThrow("This function's client factory has no kms client");
+    expect(() => factory.target(access()).sns('eu-west-1')).toThrow("This function's client factory has no sns client");
+    expect(stsMock).toHaveReceivedCommandTimes(AssumeRoleCommand, 0);
+  });
+
+  it("reaches IAM through its partition's home region, one client per partition", async () => {
+    const clients = createClientFactory('eu-west-1').builder();
+
+    await expect(clients.iam('eu-west-1').config.region()).resolves.toBe('us-east-1');
+    await expect(clients.iam('cn-northwest-1').config.region()).resolves.toBe('cn-north-1');
+    expect(clients.iam('ap-southeast-2')).toBe(clients.iam('eu-west-1'));
   });
 });
 
