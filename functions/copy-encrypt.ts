@@ -18,7 +18,7 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { z } from 'zod';
+import * as z from 'zod';
 import { COPY_WAIT, waitSeconds } from './shared/budget';
 import { clientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/client-factory';
 import {

@@ -6,7 +6,7 @@
  * Throws GrantFailedError, KmsKeyUnusableError (terminal); GrantNotYetPropagatedError, throttling, 5xx (retryable).
  */
 import { CreateGrantCommand, type GrantListEntry, type GrantOperation, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
-import { z } from 'zod';
+import * as z from 'zod';
 import { clientFactory, partitionOf, type ClientFactory } from './shared/client-factory';
 import { awsCode, GrantFailedError, GrantNotYetPropagatedError, KmsKeyUnusableError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';

@@ -6,7 +6,7 @@
  * Throws AccessDeniedError, AwsRequestFailedError (terminal) or the retryable throttling/5xx errors.
  */
 import { EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from '@aws-sdk/client-ec2';
-import { z } from 'zod';
+import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode } from './shared/errors';
 import { lambdaHandler } from './shared/handler';

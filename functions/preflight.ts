@@ -5,7 +5,7 @@
  * Throws PreflightFailedError listing every failed check with its fix, TargetRoleNotAssumableError when the
  * account cannot be entered; throttling and 5xx are retryable.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';

@@ -12,7 +12,7 @@
 import { DescribeImagesCommand, EC2Client, type Image } from '@aws-sdk/client-ec2';
 import { type GrantListEntry, KMSClient, ListGrantsCommand, RevokeGrantCommand } from '@aws-sdk/client-kms';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { z } from 'zod';
+import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, SourceImageNotFoundError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';

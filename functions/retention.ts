@@ -24,7 +24,7 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { z } from 'zod';
+import * as z from 'zod';
 import { clientFactory, type ClientFactory, type Clients } from './shared/client-factory';
 import { aws, awsCode } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';

@@ -29,7 +29,7 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { z } from 'zod';
+import * as z from 'zod';
 import { LAUNCH_WAIT, waitSeconds } from './shared/budget';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, LaunchFailedError, toPipelineError } from './shared/errors';

@@ -3,7 +3,7 @@
  * `parseInput` validates everything before any AWS call and reports every bad field at once,
  * each with what to change. The JSON Schema in schema/ is generated from `inputSchema`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from './errors';
 import { historyBudget, MAX_HISTORY_EVENTS_PER_RUN } from './budget';
 

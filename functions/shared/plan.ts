@@ -2,7 +2,7 @@
  * What ResolveSource hands the rest of the run: the resolved source, one item per (account, region),
  * and the settings each step needs. Payloads stay small: IDs, names and states.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from './errors';
 
 export const resolvedSourceSchema = z.object({
