@@ -126,7 +126,7 @@ async function runDeployed(options: RunOptions, raw: unknown, tracker: ProgressT
     const executionArn = await startExecution(sfn, stateMachineArn, raw);
     view.note(`started ${executionArn}`);
     const watcher = new ExecutionWatcher(sfn, executionArn);
-    return outcomeOfExecution(await following(view, executionArn, () => watcher.follow(options.pollMs, (events) => feed(tracker, view, events))));
+    return outcomeOfExecution(sfn, await following(view, executionArn, () => watcher.follow(options.pollMs, (events) => feed(tracker, view, events))));
   } finally {
     sfn.destroy();
   }
@@ -173,7 +173,7 @@ export async function status(options: StatusOptions, io: Io): Promise<number> {
       }
       return 0;
     }
-    if (first.execution.status !== 'RUNNING') return report(outcomeOfExecution(first.execution), options, io);
+    if (first.execution.status !== 'RUNNING') return report(await outcomeOfExecution(sfn, first.execution), options, io);
     const live = options.output === 'json' ? io.stderr : io.stdout;
     if (!live.isTTY) live.write(`${liveLines(tracker, title).join('\n')}\n`);
     const view = createLiveView(live, tracker, title);
@@ -181,7 +181,7 @@ export async function status(options: StatusOptions, io: Io): Promise<number> {
       await sleep(options.pollMs);
       return watcher.follow(options.pollMs, (events) => feed(tracker, view, events));
     });
-    return finish(outcomeOfExecution(execution), tracker, view, options, io);
+    return finish(await outcomeOfExecution(sfn, execution), tracker, view, options, io);
   } finally {
     sfn.destroy();
   }

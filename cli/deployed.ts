@@ -12,7 +12,7 @@ import {
   type DescribeExecutionCommandOutput,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
-import type { Manifest } from '../local/manifest';
+import { expandManifest, isRunSummary, type Manifest } from '../local/manifest';
 import { CliError } from './errors';
 import type { StateEvent } from './progress';
 
@@ -123,9 +123,23 @@ export class HistoryReader {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One execution, polled: its description and the state events since the last poll. */
+/** The batch execution a RunBatch task started, from its TaskSubmitted (or TaskSucceeded) event. */
+export function childExecutionArn(event: HistoryEvent): string | undefined {
+  const details = event.taskSubmittedEventDetails ?? event.taskSucceededEventDetails;
+  if (details?.resourceType !== 'states') return undefined;
+  const output = parseJson(details.output) as { ExecutionArn?: string } | undefined;
+  return output?.ExecutionArn;
+}
+
+const ENDED = new Set(['ExecutionSucceeded', 'ExecutionFailed', 'ExecutionAborted', 'ExecutionTimedOut']);
+
+/**
+ * One run, polled: its description and the state events since the last poll, the batch executions' included
+ * (found as the run starts them; each is read until it ends).
+ */
 export class ExecutionWatcher {
   private readonly history: HistoryReader;
+  private readonly children = new Map<string, { reader: HistoryReader; ended: boolean }>();
 
   constructor(private readonly sfn: SFNClient, readonly executionArn: string) {
     this.history = new HistoryReader(sfn, executionArn);
@@ -134,7 +148,18 @@ export class ExecutionWatcher {
   async poll(): Promise<{ execution: DescribeExecutionCommandOutput; events: StateEvent[] }> {
     const execution = await this.sfn.send(new DescribeExecutionCommand({ executionArn: this.executionArn }));
     // Read the history after the description: once that says finished, this read holds every event.
-    const events = (await this.history.next()).map(toStateEvent).filter((e): e is StateEvent => e !== undefined);
+    const raw = await this.history.next();
+    for (const event of raw) {
+      const arn = childExecutionArn(event);
+      if (arn && !this.children.has(arn)) this.children.set(arn, { reader: new HistoryReader(this.sfn, arn), ended: false });
+    }
+    for (const child of this.children.values()) {
+      if (child.ended) continue;
+      const events = await child.reader.next();
+      if (events.some((e) => ENDED.has(e.type ?? ''))) child.ended = true;
+      raw.push(...events);
+    }
+    const events = raw.map(toStateEvent).filter((e): e is StateEvent => e !== undefined);
     return { execution, events };
   }
 
@@ -159,28 +184,27 @@ export interface Outcome {
   skipped?: string;
 }
 
-function isManifest(value: unknown): value is Manifest {
-  const v = value as Partial<Manifest> | null;
-  return typeof v === 'object' && v !== null && typeof v.status === 'string' && Array.isArray(v.results) && typeof v.sourceShare === 'object';
-}
-
-/** What a finished execution produced: its manifest (output, or cause of RunFailedError), or its error. */
-export function outcomeOfExecution(execution: DescribeExecutionCommandOutput): Outcome {
+/**
+ * What a finished execution produced: its manifest (the run's summary from its output, or from the cause of
+ * RunFailedError, with every target's line read from the batch executions), or its error.
+ */
+export async function outcomeOfExecution(sfn: SFNClient, execution: DescribeExecutionCommandOutput): Promise<Outcome> {
   const base = {
     status: execution.status ?? 'UNKNOWN',
     ...(execution.name ? { executionName: execution.name } : {}),
     ...(execution.executionArn ? { executionArn: execution.executionArn } : {}),
   };
+  const batchOutput = async (executionArn: string) => parseJson((await sfn.send(new DescribeExecutionCommand({ executionArn }))).output);
   if (execution.status === 'SUCCEEDED') {
     const output = parseJson(execution.output);
-    if (isManifest(output)) return { ...base, manifest: output };
+    if (isRunSummary(output)) return { ...base, manifest: await expandManifest(output, batchOutput) };
     const plan = output as { skipped?: boolean; skipReason?: string } | undefined;
     if (plan?.skipped) return { ...base, skipped: plan.skipReason ?? 'the source was skipped' };
     return { ...base, error: { name: 'UnexpectedOutput', cause: `the execution succeeded without a manifest: ${execution.output ?? '(no output)'}` } };
   }
   if (execution.error === 'RunFailedError') {
-    const manifest = parseJson(execution.cause);
-    if (isManifest(manifest)) return { ...base, manifest };
+    const summary = parseJson(execution.cause);
+    if (isRunSummary(summary)) return { ...base, manifest: await expandManifest(summary, batchOutput) };
   }
   return { ...base, error: { name: execution.error ?? execution.status ?? 'Error', cause: execution.cause ?? `the execution ended ${execution.status}` } };
 }

@@ -1,5 +1,6 @@
 /** Reading the input file: it must exist, be JSON, and pass the pipeline's own validation (parseInput). */
 import { readFileSync } from 'node:fs';
+import { historyBudget } from '../functions/shared/budget';
 import { InvalidInputError } from '../functions/shared/errors';
 import { parseInput, type PipelineInput } from '../functions/shared/input';
 import { CliError } from './errors';
@@ -48,14 +49,17 @@ export function readInputFile(path: string, adjust?: (raw: Record<string, unknow
   }
 }
 
-/** "valid: N targets (account × region pairs)", or where they come from. */
+/** "valid: N targets (account × region pairs), run as B batch executions of up to S, C at once", or where they come from. */
 export function describeValid(file: InputFile): string {
   if (file.input.targets === undefined) {
     return `valid: targets come from the SSM parameter ${file.input.targetsParameter ?? '(none)'} at run time`;
   }
   const n = file.targets.length;
   const extra = file.input.targetsParameter ? ` (plus settings from ${file.input.targetsParameter})` : '';
-  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}`;
+  const plan = historyBudget(n, file.input.copy.timeoutMinutes, file.input.verify.timeoutMinutes, file.input.maxConcurrency ?? null);
+  const batches = `${plan.batches} batch execution${plan.batches === 1 ? '' : 's'} of up to ${plan.batchSize}`;
+  const atOnce = Math.min(n, plan.runningBatches * plan.perBatchConcurrency);
+  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}, run as ${batches}, ${atOnce} at once`;
 }
 
 export function validate(path: string, io: { stdout: { write(text: string): unknown } }): number {

@@ -49,7 +49,6 @@ const PHASE_OF_STATE: Record<string, Phase> = {
   IsImageAvailable: 'copying',
   CreateKmsGrant: 'granting',
   StartLaunchCheck: 'verifying',
-  IsLaunchCheckNeeded: 'verifying',
   WaitForLaunch: 'verifying',
   GetLaunchState: 'verifying',
   IsLaunchVerified: 'verifying',
@@ -72,7 +71,7 @@ const PHASE_OF_STATE: Record<string, Phase> = {
 const STAGE_OF_STATE: Record<string, string> = {
   ResolveSource: 'resolving the source image',
   ShareSource: 'sharing the source with the targets',
-  DistributeToTargets: 'copying to the targets',
+  DistributeBatches: 'copying to the targets',
   UnshareSource: 'revoking the source share',
   UnshareAfterFailure: 'revoking the source share after a failure',
   CollectStatuses: 'writing the manifest',

@@ -14,12 +14,13 @@ import {
   CreateTagsCommand,
   DeregisterImageCommand,
   DescribeImagesCommand,
+  DescribeSnapshotsCommand,
   EC2Client,
   type Image,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import * as z from 'zod';
-import { COPY_WAIT, waitSeconds } from './shared/budget';
+import { approachWindow, COPY_WAIT, copyNearlyDone, firstCopyWait, nextCopyWait } from './shared/budget';
 import { clientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/client-factory';
 import {
   AccessDeniedError,
@@ -43,6 +44,8 @@ export const copyStateSchema = z.object({
   reused: z.boolean(),
   attempt: z.number().int(),
   waitSeconds: z.number().int(),
+  /** The copy's snapshots' least progress (%) at the last look; null when not known. */
+  progress: z.number().int().nullable().default(null),
   startedAt: z.string(),
   deadline: z.string(),
   checkedAt: z.string(),
@@ -68,6 +71,10 @@ const NO_COPY: FoundCopy = { imageId: null, state: null, kmsKeyArn: null, deregi
 export interface CopyEncryptDeps {
   clients: ClientFactory;
   now: () => Date;
+  /** How the status check waits between its looks at a nearly done copy (default: a timer). */
+  sleep?: (ms: number) => Promise<void>;
+  /** How long the status check keeps looking at a nearly done copy (default: approachWindow; 0: one look per check). */
+  approachSeconds?: number;
 }
 export const defaultDeps: CopyEncryptDeps = { clients: /* @__PURE__ */ clientFactory({ ec2: EC2Client, kms: KMSClient }), now: () => new Date() };
 
@@ -163,7 +170,8 @@ function pollState(imageId: string, kmsKeyArn: string, state: string, reused: bo
     state,
     reused,
     attempt: 0,
-    waitSeconds: state === 'available' ? 0 : waitSeconds(COPY_WAIT, 0),
+    waitSeconds: state === 'available' ? 0 : firstCopyWait(item.source.sizeGiB),
+    progress: state === 'available' ? 100 : null,
     startedAt: now.toISOString(),
     deadline: deadline.toISOString(),
     checkedAt: now.toISOString(),
@@ -237,9 +245,8 @@ async function tagCopy(ec2: EC2Client, item: TargetItem, image: Image, kmsKeyArn
   );
 }
 
-export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEncryptDeps = defaultDeps): Promise<CopyState> {
-  const ec2 = targetClients(item, deps).ec2(item.target.region);
-  const now = deps.now();
+/** The copy as DescribeImages sees it, and its snapshots' least progress (integer %; null when not known yet). */
+async function lookAtCopy(ec2: EC2Client, item: TargetItem, copy: CopyState): Promise<{ image: Image; percent: number | null }> {
   let image: Image | undefined;
   try {
     image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [copy.imageId] }))).Images?.[0];
@@ -250,15 +257,50 @@ export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEn
     // A new copy can take a moment to become visible to DescribeImages.
     throw new ImageNotYetVisibleError(`Copy ${copy.imageId} is not visible in ${where(item)} yet`);
   }
+  if (image.State !== 'pending') return { image, percent: null };
+  const snapshotIds = (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
+  if (snapshotIds.length === 0) return { image, percent: null };
+  let snapshots;
+  try {
+    snapshots = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }))).Snapshots ?? [];
+  } catch (error) {
+    // The copy's snapshots can lag behind the image: progress is then simply not known yet.
+    if (awsCode(error).startsWith('InvalidSnapshot')) return { image, percent: null };
+    throw toPipelineError(error, `Reading the progress of copy ${copy.imageId} in ${where(item)}`);
+  }
+  const percents = snapshots.map((s) => Number.parseInt(s.Progress ?? '', 10)).filter((p) => Number.isFinite(p));
+  return { image, percent: percents.length === snapshotIds.length ? Math.min(...percents) : null };
+}
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEncryptDeps = defaultDeps): Promise<CopyState> {
+  const ec2 = targetClients(item, deps).ec2(item.target.region);
+  const sleep = deps.sleep ?? realSleep;
+  const started = Date.parse(copy.startedAt);
+  const deadline = Date.parse(copy.deadline);
+  const elapsed = () => (deps.now().getTime() - started) / 1000;
+  let { image, percent } = await lookAtCopy(ec2, item, copy);
+  const approach = deps.approachSeconds ?? approachWindow(elapsed());
+  if (image.State === 'pending' && approach > 0 && copyNearlyDone(elapsed(), percent)) {
+    // It may be done within the approach: keep looking here, one invocation instead of more trips round the loop.
+    const until = Math.min(deps.now().getTime() + approach * 1000, deadline);
+    while (image.State === 'pending' && deps.now().getTime() + COPY_WAIT.approachPoll * 1000 <= until) {
+      await sleep(COPY_WAIT.approachPoll * 1000);
+      ({ image, percent } = await lookAtCopy(ec2, item, copy));
+    }
+  }
+  const now = deps.now();
   const state = image.State ?? 'unknown';
-  const next: CopyState = { ...copy, state, checkedAt: now.toISOString() };
+  const next: CopyState = { ...copy, state, progress: percent, checkedAt: now.toISOString() };
   if (state === 'available') {
     await tagCopy(ec2, item, image, copy.kmsKeyArn);
     logger.info('Image copy available', { imageId: copy.imageId, attempt: copy.attempt });
-    return { ...next, waitSeconds: 0 };
+    return { ...next, progress: 100, waitSeconds: 0 };
   }
   if (state === 'pending') {
-    return { ...next, attempt: copy.attempt + 1, waitSeconds: waitSeconds(COPY_WAIT, copy.attempt + 1) };
+    const wait = nextCopyWait({ elapsed: elapsed(), percent, previousWait: copy.waitSeconds, untilDeadline: (deadline - now.getTime()) / 1000 });
+    return { ...next, attempt: copy.attempt + 1, waitSeconds: wait };
   }
   const reason = image.StateReason ? `${image.StateReason.Code ?? ''}: ${image.StateReason.Message ?? ''}` : 'no reason given';
   if (state === 'failed') {

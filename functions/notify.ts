@@ -14,21 +14,24 @@ import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload } from './shared/plan';
 
-const targetResultSchema = z.looseObject({
-  accountId: z.string(),
-  region: z.string(),
+
+export const targetLineSchema = z.looseObject({
+  accountId: z.string().nullable(),
+  region: z.string().nullable(),
   status: z.enum(['succeeded', 'failed']),
-  imageId: z.string().nullable(),
-  error: z.looseObject({ name: z.string(), message: z.string() }).nullable(),
+  error: z.string().nullable(),
+  batch: z.number().optional(),
 });
 
+/** The run's summary (each target's full line is in its batch execution's output). */
 export const manifestSchema = z.looseObject({
   status: z.enum(['SUCCEEDED', 'PARTIAL', 'FAILED']),
   executionName: z.string(),
   source: z.looseObject({ imageId: z.string(), region: z.string(), accountId: z.string(), name: z.string().optional() }).nullable(),
   /** Null when the run stopped before the fan-out (a refused input or source, or a failed share). */
   sourceShare: z.looseObject({ revoked: z.boolean() }).nullable(),
-  results: z.array(targetResultSchema),
+  targets: z.array(targetLineSchema),
+  batches: z.array(z.string().nullable()),
 });
 export type NotifyManifest = z.infer<typeof manifestSchema>;
 
@@ -78,14 +81,14 @@ export function detailType(status: NotifyManifest['status']): string {
 }
 
 function counts(manifest: NotifyManifest) {
-  const succeeded = manifest.results.filter((r) => r.status === 'succeeded').length;
-  return { targets: manifest.results.length, succeeded, failed: manifest.results.length - succeeded };
+  const succeeded = manifest.targets.filter((r) => r.status === 'succeeded').length;
+  return { targets: manifest.targets.length, succeeded, failed: manifest.targets.length - succeeded };
 }
 
 interface FittedDetail {
   detail: string;
   truncated: boolean;
-  kept: 'manifest' | 'failed results' | 'counts';
+  kept: 'manifest' | 'failed targets' | 'counts';
   manifestBytes: number;
 }
 
@@ -99,9 +102,10 @@ function fitDetail(manifest: NotifyManifest): FittedDetail {
     ...head,
     source: manifest.source,
     sourceShare: manifest.sourceShare,
-    results: manifest.results.filter((r) => r.status === 'failed'),
+    targets: manifest.targets.filter((r) => r.status === 'failed'),
+    batches: manifest.batches,
   });
-  if (bytes(failedOnly) <= room) return { detail: failedOnly, truncated: true, kept: 'failed results', manifestBytes };
+  if (bytes(failedOnly) <= room) return { detail: failedOnly, truncated: true, kept: 'failed targets', manifestBytes };
   return { detail: JSON.stringify(head), truncated: true, kept: 'counts', manifestBytes };
 }
 
@@ -165,12 +169,13 @@ export function summary(manifest: NotifyManifest): { subject: string; message: s
     `Execution: ${manifest.executionName}`,
   ];
 
-  const failed = manifest.results.filter((r) => r.status === 'failed');
+  const failed = manifest.targets.filter((r) => r.status === 'failed');
   const failureLines: string[] = [];
   if (failed.length > 0) {
     let room = MAX_MESSAGE_BYTES - bytes([...head, '', 'Failed targets:', '', ...tail].join('\n')) - 200;
     for (const [n, r] of failed.entries()) {
-      const line = clip(`- ${r.accountId} ${r.region}: ${errorText(r.error) ?? 'no error recorded'}`, MAX_FAILURE_LINE_CHARS);
+      const where = r.accountId && r.region ? `${r.accountId} ${r.region}` : `batch ${r.batch ?? '?'} (every target in it)`;
+      const line = clip(`- ${where}: ${r.error ?? 'no error recorded'}`, MAX_FAILURE_LINE_CHARS);
       if (bytes(line) + 1 > room) {
         failureLines.push(`- ... and ${failed.length - n} more (see the manifest)`);
         break;

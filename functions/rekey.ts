@@ -17,7 +17,7 @@ import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, SourceImageNotFoundError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import { parsePayload, settingsSchema, targetItemSchema, targetPairSchema, type ResolvedSource } from './shared/plan';
+import { imageSizeGiB, parsePayload, settingsSchema, targetItemSchema, targetPairSchema, type ResolvedSource } from './shared/plan';
 import { MANAGED_BY, TAGS } from './shared/tags';
 import { resolveTargetKey, targetClients } from './copy-encrypt';
 import { autoScalingRoleArn } from './create-grant';
@@ -90,6 +90,7 @@ export async function resolveCurrentCopy(item: RekeyItem, deps: RekeyDeps = defa
     architecture: image.Architecture ?? 'x86_64',
     rootDeviceName: image.RootDeviceName ?? '/dev/xvda',
     snapshotIds: (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : [])),
+    sizeGiB: imageSizeGiB(image.BlockDeviceMappings),
     preexistingShares: { launchPermission: [], createVolumePermission: {} },
   };
   logger.info('Current copy resolved', { imageId, kmsKeyArn, newKeyArn });

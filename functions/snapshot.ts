@@ -33,7 +33,9 @@ import { keyFor, parseInput, type PipelineInput, type SourceSpec } from './share
 import { missingActions, SOURCE_KEY_ACTIONS } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import type { ResolvedSource, RunPlan, TargetPair } from './shared/plan';
+import { imageSizeGiB, type Batch, type ResolvedSource, type RunPlan, type TargetPair } from './shared/plan';
+import { historyBudget } from './shared/budget';
+import { digest } from './shared/tags';
 
 export interface ResolveSourceEvent {
   input: unknown;
@@ -219,18 +221,30 @@ export function targetPairs(input: PipelineInput): TargetPair[] {
   );
 }
 
+/** Split the targets into batches of `size`, each named after the run (at most 80 characters, as Step Functions allows). */
+export function batchesOf(executionName: string, targets: TargetPair[], size: number): Batch[] {
+  const prefix = executionName.length <= 72 ? executionName : `${executionName.slice(0, 63)}-${digest(executionName).slice(0, 8)}`;
+  const batches: Batch[] = [];
+  for (let i = 0; i * size < targets.length; i += 1) {
+    batches.push({ index: i, name: `${prefix}-b${String(i).padStart(3, '0')}`, targets: targets.slice(i * size, (i + 1) * size) });
+  }
+  return batches;
+}
+
 export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {
   const input = await loadInput(event.input, deps);
   const targets = targetPairs(input);
+  const budget = historyBudget(targets.length, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
   const plan: RunPlan = {
     executionName: event.executionName,
     skipped: false,
     skipReason: null,
     source: null,
     shareAccountIds: [],
-    targets,
+    batches: batchesOf(event.executionName, targets, budget.batchSize),
+    runningBatches: budget.runningBatches,
+    perBatchConcurrency: budget.perBatchConcurrency,
     settings: settingsOf(input),
-    maxConcurrency: input.maxConcurrency,
     notify: { topicArn: input.notify.topicArn ?? null },
   };
   // A rekey has no source of its own: each target re-encrypts its published copy (ResolveCurrentCopy).
@@ -274,6 +288,7 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     architecture: image.Architecture ?? 'x86_64',
     rootDeviceName: image.RootDeviceName ?? '/dev/xvda',
     snapshotIds,
+    sizeGiB: imageSizeGiB(image.BlockDeviceMappings),
     preexistingShares: await preexistingShares(imageId, snapshotIds, shareAccountIds, spec.region, deps),
   };
   logger.info('Source resolved', { imageId, snapshots: snapshotIds.length, targets: targets.length });

@@ -30,7 +30,7 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import * as z from 'zod';
-import { LAUNCH_WAIT, waitSeconds } from './shared/budget';
+import { LAUNCH_WAIT, launchWait } from './shared/budget';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, LaunchFailedError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
@@ -74,6 +74,10 @@ export interface CleanupResult {
 export interface VerifyLaunchDeps {
   clients: ClientFactory;
   now: () => Date;
+  /** How the check waits between its looks at a starting instance (default: a timer). */
+  sleep?: (ms: number) => Promise<void>;
+  /** How long one check keeps looking (default LAUNCH_WAIT.approach; 0: one look per check). */
+  approachSeconds?: number;
 }
 export const defaultDeps: VerifyLaunchDeps = { clients: clientFactory({ ec2: EC2Client, autoScaling: AutoScalingClient }), now: () => new Date() };
 
@@ -185,7 +189,7 @@ export async function startLaunchCheck(
     );
     const instanceId = out.Instances?.[0]?.InstanceId ?? null;
     logger.info('Launch check started', { mode: 'run-instances', instanceId, imageId: copy.imageId });
-    return { ...base, state: 'pending', name, instanceId, instanceType, subnetId, waitSeconds: waitSeconds(LAUNCH_WAIT, 0) };
+    return { ...base, state: 'pending', name, instanceId, instanceType, subnetId, waitSeconds: launchWait(0) };
   }
 
   await aws(
@@ -231,7 +235,7 @@ export async function startLaunchCheck(
     if (awsCode(error) !== 'AlreadyExists') throw error;
   });
   logger.info('Launch check started', { mode: 'auto-scaling', autoScalingGroup: name, imageId: copy.imageId });
-  return { ...base, state: 'pending', name, instanceType, subnetId, waitSeconds: waitSeconds(LAUNCH_WAIT, 0) };
+  return { ...base, state: 'pending', name, instanceType, subnetId, waitSeconds: launchWait(0) };
 }
 
 async function describeInstance(ec2: EC2Client, item: TargetItem, instanceId: string): Promise<Instance | undefined> {
@@ -253,11 +257,34 @@ async function failedActivity(autoScaling: AutoScalingClient, item: TargetItem, 
   return failed ? (failed.StatusMessage ?? failed.Description ?? 'the launch failed') : undefined;
 }
 
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Look at the test instance, and keep looking every LAUNCH_WAIT.approachPoll seconds for up to LAUNCH_WAIT.approach
+ * (within the deadline) while it is still starting: instances boot in about a minute, so one invocation usually
+ * sees it through instead of several trips round the loop.
+ */
 export async function checkLaunch(
   item: TargetItem,
   copy: { imageId: string; kmsKeyArn: string },
   launch: LaunchState,
   deps: VerifyLaunchDeps = defaultDeps,
+): Promise<LaunchState> {
+  const sleep = deps.sleep ?? realSleep;
+  const until = Math.min(deps.now().getTime() + (deps.approachSeconds ?? LAUNCH_WAIT.approach) * 1000, Date.parse(launch.deadline));
+  let result = await checkLaunchOnce(item, copy, launch, deps);
+  while (result.state === 'pending' && deps.now().getTime() + LAUNCH_WAIT.approachPoll * 1000 <= until) {
+    await sleep(LAUNCH_WAIT.approachPoll * 1000);
+    result = await checkLaunchOnce(item, copy, { ...launch, instanceId: result.instanceId }, deps);
+  }
+  return result;
+}
+
+async function checkLaunchOnce(
+  item: TargetItem,
+  copy: { imageId: string; kmsKeyArn: string },
+  launch: LaunchState,
+  deps: VerifyLaunchDeps,
 ): Promise<LaunchState> {
   if (launch.state !== 'pending') return launch;
   const clients = targetClients(item, deps);
@@ -266,7 +293,7 @@ export async function checkLaunch(
   const pending = (): LaunchState => ({
     ...launch,
     attempt: launch.attempt + 1,
-    waitSeconds: waitSeconds(LAUNCH_WAIT, launch.attempt + 1),
+    waitSeconds: launchWait(launch.attempt + 1),
     checkedAt: now.toISOString(),
   });
 

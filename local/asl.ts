@@ -12,6 +12,7 @@ import { StateMachine, type RunOptions as LibRunOptions, type StateMachineDefini
 type LibJson = Parameters<StateMachine['run']>[0];
 type LibHandlers = NonNullable<NonNullable<LibRunOptions['overrides']>['taskResourceLocalHandlers']>;
 import { parse } from 'yaml';
+import { expandManifest, isRunSummary } from './manifest';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type Definition = { States: Record<string, Record<string, unknown>>; StartAt: string } & Record<string, unknown>;
@@ -27,6 +28,11 @@ export interface EventLog {
 }
 
 export const DEFINITION_PATH = new URL('../statemachine/pipeline.asl.yml', import.meta.url);
+/** The state machines a definition may start as child executions (`StateMachineArn: { Ref: <id> }`), by serverless.yml id. */
+export const CHILD_DEFINITIONS: Record<string, URL> = {
+  DistributeStateMachine: new URL('../statemachine/distribute.asl.yml', import.meta.url),
+};
+const START_EXECUTION_SYNC = 'arn:aws:states:::states:startExecution.sync:2';
 
 type States = Record<string, Record<string, unknown>>;
 
@@ -49,19 +55,41 @@ export function allStates(definition: Definition): [string, Record<string, unkno
   return out;
 }
 
-/** The definition as serverless.yml loads it, each `Fn::GetAtt: [function, Arn]` replaced by a Lambda ARN. */
-export function loadDefinition(path: URL | string = DEFINITION_PATH): { definition: Definition; taskFunctions: Record<string, string> } {
+export interface LoadedDefinition {
+  definition: Definition;
+  /** Lambda Task states, by state name: the serverless.yml function they invoke. */
+  taskFunctions: Record<string, string>;
+  /** StartExecution.sync Task states, by state name: the child definition they run. */
+  childTasks: Record<string, LoadedDefinition & { id: string; arn: string }>;
+}
+
+/**
+ * The definition as serverless.yml loads it: each `Fn::GetAtt: [function, Arn]` replaced by a Lambda ARN and
+ * each `StateMachineArn: { Ref: <id> }` of a StartExecution.sync Task by a state machine ARN (its definition
+ * loaded as well, to run as a child execution).
+ */
+export function loadDefinition(path: URL | string = DEFINITION_PATH): LoadedDefinition {
   const definition = parse(readFileSync(path, 'utf8')) as Definition;
   const taskFunctions: Record<string, string> = {};
+  const childTasks: LoadedDefinition['childTasks'] = {};
   for (const [name, state] of allStates(definition)) {
-    const resource = state.Resource as { 'Fn::GetAtt'?: [string, string] } | undefined;
-    if (state.Type === 'Task' && resource?.['Fn::GetAtt']) {
+    const resource = state.Resource as { 'Fn::GetAtt'?: [string, string] } | string | undefined;
+    if (state.Type !== 'Task') continue;
+    if (typeof resource === 'object' && resource['Fn::GetAtt']) {
       const fn = resource['Fn::GetAtt'][0];
       taskFunctions[name] = fn;
       state.Resource = `arn:aws:lambda:us-east-1:123456789012:function:encrypted-ami-pipeline-local-${fn}`;
+    } else if (resource === START_EXECUTION_SYNC) {
+      const parameters = state.Parameters as { StateMachineArn?: { Ref?: string } };
+      const id = parameters.StateMachineArn?.Ref ?? '';
+      const file = CHILD_DEFINITIONS[id];
+      if (!file) throw new Error(`state ${name} starts ${JSON.stringify(parameters.StateMachineArn)}, which is not a known state machine`);
+      const arn = `arn:aws:states:us-east-1:123456789012:stateMachine:encrypted-ami-pipeline-local-${id}`;
+      parameters.StateMachineArn = arn as never;
+      childTasks[name] = { ...loadDefinition(file), id, arn };
     }
   }
-  return { definition, taskFunctions };
+  return { definition, taskFunctions, childTasks };
 }
 
 class LambdaError extends Error {}
@@ -86,18 +114,36 @@ export function asLambda(handler: TaskHandler): (input: Json) => Promise<Json> {
  * 3.0.0 does not escape quotes nested inside strings in States.JsonToString (AWS does), so the cause it builds
  * can be invalid JSON when an error message quotes JSON.
  */
-function manifestFrom(events: EventLog[]): Json | undefined {
-  const exited = events.filter((e) => e.type === 'StateExited' && /^Report(Succeeded|Partial|Failed)$/.test(e.state?.name ?? ''));
-  const last = exited[exited.length - 1]?.state?.output as { manifest?: Json } | undefined;
-  return last?.manifest;
+async function manifestFrom(run: Run, parent: ExecutionRecord): Promise<Json | undefined> {
+  const exited = parent.events.filter((e) => e.type === 'StateExited' && /^Report(Succeeded|Partial|Failed)$/.test(e.state?.name ?? ''));
+  const summary = (exited[exited.length - 1]?.state?.output as { manifest?: Json } | undefined)?.manifest;
+  if (!isRunSummary(summary)) return summary;
+  // The full manifest: each target's line from its batch execution's output, as the CLI reads it when deployed.
+  const outputs = new Map(run.executions.map((e) => [e.arn, e.output]));
+  return (await expandManifest(summary, async (arn) => outputs.get(arn))) as unknown as Json;
+}
+
+/** One execution of a local run: the parent, or a child it started. */
+export interface ExecutionRecord {
+  name: string;
+  arn: string;
+  /** serverless.yml id of its state machine (PipelineStateMachine for the parent). */
+  stateMachine: string;
+  /** This execution's own events. */
+  events: EventLog[];
+  output?: Json;
+  error?: { name: string; cause: string };
 }
 
 export interface RunResult {
   output?: Json;
-  /** The manifest the Report* states built, whether the run then succeeded or failed. */
+  /** The manifest (the Report* states' summary with each target's line from its batch), whether the run succeeded or failed. */
   manifest?: Json;
   error?: { name: string; cause: string };
+  /** Every execution's events, children's included, in the order they happened. */
   events: EventLog[];
+  /** The parent first, then each child execution in the order they started. */
+  executions: ExecutionRecord[];
 }
 
 export interface RunOptions {
@@ -106,55 +152,118 @@ export interface RunOptions {
   waitMs?: number;
   /** Milliseconds before every retry (default 0). */
   retryMs?: number;
-  /** Called with each event as it happens. */
-  onEvent?: (event: EventLog) => void;
-  definition?: { definition: Definition; taskFunctions: Record<string, string> };
+  /** Called with each event as it happens (children's too; `execution` names the one it belongs to). */
+  onEvent?: (event: EventLog, execution: ExecutionRecord) => void;
+  definition?: LoadedDefinition;
+  /** Replace a Wait state's behaviour (a virtual clock): called with the state's name, definition and input; returns the input. */
+  waitHandler?: (state: Record<string, unknown>, input: Json) => Promise<Json>;
 }
 
-export async function runDefinition(input: Json, handlers: Record<string, TaskHandler>, options: RunOptions = {}): Promise<RunResult> {
-  const { definition, taskFunctions } = options.definition ?? loadDefinition();
+class ChildExecutionFailed extends Error {}
+
+interface Run {
+  handlers: Record<string, TaskHandler>;
+  options: RunOptions;
+  all: EventLog[];
+  executions: ExecutionRecord[];
+}
+
+async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: ExecutionRecord): Promise<Json> {
+  const { definition, taskFunctions, childTasks } = loaded;
   const local: LibHandlers = {};
   for (const [state, fn] of Object.entries(taskFunctions)) {
-    const handler = handlers[fn];
+    const handler = run.handlers[fn];
     if (!handler) throw new Error(`no handler for function ${fn} (state ${state})`);
     const invoke = asLambda(handler);
     local[state] = (event) => invoke(event as Json) as Promise<LibJson>;
   }
+  for (const [state, child] of Object.entries(childTasks)) {
+    local[state] = (async (event: unknown) => startChild(run, child, event as { Name: string; Input: Json })) as LibHandlers[string];
+  }
   const waits: Record<string, number> = {};
   const retries: Record<string, number> = {};
-  for (const [name, state] of allStates(definition)) {
-    if (state.Type === 'Wait') waits[name] = options.waitMs ?? 0;
-    if (state.Retry) retries[name] = options.retryMs ?? 0;
+  let shaped: Definition = definition;
+  if (run.options.waitHandler) {
+    // Each Wait becomes a Task of the same name whose handler does the waiting (the state's transitions and
+    // Next stay as they are; only how long it lasts changes).
+    shaped = structuredClone(definition);
+    for (const [name, state] of allStates(shaped)) {
+      if (state.Type !== 'Wait') continue;
+      const original = structuredClone(state);
+      for (const key of ['Seconds', 'SecondsPath', 'Timestamp', 'TimestampPath']) delete state[key];
+      state.Type = 'Task';
+      state.Resource = `arn:aws:lambda:us-east-1:123456789012:function:local-wait-${name}`;
+      const waitHandler = run.options.waitHandler;
+      local[name] = ((event: unknown) => waitHandler(original, event as Json)) as LibHandlers[string];
+    }
+  }
+  for (const [name, state] of allStates(shaped)) {
+    if (state.Type === 'Wait') waits[name] = run.options.waitMs ?? 0;
+    if (state.Retry) retries[name] = run.options.retryMs ?? 0;
   }
   // The YAML is ASL; the library validates it on construction.
-  const machine = new StateMachine(definition as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } });
-  const executionName = options.executionName ?? `local-${Date.now()}`;
+  const machine = new StateMachine(shaped as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } });
   const execution = machine.run(input as LibJson, {
     overrides: { taskResourceLocalHandlers: local, waitTimeOverrides: waits, retryIntervalOverrides: retries },
     context: {
-      Execution: { Name: executionName, Id: `arn:aws:states:local:123456789012:execution:pipeline:${executionName}`, Input: input as LibJson, StartTime: new Date().toISOString() },
+      Execution: { Name: record.name, Id: record.arn, Input: input as LibJson, StartTime: new Date().toISOString() },
     },
   });
-  const events: EventLog[] = [];
   const collecting = (async () => {
     for await (const event of execution.eventLogs) {
       const e = event as unknown as EventLog;
-      events.push(e);
-      options.onEvent?.(e);
+      record.events.push(e);
+      run.all.push(e);
+      run.options.onEvent?.(e, record);
     }
   })();
   try {
     const output = (await execution.result) as Json;
     await collecting;
-    return { output, manifest: manifestFrom(events), events };
+    record.output = output;
+    return output;
   } catch (error) {
     await collecting.catch(() => undefined);
-    const failed = events.find((e) => e.type === 'ExecutionFailed');
+    const failed = record.events.find((e) => e.type === 'ExecutionFailed');
     const e = error as { name?: string; message?: string; cause?: { name?: string; message?: string } };
-    return {
-      manifest: manifestFrom(events),
-      error: { name: failed?.Error ?? e.cause?.name ?? e.name ?? 'Error', cause: String(failed?.Cause ?? e.cause?.message ?? e.message ?? '') },
-      events,
-    };
+    record.error = { name: failed?.Error ?? e.cause?.name ?? e.name ?? 'Error', cause: String(failed?.Cause ?? e.cause?.message ?? e.message ?? '') };
+    throw new ChildExecutionFailed(record.error.cause);
+  }
+}
+
+/** A StartExecution.sync:2 Task: run the child to its end and answer as DescribeExecution does (Output parsed). */
+async function startChild(run: Run, child: LoadedDefinition & { id: string; arn: string }, event: { Name: string; Input: Json }): Promise<LibJson> {
+  const arn = `${child.arn.replace(':stateMachine:', ':execution:')}:${event.Name}`;
+  const record: ExecutionRecord = { name: event.Name, arn, stateMachine: child.id, events: [] };
+  run.executions.push(record);
+  const startDate = new Date().toISOString();
+  try {
+    const output = await execute(run, child, event.Input, record);
+    return { ExecutionArn: arn, Name: event.Name, StateMachineArn: child.arn, Status: 'SUCCEEDED', StartDate: startDate, StopDate: new Date().toISOString(), Input: event.Input, Output: output } as unknown as LibJson;
+  } catch (error) {
+    if (!(error instanceof ChildExecutionFailed)) throw error;
+    // As Step Functions reports a failed child of a .sync Task: States.TaskFailed, the description as cause.
+    const failure = new LambdaError(JSON.stringify({ ExecutionArn: arn, Status: 'FAILED', Error: record.error?.name, Cause: record.error?.cause }));
+    failure.name = 'States.TaskFailed';
+    throw failure;
+  }
+}
+
+export async function runDefinition(input: Json, handlers: Record<string, TaskHandler>, options: RunOptions = {}): Promise<RunResult> {
+  const loaded = options.definition ?? loadDefinition();
+  const executionName = options.executionName ?? `local-${Date.now()}`;
+  const parent: ExecutionRecord = {
+    name: executionName,
+    arn: `arn:aws:states:us-east-1:123456789012:execution:encrypted-ami-pipeline-local:${executionName}`,
+    stateMachine: 'PipelineStateMachine',
+    events: [],
+  };
+  const run: Run = { handlers, options, all: [], executions: [parent] };
+  try {
+    const output = await execute(run, loaded, input, parent);
+    return { output, manifest: await manifestFrom(run, parent), events: run.all, executions: run.executions };
+  } catch (error) {
+    if (!(error instanceof ChildExecutionFailed)) throw error;
+    return { manifest: await manifestFrom(run, parent), error: parent.error ?? { name: 'Error', cause: error.message }, events: run.all, executions: run.executions };
   }
 }

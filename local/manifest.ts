@@ -13,12 +13,68 @@ export interface TargetResult {
   /** ApplyRetention's result (or its recorded failure), on succeeded targets. */
   retention?: unknown;
   error: { name: string; message: string } | null;
+  /** The short line the run's summary keeps. */
+  line?: TargetLine;
 }
 
-export interface Manifest {
+/** One target as the run's own output lists it (the full line is in its batch execution's output). */
+export interface TargetLine {
+  accountId: string | null;
+  region: string | null;
+  status: 'succeeded' | 'failed';
+  /** The error's name on a failed target. */
+  error: string | null;
+  /** Set when a whole batch execution failed rather than one target. */
+  batch?: number;
+}
+
+/** The run's execution output (or the cause of RunFailedError): one short line per target, whatever their number. */
+export interface RunSummary {
   status: 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
   executionName: string;
   source: { imageId: string; region: string; accountId: string; name?: string; snapshotIds?: string[] } | null;
   sourceShare: { revoked: boolean; accountIds?: string[]; snapshotIds?: string[]; error?: unknown };
+  targets: TargetLine[];
+  /** The batch executions, in batch order (null for a batch whose execution failed). */
+  batches: (string | null)[];
+  error?: { name: string; message: string };
+}
+
+/** The manifest: the run's summary with every target's full line, read from the batch executions' outputs. */
+export interface Manifest extends RunSummary {
   results: TargetResult[];
+}
+
+/** Is this a run's summary (execution output or RunFailedError cause)? */
+export function isRunSummary(value: unknown): value is RunSummary {
+  const v = value as Partial<RunSummary> | null;
+  return typeof v === 'object' && v !== null && typeof v.status === 'string' && Array.isArray(v.batches) && Array.isArray(v.targets);
+}
+
+/**
+ * The full manifest of a run: its summary plus the full line of every target, in batch order. `batchOutput` reads a
+ * batch execution's output (DescribeExecution when deployed, the local run's record locally); a target whose batch
+ * output cannot be read keeps the short line the summary has.
+ */
+export async function expandManifest(summary: RunSummary, batchOutput: (executionArn: string) => Promise<unknown>): Promise<Manifest> {
+  const results: TargetResult[] = [];
+  for (const arn of summary.batches) {
+    const output = arn ? ((await batchOutput(arn)) as { results?: TargetResult[] } | undefined) : undefined;
+    results.push(...(output?.results ?? []));
+  }
+  const listed = new Set(results.map((r) => `${r.accountId}/${r.region}`));
+  for (const line of summary.targets) {
+    if (line.accountId && line.region && listed.has(`${line.accountId}/${line.region}`)) continue;
+    results.push({
+      accountId: line.accountId ?? '(batch)',
+      region: line.region ?? `batch ${line.batch ?? '?'}`,
+      status: line.status,
+      imageId: null,
+      kmsKeyArn: null,
+      grantId: null,
+      launchCheck: null,
+      error: line.error ? { name: line.error, message: line.batch !== undefined ? `batch execution ${line.batch} failed` : 'see the batch execution' } : null,
+    });
+  }
+  return { ...summary, results };
 }

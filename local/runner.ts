@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { buildBundles, type Bundle } from './bundle';
-import { runDefinition, type EventLog, type Json, type TaskHandler } from './asl';
+import { runDefinition, type EventLog, type ExecutionRecord, type Json, type TaskHandler } from './asl';
 import type { Manifest } from './manifest';
 
 export interface LocalRunOptions {
@@ -31,6 +31,8 @@ export interface LocalRunResult {
   manifest?: Manifest;
   error?: { name: string; cause: string };
   events: EventLog[];
+  /** The run's execution and each batch execution, with their own events and outputs. */
+  executions: ExecutionRecord[];
 }
 
 let runs = 0;
@@ -82,6 +84,7 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
       ...(manifest ? { manifest } : {}),
       ...(run.error ? { error: run.error } : {}),
       events: run.events,
+      executions: run.executions,
     };
   } finally {
     restore('AWS_ENDPOINT_URL', saved.endpoint);

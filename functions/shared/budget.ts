@@ -1,21 +1,48 @@
 /**
- * The wait schedules of the two poll loops and what they cost in execution history events.
- * The state machine's Wait states read `waitSeconds` from the handlers, which take it from here;
- * input validation refuses runs whose worst case would come near Step Functions' 25,000-event limit.
- * The README's "History budget" section walks through the same arithmetic.
+ * How the two poll loops wait, how the targets are split over executions, and what that costs in execution
+ * history events. The handlers compute each `waitSeconds` here; input validation refuses runs whose worst case
+ * would come near Step Functions' 25,000-event limit in any execution. The README's "History budget" and
+ * "Waiting" sections walk through the same arithmetic; `npm run bench` measures it.
  */
 
-/** First wait, growth factor and cap of the copy poll loop (seconds). */
-export const COPY_WAIT = { first: 60, factor: 2, max: 300 } as const;
-/** First wait, growth factor and cap of the launch-check poll loop (seconds). */
-export const LAUNCH_WAIT = { first: 15, factor: 2, max: 60 } as const;
+/**
+ * The copy poll loop (seconds). The first look is sized from the source's snapshot sizes; after it, the copy's
+ * snapshot progress (an integer percentage) gives the earliest time the copy can be done, and the loop waits until
+ * a little before it. When the copy may be done within the approach window (`approach` seconds, or the shortest wait
+ * allowed if longer, up to `approachMax`), the status check itself keeps looking every `approachPoll` seconds: one
+ * Lambda invocation instead of more trips round the loop. Without progress it backs off by `factor`. No wait is
+ * shorter than `min` nor than `spacing` × the time since the copy started, which is what bounds the number of trips
+ * (and history events) whatever the progress says.
+ */
+export const COPY_WAIT = {
+  firstPerGiB: 15,
+  firstMin: 60,
+  firstMax: 600,
+  min: 30,
+  spacing: 0.15,
+  factor: 2,
+  max: 3600,
+  approach: 120,
+  approachMax: 300,
+  approachPoll: 10,
+} as const;
+
+/**
+ * The launch-check loop (seconds): the first look after `first` (instances usually boot in 30-90 s), then the check
+ * keeps looking every `approachPoll` seconds for up to `approach`, then backs off by `factor` up to `max`.
+ */
+export const LAUNCH_WAIT = { first: 45, factor: 2, max: 120, approach: 60, approachPoll: 5 } as const;
 
 /** Static ceilings on loop iterations, enforced by the Choice states as well (defence in depth). */
-export const MAX_COPY_POLLS = 200;
-export const MAX_LAUNCH_POLLS = 100;
+export const MAX_COPY_POLLS = 60;
+export const MAX_LAUNCH_POLLS = 30;
 
-/** Half of Step Functions' 25,000-event history limit: what one run may plan for at worst. */
-export const MAX_HISTORY_EVENTS_PER_RUN = 12_500;
+/** Half of Step Functions' 25,000-event history limit: what any one execution may plan for at worst. */
+export const MAX_HISTORY_EVENTS_PER_EXECUTION = 12_500;
+/** An inline Map runs at most 40 iterations at once: the parent runs at most this many batch executions at once. */
+export const MAX_RUNNING_BATCHES = 40;
+/** Targets (account-region pairs) in one run: the run's payloads (256 KB each) carry one line per target. */
+export const MAX_PAIRS_PER_RUN = 1_000;
 
 /** History events of one trip round a poll loop: Wait (2) + Lambda Task (5) + Choice (2). */
 export const EVENTS_PER_POLL = 9;
@@ -23,51 +50,149 @@ export const EVENTS_PER_POLL = 9;
  * Events of one target besides its poll loops, on the longest path (a rekey whose grant revocation fails):
  * Map iteration 2, Parallel 4, IsRekeyTarget 2, ResolveCurrentCopy 5, UseCurrentCopyAsSource 2, IsAlreadyOnNewKey 2,
  * PreflightTarget 5, CopyEncryptImage 5, IsImageAvailable 2, CreateKmsGrant 5, StartLaunchCheck 5,
- * IsLaunchCheckNeeded 2, CleanUpLaunchCheck 5, PublishImage 5, IsRekeyingTarget 2, RevokeOldGrants 5,
+ * IsLaunchVerified 2, CleanUpLaunchCheck 5, PublishImage 5, IsRekeyingTarget 2, RevokeOldGrants 5,
  * FindTargetCopy 5, CleanUpFailedTarget 5, IsLambdaErrorCause 2, ParseErrorCause 2, UseErrorMessage 2,
  * RecordTargetFailure 2 = 76; plus 8 task retries at 3 events each = 24.
  */
 export const EVENTS_PER_TARGET_FIXED = 100;
+/** Events of a batch execution besides its targets: ExecutionStarted 1, DistributeBatch (Map) 4, SummarizeBatch 2, ExecutionSucceeded 1. */
+export const EVENTS_PER_BATCH_FIXED = 8;
 /**
- * Events of the run outside the Map's iterations: ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2,
- * IsSharingNeeded 2, ShareSource 5, DistributeToTargets 4, IsUnshareNeeded 2, UnshareSource 5, CollectStatuses 2,
+ * Events one batch costs its parent: Map iteration 2, the StartExecution.sync Task (entered, scheduled, started,
+ * submitted, succeeded, exited) 6, and 2 retries at 3 events; if the batch fails as a whole, CleanUpFailedBatch (Map) 4,
+ * RecordBatchFailure 2, SummarizeFailedBatch 2, and per target of the batch EVENTS_PER_FAILED_BATCH_TARGET.
+ */
+export const EVENTS_PER_BATCH_IN_PARENT = 22;
+/** CleanUpFailedBatch per target: Map iteration 2, CleanUpBatchTarget 5, one retry 3. */
+export const EVENTS_PER_FAILED_BATCH_TARGET = 10;
+/**
+ * Events of the parent besides its batches: ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2,
+ * IsSharingNeeded 2, ShareSource 5, DistributeBatches 4, IsUnshareNeeded 2, UnshareSource 5, CollectStatuses 2,
  * CountOutcomes 2, HaveAnyTargetsFailed 2, Report* 2, NotifyCompletion 5, IsRunClean 2, PrepareFailure 2, RunFailed 1,
  * ExecutionFailed 1 = 45; plus 8 retries = 24.
  */
 export const EVENTS_PER_RUN_FIXED = 69;
 
-/** Seconds to wait before poll number `attempt` (0-based). */
-export function waitSeconds(schedule: { first: number; factor: number; max: number }, attempt: number): number {
-  return Math.min(schedule.max, Math.round(schedule.first * schedule.factor ** Math.min(attempt, 30)));
+const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+
+/** Seconds before the first look at a new copy, from the total size of the source's snapshots. */
+export function firstCopyWait(sizeGiB: number): number {
+  return Math.round(clamp(sizeGiB * COPY_WAIT.firstPerGiB, COPY_WAIT.firstMin, COPY_WAIT.firstMax));
 }
 
-/** How many polls fit before `timeoutSeconds` has passed (the last one may land just past it). */
-export function pollsWithin(schedule: { first: number; factor: number; max: number }, timeoutSeconds: number): number {
-  let waited = 0;
-  let polls = 0;
-  while (waited < timeoutSeconds) {
-    waited += waitSeconds(schedule, polls);
+/**
+ * The earliest the copy can be done, in seconds from now, given `elapsed` seconds since it started and an integer
+ * progress percentage (the true progress is below `percent + 1`); null when progress tells nothing.
+ */
+export function earliestRemaining(elapsed: number, percent: number | null): number | null {
+  if (percent === null || percent <= 0 || percent >= 100 || elapsed <= 0) return null;
+  return Math.max(0, (elapsed * 100) / (percent + 1) - elapsed);
+}
+
+/** The shortest wait allowed `elapsed` seconds after the copy started. */
+export function minCopyWait(elapsed: number): number {
+  return Math.max(COPY_WAIT.min, COPY_WAIT.spacing * elapsed);
+}
+
+/** How long the status check keeps looking at a copy that may be done soon: at least as long as the next wait would be. */
+export function approachWindow(elapsed: number): number {
+  return clamp(minCopyWait(elapsed), COPY_WAIT.approach, COPY_WAIT.approachMax);
+}
+
+/** Should the status check keep looking itself (the copy may be done within the approach window)? */
+export function copyNearlyDone(elapsed: number, percent: number | null): boolean {
+  const remaining = earliestRemaining(elapsed, percent);
+  return remaining !== null && remaining <= approachWindow(elapsed);
+}
+
+/** Seconds until the next look at a pending copy. */
+export function nextCopyWait(o: { elapsed: number; percent: number | null; previousWait: number; untilDeadline: number }): number {
+  const remaining = earliestRemaining(o.elapsed, o.percent);
+  const wanted = remaining !== null ? remaining - approachWindow(o.elapsed) / 2 : o.previousWait * COPY_WAIT.factor;
+  const wait = clamp(wanted, minCopyWait(o.elapsed), COPY_WAIT.max);
+  // Never sleep far past the deadline: the loop's Choice then ends it on time.
+  return Math.ceil(Math.max(1, Math.min(wait, o.untilDeadline + 1)));
+}
+
+/** Seconds until look number `attempt` (0-based) at a test instance. */
+export function launchWait(attempt: number): number {
+  return Math.min(LAUNCH_WAIT.max, Math.round(LAUNCH_WAIT.first * LAUNCH_WAIT.factor ** Math.min(attempt, 30)));
+}
+
+/** The most trips round the copy loop before `timeoutSeconds` (every wait at its shortest allowed). */
+export function copyPollsWithin(timeoutSeconds: number): number {
+  let t = COPY_WAIT.firstMin;
+  let polls = 1;
+  while (t < timeoutSeconds && polls < MAX_COPY_POLLS) {
+    t += Math.ceil(minCopyWait(t));
     polls += 1;
   }
   return polls;
 }
 
-export interface HistoryBudget {
-  /** Worst-case history events of the whole run. */
-  events: number;
+/** The most trips round the launch loop before `timeoutSeconds`. */
+export function launchPollsWithin(timeoutSeconds: number): number {
+  let t = 0;
+  let polls = 0;
+  while (t < timeoutSeconds && polls < MAX_LAUNCH_POLLS) {
+    t += launchWait(polls);
+    polls += 1;
+  }
+  return polls;
+}
+
+export interface BatchPlan {
+  /** Targets per batch execution. */
+  batchSize: number;
+  batches: number;
+  /** Batch executions running at once (the parent's Map concurrency). */
+  runningBatches: number;
+  /** Targets running at once inside each batch (the batch's Map concurrency). */
+  perBatchConcurrency: number;
+}
+
+export interface HistoryBudget extends BatchPlan {
   /** Worst-case events of one target. */
   perTarget: number;
-  /** The most account-region pairs that fit the budget with these timeouts. */
+  /** Worst-case events of the largest batch execution. */
+  batchEvents: number;
+  /** Worst-case events of the parent execution. */
+  parentEvents: number;
+  /** The most targets one batch may hold with these timeouts. */
+  maxBatchSize: number;
+  /** The most account-region pairs one run may hold with these timeouts. */
   maxPairs: number;
 }
 
-export function historyBudget(pairs: number, copyTimeoutMinutes: number, verifyTimeoutMinutes: number): HistoryBudget {
+/**
+ * Split `pairs` targets into batch executions: as few targets per batch as lets every batch run at once
+ * (at most MAX_RUNNING_BATCHES), and never more than the budget lets one batch hold. `maxConcurrency`
+ * (null: no limit) caps the targets running at once over the whole run.
+ */
+export function planBatches(pairs: number, maxConcurrency: number | null, maxBatchSize: number): BatchPlan {
+  const n = Math.max(1, pairs);
+  const batchSize = Math.max(1, Math.min(maxBatchSize, Math.ceil(n / MAX_RUNNING_BATCHES)));
+  const batches = Math.ceil(n / batchSize);
+  const limit = maxConcurrency ?? n;
+  const runningBatches = Math.max(1, Math.min(batches, MAX_RUNNING_BATCHES, limit));
+  const perBatchConcurrency = Math.max(1, Math.min(batchSize, Math.floor(limit / runningBatches)));
+  return { batchSize, batches, runningBatches, perBatchConcurrency };
+}
+
+export function historyBudget(pairs: number, copyTimeoutMinutes: number, verifyTimeoutMinutes: number, maxConcurrency: number | null = null): HistoryBudget {
   const perTarget =
-    EVENTS_PER_TARGET_FIXED +
-    EVENTS_PER_POLL * (pollsWithin(COPY_WAIT, copyTimeoutMinutes * 60) + pollsWithin(LAUNCH_WAIT, verifyTimeoutMinutes * 60));
+    EVENTS_PER_TARGET_FIXED + EVENTS_PER_POLL * (copyPollsWithin(copyTimeoutMinutes * 60) + launchPollsWithin(verifyTimeoutMinutes * 60));
+  const maxBatchSize = Math.max(1, Math.floor((MAX_HISTORY_EVENTS_PER_EXECUTION - EVENTS_PER_BATCH_FIXED) / perTarget));
+  const plan = planBatches(pairs, maxConcurrency, maxBatchSize);
+  const parentEvents = (n: number, batches: number) => EVENTS_PER_RUN_FIXED + batches * EVENTS_PER_BATCH_IN_PARENT + n * EVENTS_PER_FAILED_BATCH_TARGET;
+  let maxPairs = MAX_PAIRS_PER_RUN;
+  while (maxPairs > 1 && parentEvents(maxPairs, planBatches(maxPairs, null, maxBatchSize).batches) > MAX_HISTORY_EVENTS_PER_EXECUTION) maxPairs -= 1;
   return {
-    events: EVENTS_PER_RUN_FIXED + pairs * perTarget,
+    ...plan,
     perTarget,
-    maxPairs: Math.floor((MAX_HISTORY_EVENTS_PER_RUN - EVENTS_PER_RUN_FIXED) / perTarget),
+    batchEvents: EVENTS_PER_BATCH_FIXED + plan.batchSize * perTarget,
+    parentEvents: parentEvents(pairs, plan.batches),
+    maxBatchSize,
+    maxPairs,
   };
 }

@@ -5,7 +5,7 @@
  */
 import * as z from 'zod';
 import { InvalidInputError } from './errors';
-import { historyBudget, MAX_HISTORY_EVENTS_PER_RUN } from './budget';
+import { EVENTS_PER_BATCH_FIXED, historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
 
 const ACCOUNT_RE = /^\d{12}$/;
 const AMI_RE = /^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -206,8 +206,9 @@ export const inputSchema = z
         .number({ error: 'must be a number' })
         .int({ error: 'must be a whole number' })
         .min(1, { error: 'must be at least 1' })
-        .max(40, { error: 'must be at most 40 (an inline Map runs at most 40 iterations at once)' })
-        .default(10),
+        .max(MAX_PAIRS_PER_RUN, { error: `must be at most ${MAX_PAIRS_PER_RUN}` })
+        .optional()
+        .describe('Most targets copying at once over the whole run; default: all of them (each target is its own account and region, so no copy quota is shared)'),
     },
     { error: 'must be a JSON object' },
   )
@@ -255,15 +256,16 @@ export const inputSchema = z
       }
     });
     const pairs = (input.targets ?? []).reduce((n, t) => n + t.regions.length, 0);
-    const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes);
-    if (budget.events > MAX_HISTORY_EVENTS_PER_RUN) {
+    const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
+    if (pairs > budget.maxPairs) {
+      const limit = budget.maxPairs === MAX_PAIRS_PER_RUN ? `at most ${MAX_PAIRS_PER_RUN} per run` : `at most ${budget.maxPairs} with copy.timeoutMinutes ${input.copy.timeoutMinutes}`;
       ctx.addIssue({
         code: 'custom',
         path: ['targets'],
         message:
-          `${pairs} account-region pairs with copy.timeoutMinutes ${input.copy.timeoutMinutes} could need ${budget.events} execution history events, ` +
-          `above this pipeline's budget of ${MAX_HISTORY_EVENTS_PER_RUN} (Step Functions stops at 25,000); ` +
-          `split the targets over several runs (at most ${budget.maxPairs} pairs each) or lower copy.timeoutMinutes`,
+          `${pairs} account-region pairs are too many for one run (${limit}: a batch execution of ${budget.maxBatchSize} targets could need ` +
+          `${budget.maxBatchSize * budget.perTarget + EVENTS_PER_BATCH_FIXED} history events at worst, and this pipeline keeps every execution under ${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000); ` +
+          `split the targets over several runs or lower copy.timeoutMinutes`,
       });
     }
   });

@@ -13,6 +13,8 @@ export const resolvedSourceSchema = z.object({
   architecture: z.string(),
   rootDeviceName: z.string(),
   snapshotIds: z.array(z.string()),
+  /** Total size of the image's snapshots (GiB): sizes the first wait for a copy. */
+  sizeGiB: z.number(),
   /** Target accounts that already had these permissions before the run: never revoked. */
   preexistingShares: z.object({
     launchPermission: z.array(z.string()),
@@ -55,6 +57,14 @@ export const targetItemSchema = z.object({
 });
 export type TargetItem = z.infer<typeof targetItemSchema>;
 
+/** One batch execution's share of the targets (statemachine/distribute.asl.yml runs it). */
+export interface Batch {
+  index: number;
+  /** The child execution's name: unique per run and stable, so a retried start finds the same execution. */
+  name: string;
+  targets: TargetPair[];
+}
+
 export interface RunPlan {
   executionName: string;
   skipped: boolean;
@@ -62,11 +72,19 @@ export interface RunPlan {
   source: ResolvedSource | null;
   /** Target accounts other than the builder account: the ones the source is shared with. */
   shareAccountIds: string[];
-  targets: TargetPair[];
+  /** The targets, split into batch executions (see functions/shared/budget.ts planBatches). */
+  batches: Batch[];
+  /** Batch executions running at once, and targets running at once inside each. */
+  runningBatches: number;
+  perBatchConcurrency: number;
   settings: Settings;
-  maxConcurrency: number;
   /** Where NotifyCompletion also sends its summary. */
   notify: { topicArn: string | null };
+}
+
+/** Total size (GiB) of an image's EBS volumes, as its block device mappings give them. */
+export function imageSizeGiB(mappings: readonly { Ebs?: { VolumeSize?: number } }[] | undefined): number {
+  return (mappings ?? []).reduce((n, m) => n + (m.Ebs?.VolumeSize ?? 0), 0);
 }
 
 /** Parse a payload the state machine built; a mismatch is a bug in the definition, reported by field. */

@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../local/manifest';
 import { LAUNCH_FAILURE, runCli, STUB_INPUT, stubManifest, stubScript, tempDir, writeJson } from '../support/cli';
-import { startSfnStub, STUB_STACK, type SfnStub } from '../support/sfn-stub';
+import { startSfnStub, STUB_BATCH_ARN, STUB_STACK, type SfnStub } from '../support/sfn-stub';
 
 describe('ami-pipeline run and status against a deployed state machine', () => {
   const dir = tempDir();
@@ -23,8 +23,11 @@ describe('ami-pipeline run and status against a deployed state machine', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(targets(stub, 'StartExecution')[0]?.body).toEqual({ stateMachineArn: stub.stateMachineArn, input: JSON.stringify(STUB_INPUT) });
-    expect(targets(stub, 'DescribeExecution')).toHaveLength(3);
+    // Three looks at the run, then one at its batch for the targets' full lines.
+    expect(targets(stub, 'DescribeExecution').map((r) => r.body.executionArn)).toEqual([stub.executionArn, stub.executionArn, stub.executionArn, STUB_BATCH_ARN]);
     const history = targets(stub, 'GetExecutionHistory');
+    // The batch's history is followed too: that is where the targets move.
+    expect(history.some((r) => r.body.executionArn === STUB_BATCH_ARN)).toBe(true);
     expect(history.every((r) => r.body.reverseOrder === false)).toBe(true);
     expect(history.some((r) => typeof r.body.nextToken === 'string')).toBe(true);
 

@@ -9,7 +9,7 @@ describe.concurrent('ami-pipeline validate and usage', () => {
   it('accepts a valid input and counts its account × region pairs', async () => {
     const result = await runCli(['validate', '--input', 'examples/input.json']);
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    expect(result.stdout).toBe('valid: 3 targets (account × region pairs)\n');
+    expect(result.stdout).toBe('valid: 3 targets (account × region pairs), run as 3 batch executions of up to 1, 3 at once\n');
   });
 
   it('accepts an input whose targets come from an SSM parameter', async () => {

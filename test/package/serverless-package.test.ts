@@ -1,6 +1,7 @@
 /**
  * `serverless package` runs offline (osls, esbuild bundles, serverless-step-functions) and produces the stack
- * we deploy: ten functions (the five steps, the preflight, publishing, retention, the rekey steps and the notification), the state machine invoking exactly them, the nightly schedule, the new-image rule,
+ * we deploy: ten functions (the five steps, the preflight, publishing, retention, the rekey steps and the notification), the run's and
+ * the batch's state machines invoking exactly them, the nightly schedule, the new-image rule,
  * and least-privilege roles.
  */
 import { execFileSync } from 'node:child_process';
@@ -46,21 +47,43 @@ describe('serverless package', () => {
     }
   });
 
-  it('defines the state machine from statemachine/ and lets its role invoke exactly our ten functions', () => {
-    const [[, machine] = []] = ofType('AWS::StepFunctions::StateMachine');
-    expect(machine).toBeDefined();
-    const definition = JSON.stringify(machine?.Properties.DefinitionString);
-    for (const state of ['ResolveSource', 'ShareSource', 'PreflightTarget', 'PublishImage', 'ApplyRetention', 'NotifyCompletion', 'ResolveCurrentCopy', 'RevokeOldGrants', 'DistributeToTargets', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'UnshareSource']) {
-      expect(definition).toContain(state);
+  it('defines the run and batch state machines from statemachine/, their roles invoking exactly our ten functions between them', () => {
+    const machines = Object.fromEntries(ofType('AWS::StepFunctions::StateMachine'));
+    expect(Object.keys(machines).sort()).toEqual(['DistributeStateMachine', 'PipelineStateMachine']);
+    const definition = (id: string) => JSON.stringify(machines[id]?.Properties.DefinitionString);
+    for (const state of ['ResolveSource', 'ShareSource', 'DistributeBatches', 'RunBatch', 'UnshareSource', 'NotifyCompletion']) {
+      expect(definition('PipelineStateMachine')).toContain(state);
     }
-    const roleId = (machine?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-    const role = template.Resources[roleId] as Resource;
-    const invoke = statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes('lambda:InvokeFunction'));
-    expect(invoke).toHaveLength(1);
-    const targets = (invoke[0]?.Resource as unknown[]).map((r) => JSON.stringify(r));
-    for (const f of FUNCTIONS) expect(targets.some((t) => t.includes(`${f}LambdaFunction`)), f).toBe(true);
-    expect(targets.every((t) => FUNCTIONS.some((f) => t.includes(`${f}LambdaFunction`)))).toBe(true);
-    expect(actions(role).filter((a) => a.startsWith('lambda:'))).toEqual(['lambda:InvokeFunction']);
+    for (const state of ['DistributeToTargets', 'PreflightTarget', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'PublishImage', 'ApplyRetention', 'ResolveCurrentCopy', 'RevokeOldGrants', 'SummarizeBatch']) {
+      expect(definition('DistributeStateMachine')).toContain(state);
+    }
+    // RunBatch starts the batch machine itself, by reference.
+    expect(definition('PipelineStateMachine')).toContain('DistributeStateMachine');
+    const roleOf = (id: string) => template.Resources[(machines[id]?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]] as Resource;
+    const invoked = (role: Resource) => {
+      const invoke = statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes('lambda:InvokeFunction'));
+      expect(invoke).toHaveLength(1);
+      expect(actions(role).filter((a) => a.startsWith('lambda:'))).toEqual(['lambda:InvokeFunction']);
+      return (invoke[0]?.Resource as unknown[]).map((r) => JSON.stringify(r));
+    };
+    const run = invoked(roleOf('PipelineStateMachine'));
+    const batch = invoked(roleOf('DistributeStateMachine'));
+    const functionsIn = (targets: string[]) => FUNCTIONS.filter((f) => targets.some((t) => t.includes(`"${f}LambdaFunction"`)));
+    expect(functionsIn(run).sort()).toEqual(['ModifyAttributes', 'Notify', 'Snapshot', 'VerifyLaunch']);
+    expect(functionsIn([...run, ...batch]).sort()).toEqual([...FUNCTIONS].sort());
+    expect([...run, ...batch].every((t) => FUNCTIONS.some((f) => t.includes(`"${f}LambdaFunction"`)))).toBe(true);
+  });
+
+  it("lets the run's machine start, follow and stop only the batch machine's executions", () => {
+    const role = template.Resources.PipelineStateMachineExecutionRole as Resource;
+    const statement = (action: string) => statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes(action));
+    expect(statement('states:StartExecution').map((s) => s.Resource)).toEqual([{ Ref: 'DistributeStateMachine' }]);
+    for (const action of ['states:DescribeExecution', 'states:StopExecution']) {
+      const [s] = statement(action);
+      expect(JSON.stringify(s?.Resource)).toContain(':execution:encrypted-ami-pipeline-distribute-test:*');
+    }
+    expect(JSON.stringify(statement('events:PutRule')[0]?.Resource)).toContain('rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
+    expect(actions(role).filter((a) => a.startsWith('states:')).sort()).toEqual(['states:DescribeExecution', 'states:StartExecution', 'states:StopExecution']);
   });
 
   it('starts the machine nightly and when a new image of the builder account becomes available', () => {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   LAMBDA_SERVICE_ERROR_NAMES,
   RETRYABLE_ERROR_NAMES,
+  START_EXECUTION_ERROR_NAMES,
   STATE_MACHINE_ERROR_NAMES,
   TERMINAL_ERROR_NAMES,
 } from '../../functions/shared/errors';
@@ -24,14 +25,20 @@ interface ChoiceRule {
   [op: string]: unknown;
 }
 
-const { definition } = loadDefinition();
-const states = allStates(definition);
+const parent = loadDefinition();
+const batch = parent.childTasks.RunBatch;
+if (!batch) throw new Error('RunBatch does not start a batch execution');
+const { definition } = parent;
+/** Every state of the run's definition and of the batch definition it starts (their names never clash). */
+const states = [...allStates(definition), ...allStates(batch.definition)];
 const byName = new Map(states);
+const lambdaTasks = new Set([...Object.keys(parent.taskFunctions), ...Object.keys(batch.taskFunctions)]);
 const known = new Set<string>([
   ...LAMBDA_SERVICE_ERROR_NAMES,
   ...RETRYABLE_ERROR_NAMES,
   ...TERMINAL_ERROR_NAMES,
   ...STATE_MACHINE_ERROR_NAMES,
+  ...START_EXECUTION_ERROR_NAMES,
   'States.ALL',
   'States.Timeout',
 ]);
@@ -47,14 +54,36 @@ function successors(state: State): string[] {
 }
 
 describe('the state machine definition', () => {
-  it('is valid Amazon States Language', () => {
-    const result = aslValidator(structuredClone(definition), { checkArn: false, checkPaths: true });
-    expect(result.errors).toEqual([]);
-    expect(result.isValid).toBe(true);
+  it('is valid Amazon States Language, the run and the batch', () => {
+    for (const d of [definition, batch.definition]) {
+      const result = aslValidator(structuredClone(d), { checkArn: false, checkPaths: true });
+      expect(result.errors).toEqual([]);
+      expect(result.isValid).toBe(true);
+    }
+  });
+
+  it('never names a state twice across the two definitions', () => {
+    expect(new Set(states.map(([n]) => n)).size).toBe(states.length);
+  });
+
+  it('starts each batch as a named child execution, waits for it, retries its start, cleans up and records a failed batch', () => {
+    const run = byName.get('RunBatch') as State;
+    expect(run.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
+    const parameters = run.Parameters as Record<string, unknown>;
+    expect(parameters['Name.$']).toBe('$.batch.name');
+    expect((parameters.Input as Record<string, unknown>)['AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$']).toBe('$$.Execution.Id');
+    expect(run.TimeoutSeconds).toBeGreaterThan(batch.definition.TimeoutSeconds as number);
+    expect(((run.Retry as Retrier[]) ?? []).flatMap((r) => r.ErrorEquals)).toContain('StepFunctions.ExecutionLimitExceededException');
+    expect((run.Catch as { ErrorEquals: string[]; Next: string }[])[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: 'CleanUpFailedBatch' });
+    // A failed batch's targets are cleaned up before they are recorded, whatever the cleanup's own outcome.
+    expect((byName.get('CleanUpFailedBatch') as State).Next).toBe('RecordBatchFailure');
+    expect((byName.get('CleanUpBatchTarget')?.Catch as { Next: string }[])[0]?.Next).toBe('BatchTargetNotCleanedUp');
+    const map = byName.get('DistributeBatches') as State;
+    expect(map.MaxConcurrencyPath).toBe('$.runningBatches');
   });
 
   it('gives every Task a timeout, Lambda-service retries first with full jitter and a delay cap, and our retryable names', () => {
-    const tasks = states.filter(([, s]) => s.Type === 'Task');
+    const tasks = states.filter(([n, s]) => s.Type === 'Task' && lambdaTasks.has(n));
     expect(tasks.length).toBeGreaterThanOrEqual(9);
     for (const [name, task] of tasks) {
       expect(task.TimeoutSeconds, name).toBeTypeOf('number');
@@ -114,7 +143,7 @@ describe('the state machine definition', () => {
       expect(closing, waitName).toBeDefined();
       const loopRule = (closing?.Choices as ChoiceRule[]).find((r) => r.Next === waitName);
       const conditions = loopRule?.And ?? [];
-      expect(conditions.some((c) => typeof c.NumericLessThan === 'number' && (c.NumericLessThan as number) <= 200), waitName).toBe(true);
+      expect(conditions.some((c) => typeof c.NumericLessThan === 'number' && (c.NumericLessThan as number) <= 60), waitName).toBe(true);
       expect(conditions.some((c) => typeof c.TimestampLessThanPath === 'string'), waitName).toBe(true);
       expect(closing?.Default, waitName).toMatch(/TimedOut$/);
     }
@@ -122,20 +151,24 @@ describe('the state machine definition', () => {
 
   it('catches every failure inside an iteration so the other targets go on', () => {
     const map = byName.get('DistributeToTargets') as State;
+    expect(batch.definition.StartAt).toBe('DistributeToTargets');
     const processor = map.ItemProcessor as { StartAt: string; States: Record<string, State> };
     const first = processor.States[processor.StartAt] as State;
     expect(first.Type).toBe('Parallel');
     expect((first.Catch as Retrier[])[0]?.ErrorEquals).toEqual(['States.ALL']);
     expect(map.MaxConcurrencyPath).toBe('$.maxConcurrency');
+    // A batch always ends with its lines, the failed targets' included.
+    expect(map.Next).toBe('SummarizeBatch');
+    expect(map.Catch).toBeUndefined();
   });
 
   it('unshares the source on every path after sharing', () => {
-    for (const name of ['ShareSource', 'DistributeToTargets']) {
+    for (const name of ['ShareSource', 'DistributeBatches']) {
       const catches = (byName.get(name)?.Catch as { Next: string }[]) ?? [];
       expect(catches.map((c) => c.Next), name).toContain('UnshareAfterFailure');
     }
     // After the fan-out, a distribution (the only mode that shared) always reaches UnshareSource.
-    expect(byName.get('DistributeToTargets')?.Next).toBe('IsUnshareNeeded');
+    expect(byName.get('DistributeBatches')?.Next).toBe('IsUnshareNeeded');
     const unshareChoice = byName.get('IsUnshareNeeded') as { Default: string; Choices: ChoiceRule[] };
     expect(unshareChoice.Default).toBe('UnshareSource');
     expect(unshareChoice.Choices.map((c) => [c.Variable, c.StringEquals, c.Next])).toEqual([['$.settings.mode', 'rekey', 'NothingToUnshare']]);

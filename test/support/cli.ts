@@ -4,8 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Manifest, TargetResult } from '../../local/manifest';
-import { History, type Script } from './sfn-stub';
+import type { Manifest, RunSummary, TargetResult } from '../../local/manifest';
+import { History, STUB_BATCH_ARN, type Script } from './sfn-stub';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin/ami-pipeline.mjs');
@@ -94,8 +94,21 @@ export function stubManifest(partial: boolean): Manifest {
     executionName: 'cli-test-run',
     source: { imageId: 'ami-0123456789abcdef0', region: 'eu-west-1', accountId: '123456789012' },
     sourceShare: { revoked: true, accountIds: ['111111111111', '222222222222'], snapshotIds: ['snap-0123456789abcdef0'] },
+    targets: [
+      { accountId: '111111111111', region: 'eu-west-1', status: 'succeeded', error: null },
+      partial
+        ? { accountId: '222222222222', region: 'eu-west-1', status: 'failed', error: 'LaunchFailedError' }
+        : { accountId: '222222222222', region: 'eu-west-1', status: 'succeeded', error: null },
+    ],
+    batches: [STUB_BATCH_ARN],
     results: [succeeded('111111111111'), partial ? failed : succeeded('222222222222')],
   };
+}
+
+/** What the run itself outputs (the manifest without the lines, which are its batch's output). */
+export function stubSummary(manifest: Manifest): RunSummary {
+  const { results: _lines, ...summary } = manifest;
+  return summary;
 }
 
 const item = (accountId: string) => ({
@@ -114,34 +127,43 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
       final: { status: 'FAILED', error: 'SourceImageNotFoundError', cause },
     };
   }
+  const batchArn = STUB_BATCH_ARN;
   const copying = [
     h.started(),
     h.entered('ResolveSource', STUB_INPUT),
     h.entered('ShareSource', {}),
-    h.entered('DistributeToTargets', {}, 'MapStateEntered'),
-    ...accounts.flatMap((a) => [h.entered('ProcessTarget', item(a), 'ParallelStateEntered'), h.entered('CopyEncryptImage', item(a))]),
+    h.entered('DistributeBatches', {}, 'MapStateEntered'),
+    h.entered('RunBatch', {}),
+    h.submitted(batchArn),
   ];
-  const granting = accounts.map((a) => h.entered('CreateKmsGrant', item(a)));
+  const b = new History();
+  const batchCopying = [b.started(), ...accounts.flatMap((a) => [b.entered('ProcessTarget', item(a), 'ParallelStateEntered'), b.entered('CopyEncryptImage', item(a))])];
+  const granting = accounts.map((a) => b.entered('CreateKmsGrant', item(a)));
   const manifest = stubManifest(outcome === 'partial');
-  const ending = [
-    ...accounts.map((a) => h.entered('StartLaunchCheck', item(a))),
-    h.exited('ProcessTarget', manifest.results[0], 'ParallelStateExited'),
+  const batchEnding = [
+    ...accounts.map((a) => b.entered('StartLaunchCheck', item(a))),
+    b.exited('ProcessTarget', manifest.results[0], 'ParallelStateExited'),
     ...(outcome === 'partial'
       ? [
-          h.entered('FindTargetCopy', { ...item('222222222222'), error: { Error: 'LaunchFailedError', Cause: 'x' } }),
-          h.entered('RecordTargetFailure', { ...item('222222222222'), error: { Error: 'LaunchFailedError', Cause: LAUNCH_FAILURE } }, 'PassStateEntered'),
+          b.entered('FindTargetCopy', { ...item('222222222222'), error: { Error: 'LaunchFailedError', Cause: 'x' } }),
+          b.entered('RecordTargetFailure', { ...item('222222222222'), error: { Error: 'LaunchFailedError', Cause: LAUNCH_FAILURE } }, 'PassStateEntered'),
         ]
-      : [h.exited('ProcessTarget', manifest.results[1], 'ParallelStateExited')]),
+      : [b.exited('ProcessTarget', manifest.results[1], 'ParallelStateExited')]),
+    b.other('ExecutionSucceeded'),
+  ];
+  const ending = [
     h.entered('UnshareSource', {}),
     h.entered('CollectStatuses', {}, 'PassStateEntered'),
     h.other(outcome === 'partial' ? 'ExecutionFailed' : 'ExecutionSucceeded'),
   ];
+  const summary = stubSummary(manifest);
   return {
     input: STUB_INPUT,
-    stages: [copying, granting, ending],
+    stages: [copying, [], ending],
+    batch: { stages: [batchCopying, granting, batchEnding], output: { batch: 0, results: manifest.results } },
     final:
       outcome === 'partial'
-        ? { status: 'FAILED', error: 'RunFailedError', cause: JSON.stringify(manifest) }
-        : { status: 'SUCCEEDED', output: manifest },
+        ? { status: 'FAILED', error: 'RunFailedError', cause: JSON.stringify(summary) }
+        : { status: 'SUCCEEDED', output: summary },
   };
 }

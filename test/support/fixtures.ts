@@ -17,6 +17,7 @@ export const source: NonNullable<RunPlan['source']> = {
   name: 'base-image-2026-11-29',
   architecture: 'x86_64',
   rootDeviceName: '/dev/xvda',
+  sizeGiB: 8,
   snapshotIds: [SOURCE_SNAPSHOT],
   preexistingShares: { launchPermission: [], createVolumePermission: { [SOURCE_SNAPSHOT]: [] } },
 };

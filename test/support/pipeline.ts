@@ -13,7 +13,8 @@ import { createClientFactory } from '../../functions/shared/clients';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { TaskHandler } from '../../local/asl';
 
-export function pipelineHandlers(now: () => Date = () => new Date()): Record<string, TaskHandler> {
+/** `now` and `sleep` are the functions' clock (a virtual one in the budget tests and the benchmark). */
+export function pipelineHandlers(now: () => Date = () => new Date(), sleep?: (ms: number) => Promise<void>): Record<string, TaskHandler> {
   const clients = createClientFactory('eu-west-1');
   return {
     snapshot: snapshot({
@@ -23,9 +24,9 @@ export function pipelineHandlers(now: () => Date = () => new Date()): Record<str
     }),
     modifyAttributes: modifyAttributes({ clients }),
     preflight: preflight({ clients }),
-    copyEncrypt: copyEncrypt({ clients, now }),
+    copyEncrypt: copyEncrypt({ clients, now, ...(sleep ? { sleep } : {}) }),
     createGrant: createGrant({ clients }),
-    verifyLaunch: verifyLaunch({ clients, now }),
+    verifyLaunch: verifyLaunch({ clients, now, ...(sleep ? { sleep } : {}) }),
     publish: publish({ clients, now }),
     rekey: rekey({ clients }),
     retention: retention({ clients, now }),

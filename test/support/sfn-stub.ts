@@ -13,6 +13,7 @@ export interface HistoryEventJson {
   type: string;
   stateEnteredEventDetails?: { name: string; input: string; inputDetails: { truncated: boolean } };
   stateExitedEventDetails?: { name: string; output: string; outputDetails: { truncated: boolean } };
+  taskSubmittedEventDetails?: { resourceType: string; resource: string; output: string };
 }
 
 export type Final = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string; cause: string };
@@ -22,7 +23,11 @@ export interface Script {
   /** Events that appear with each RUNNING description, in order; the last stage comes with the final status. */
   stages: HistoryEventJson[][];
   final: Final;
+  /** The batch execution the run starts (its history grows with the run's, stage by stage) and its output. */
+  batch?: { stages: HistoryEventJson[][]; output: unknown };
 }
+
+export const STUB_BATCH_ARN = 'arn:aws:states:eu-west-1:123456789012:execution:encrypted-ami-pipeline-distribute-stub:cli-test-run-b000';
 
 export interface Request {
   target: string;
@@ -65,6 +70,11 @@ export class History {
   other(type: string): HistoryEventJson {
     return this.next(type);
   }
+
+  /** A RunBatch task that started a batch execution (how the CLI finds the batch to follow). */
+  submitted(executionArn: string): HistoryEventJson {
+    return { ...this.next('TaskSubmitted'), taskSubmittedEventDetails: { resourceType: 'states', resource: 'startExecution.sync:2', output: JSON.stringify({ ExecutionArn: executionArn }) } };
+  }
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -93,10 +103,17 @@ export async function startSfnStub(script: Script): Promise<SfnStub> {
   const startDate = Date.now() / 1000;
   let describes = 0;
 
-  const visible = () => script.stages.slice(0, Math.min(describes, script.stages.length)).flat();
+  const visible = (stages: HistoryEventJson[][]) => stages.slice(0, Math.min(describes, stages.length)).flat();
   const finished = () => describes >= script.stages.length;
 
   const sfn = (operation: string, body: Record<string, unknown>, res: ServerResponse) => {
+    if (script.batch && body.executionArn === STUB_BATCH_ARN) {
+      if (operation === 'DescribeExecution') {
+        const done = finished();
+        return json(res, 200, { executionArn: STUB_BATCH_ARN, name: 'cli-test-run-b000', startDate, status: done ? 'SUCCEEDED' : 'RUNNING', ...(done ? { output: JSON.stringify(script.batch.output) } : {}) });
+      }
+      if (operation === 'GetExecutionHistory') return json(res, 200, { events: visible(script.batch.stages) });
+    }
     if (operation !== 'StartExecution' && body.executionArn !== executionArn) {
       return json(res, 400, { __type: 'ExecutionDoesNotExist', message: `Execution Does Not Exist: '${String(body.executionArn)}'` });
     }
@@ -113,7 +130,7 @@ export async function startSfnStub(script: Script): Promise<SfnStub> {
         return json(res, 200, { ...end, error: script.final.error, cause: script.final.cause });
       }
       case 'GetExecutionHistory': {
-        const events = visible();
+        const events = visible(script.stages);
         const offset = typeof body.nextToken === 'string' ? Number(body.nextToken.replace('page-', '')) : 0;
         const page = events.slice(offset, offset + PAGE_SIZE);
         const more = offset + PAGE_SIZE < events.length;

@@ -1,4 +1,5 @@
 import {
+  DescribeSnapshotsCommand,
   CopyImageCommand,
   CreateTagsCommand,
   DeregisterImageCommand,
@@ -52,6 +53,7 @@ function copyState(overrides: Partial<CopyState> = {}): CopyState {
     reused: false,
     attempt: 0,
     waitSeconds: 60,
+    progress: null,
     startedAt: '2026-11-29T12:00:00.000Z',
     deadline: '2026-11-29T15:00:00.000Z',
     checkedAt: '2026-11-29T12:00:00.000Z',
@@ -117,7 +119,9 @@ describe('startCopy', () => {
       state: 'pending',
       reused: false,
       attempt: 0,
-      waitSeconds: 60,
+      // The first look, sized from the source's 8 GiB of snapshots.
+      waitSeconds: 120,
+      progress: null,
       startedAt: '2026-11-29T12:00:00.000Z',
       deadline: '2026-11-29T15:00:00.000Z',
       checkedAt: '2026-11-29T12:00:00.000Z',
@@ -146,7 +150,7 @@ describe('startCopy', () => {
     const result = await startCopy(item(), deps());
 
     expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 0);
-    expect(result).toMatchObject({ imageId: COPY_ID, state: 'pending', reused: true, attempt: 0, waitSeconds: 60 });
+    expect(result).toMatchObject({ imageId: COPY_ID, state: 'pending', reused: true, attempt: 0, waitSeconds: 120 });
   });
 
   it.each(['failed', 'deregistered', 'invalid'])('does not reuse a %s copy and starts a new one', async (state) => {
@@ -311,17 +315,76 @@ describe('copyStatus', () => {
   });
 
   it.each([
-    [1, 240],
-    [2, 300],
-    [3, 300],
-    [50, 300],
-  ])('after attempt %i of a pending copy waits %i seconds (capped at 300)', async (attempt, wait) => {
+    [120, 240],
+    [1200, 2400],
+    [3000, 3600],
+  ])('without progress, after waiting %i seconds waits %i (doubling, capped at an hour)', async (previous, wait) => {
     ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
 
-    const result = await copyStatus(item(), copyState({ attempt }), deps());
+    const result = await copyStatus(item(), copyState({ attempt: 2, waitSeconds: previous }), deps());
 
-    expect(result.attempt).toBe(attempt + 1);
+    expect(result.attempt).toBe(3);
     expect(result.waitSeconds).toBe(wait);
+    expect(result.progress).toBeNull();
+  });
+
+  it("waits from the snapshots' progress until a little before the copy can be done", async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [{ ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] }],
+    });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '50%', State: 'pending' }] });
+    // Ten minutes in and at least 50 % done (under 51 %): done no sooner than 576 s from now; wait until 60 s before.
+    const started = new Date(fixedNow().getTime() - 600_000).toISOString();
+
+    const result = await copyStatus(item(), copyState({ startedAt: started }), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeSnapshotsCommand, { SnapshotIds: ['snap-0aaaaaaaaaaaaaaa1'] });
+    expect(result).toMatchObject({ state: 'pending', progress: 50, attempt: 1, waitSeconds: 517 });
+  });
+
+  it('keeps looking itself, every 10 s, at a copy that may be done within the approach window', async () => {
+    let now = fixedNow().getTime();
+    const slept: number[] = [];
+    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    ec2Mock
+      .on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [pending] })
+      .resolvesOnce({ Images: [pending] })
+      .resolves({ Images: [{ ...pending, State: 'available', Tags: [] }] });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '98%', State: 'pending' }] });
+    ec2Mock.on(CreateTagsCommand).resolves({});
+    const started = new Date(now - 50 * 60_000).toISOString();
+
+    const result = await copyStatus(item(), copyState({ startedAt: started }), {
+      ...deps(),
+      now: () => new Date(now),
+      sleep: async (ms: number) => {
+        slept.push(ms);
+        now += ms;
+      },
+    });
+
+    expect(slept).toEqual([10_000, 10_000]);
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 3);
+    expect(result).toMatchObject({ state: 'available', progress: 100, waitSeconds: 0, attempt: 0 });
+  });
+
+  it('stops looking itself at the deadline and leaves the timeout to the state machine', async () => {
+    let now = fixedNow().getTime();
+    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [pending] });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '99%', State: 'pending' }] });
+
+    const result = await copyStatus(
+      item(),
+      copyState({ startedAt: new Date(now - 3 * 3600_000).toISOString(), deadline: new Date(now + 25_000).toISOString() }),
+      { ...deps(), now: () => new Date(now), sleep: async (ms: number) => void (now += ms) },
+    );
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 3);
+    expect(result.state).toBe('pending');
+    expect(Date.parse(result.checkedAt)).toBeLessThanOrEqual(now);
+    expect(now - fixedNow().getTime()).toBe(20_000);
   });
 
   it('stops waiting once the copy is available and tags the image and its snapshots', async () => {

@@ -222,7 +222,7 @@ const rows: Row[] = [
     fix: 'may only contain',
   },
   { what: 'a maxConcurrency of 0', input: edit((i) => { i.maxConcurrency = 0; }), path: 'maxConcurrency', fix: 'at least 1' },
-  { what: 'a maxConcurrency of 41', input: edit((i) => { i.maxConcurrency = 41; }), path: 'maxConcurrency', fix: 'at most 40' },
+  { what: 'a maxConcurrency of 1001', input: edit((i) => { i.maxConcurrency = 1001; }), path: 'maxConcurrency', fix: 'at most 1000' },
   {
     what: 'a targetRoleName with a path',
     input: edit((i) => { i.targetRoleName = 'pipelines/AmiPipelineTarget'; }),
@@ -237,10 +237,10 @@ const rows: Row[] = [
     fix: '/ami-pipeline/targets',
   },
   {
-    what: 'more account-region pairs than the history budget allows',
+    what: 'more account-region pairs than one run takes',
     input: edit((i) => ({
       source: i.source,
-      targets: Array.from({ length: 30 }, (_, n) => ({
+      targets: Array.from({ length: 101 }, (_, n) => ({
         accountId: String(300000000000 + n),
         regions: TEN_REGIONS,
         kmsKey: 'alias/ami-encryption',
@@ -269,7 +269,7 @@ describe('parseInput', () => {
     expect(input.verify.mode).toBe('auto-scaling');
     expect(input.verify.timeoutMinutes).toBe(15);
     expect(input.copy.timeoutMinutes).toBe(180);
-    expect(input.maxConcurrency).toBe(10);
+    expect(input.maxConcurrency).toBeUndefined();
     expect(input.externalId).toBeUndefined();
   });
 

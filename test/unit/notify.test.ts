@@ -12,7 +12,7 @@ import {
   type NotifyManifest,
 } from '../../functions/notify';
 import { logger } from '../../functions/shared/logger';
-import { ACCOUNT_A, ACCOUNT_B, BUILDER, KEY_A_EU, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, source } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, source } from '../support/fixtures';
 
 const ebMock = mockClient(EventBridgeClient);
 const snsMock = mockClient(SNSClient);
@@ -21,59 +21,37 @@ const TOPIC = `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline`;
 const EVENT_ID = '11111111-2222-3333-4444-555555555555';
 const MESSAGE_ID = '95df01b4-ee98-5cb9-9903-4c221d41eb5e';
 const ENTRY_LIMIT = 256 * 1024;
-const LAUNCH_FAILURE =
-  'Launch check in 222222222222/eu-west-1: instance i-0abc1234def567890 terminated: Client.InternalError: Client error on launch. ' +
-  'Give AWSServiceRoleForAutoScaling a grant on the key.';
-
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
-type Result = NotifyManifest['results'][number];
+type Line = NotifyManifest['targets'][number];
 
-function succeeded(accountId: string, region: string, n = 0): Result {
-  return {
-    accountId,
-    region,
-    status: 'succeeded',
-    imageId: `ami-0a${n.toString(16).padStart(15, '0')}`,
-    kmsKeyArn: KEY_A_EU,
-    grantId: 'a'.repeat(64),
-    launchCheck: { mode: 'auto-scaling', instanceId: 'i-0abc1234def567890', state: 'verified' },
-    publish: null,
-    retention: { retired: [], kept: [`ami-0a${n.toString(16).padStart(15, '0')}`] },
-    error: null,
-  };
+function succeeded(accountId: string, region: string): Line {
+  return { accountId, region, status: 'succeeded', error: null };
 }
 
-function failed(accountId: string, region: string, message = LAUNCH_FAILURE): Result {
-  return {
-    accountId,
-    region,
-    status: 'failed',
-    imageId: 'ami-0bbbbbbbbbbbbbbbb',
-    kmsKeyArn: `arn:aws:kms:${region}:${accountId}:key/22222222-2222-2222-2222-222222222222`,
-    grantId: null,
-    launchCheck: { mode: 'auto-scaling', instanceId: null, state: 'not-verified' },
-    cleanup: { name: 'ami-pipeline-verify-exec-1', autoScalingGroupDeleted: true, launchTemplateDeleted: true, terminatedInstanceIds: [] },
-    error: { name: 'LaunchFailedError', message },
-  };
+function failed(accountId: string, region: string, error = 'LaunchFailedError'): Line {
+  return { accountId, region, status: 'failed', error };
 }
 
-/** A PARTIAL run as the state machine reports it: A succeeded, B failed its launch check, the share was revoked. */
+const BATCH = 'arn:aws:states:eu-west-1:999999999999:execution:encrypted-ami-pipeline-distribute-dev:exec-1-b000';
+
+/** A PARTIAL run's summary as the state machine reports it: A succeeded, B failed its launch check, the share was revoked. */
 function manifest(overrides: Partial<NotifyManifest> = {}): NotifyManifest {
   return {
     status: 'PARTIAL',
     executionName: 'exec-1',
     source,
     sourceShare: { revoked: true, accountIds: [ACCOUNT_A, ACCOUNT_B], snapshotIds: [SOURCE_SNAPSHOT] },
-    results: [succeeded(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'eu-west-1')],
+    targets: [succeeded(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'eu-west-1')],
+    batches: [BATCH],
     ...overrides,
   };
 }
 
-/** More than 300 KB: 900 succeeded targets and two failed ones. */
+/** More than 300 KB: 4,000 succeeded targets and two failed ones (more than a run admits: the trimming is defence in depth). */
 function largeManifest(): NotifyManifest {
-  const many = Array.from({ length: 900 }, (_, n) => succeeded(String(400000000000 + n), 'eu-west-1', n));
-  return manifest({ results: [...many, failed(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'us-east-1')] });
+  const many = Array.from({ length: 4000 }, (_, n) => succeeded(String(400000000000 + n), 'eu-west-1'));
+  return manifest({ targets: [...many, failed(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'us-east-1')] });
 }
 
 const deps = () => createNotifyDeps('eu-west-1');
@@ -102,7 +80,7 @@ describe('eventDetail', () => {
     expect(JSON.parse(detail)).toEqual(m);
   });
 
-  it('trims a 300 KB manifest under 256 KB to the counts, the source and the failed targets', () => {
+  it('trims a 300 KB summary under 256 KB to the counts, the source and the failed targets', () => {
     const m = largeManifest();
     expect(bytes(JSON.stringify(m))).toBeGreaterThan(300 * 1024);
     const { detail, truncated } = eventDetail(m);
@@ -112,16 +90,17 @@ describe('eventDetail', () => {
       status: 'PARTIAL',
       executionName: 'exec-1',
       truncated: true,
-      counts: { targets: 902, succeeded: 900, failed: 2 },
+      counts: { targets: 4002, succeeded: 4000, failed: 2 },
       source: m.source,
       sourceShare: m.sourceShare,
-      results: [failed(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'us-east-1')],
+      targets: [failed(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'us-east-1')],
+      batches: [BATCH],
     });
   });
 
   it('keeps only the counts when the failed targets alone pass 256 KB', () => {
-    const results = Array.from({ length: 300 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1', 'x'.repeat(1024)));
-    const { detail, truncated } = eventDetail(manifest({ status: 'FAILED', results }));
+    const targets = Array.from({ length: 300 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1', 'x'.repeat(1024)));
+    const { detail, truncated } = eventDetail(manifest({ status: 'FAILED', targets }));
     expect(truncated).toBe(true);
     expect(JSON.parse(detail)).toEqual({
       status: 'FAILED',
@@ -135,7 +114,7 @@ describe('eventDetail', () => {
 describe('summary', () => {
   it('names the status, the succeeded count and the source image in the subject', () => {
     expect(summary(manifest()).subject).toBe(`AMI distribution PARTIAL: 1/2 targets (${SOURCE_IMAGE})`);
-    expect(summary(manifest({ status: 'SUCCEEDED', results: [succeeded(ACCOUNT_A, 'eu-west-1')] })).subject).toBe(
+    expect(summary(manifest({ status: 'SUCCEEDED', targets: [succeeded(ACCOUNT_A, 'eu-west-1')] })).subject).toBe(
       `AMI distribution SUCCEEDED: 1/1 targets (${SOURCE_IMAGE})`,
     );
   });
@@ -170,7 +149,8 @@ describe('summary', () => {
       status: 'FAILED',
       source: null,
       sourceShare: { revoked: true },
-      results: [],
+      targets: [],
+      batches: [],
       error: { name: 'SourceImageNotFoundError', message: `Image ${SOURCE_IMAGE} does not exist in eu-west-1.` },
     });
     const { subject, message } = summary(refused);
@@ -190,7 +170,7 @@ describe('summary', () => {
   });
 
   it('lists no failed targets when every target succeeded', () => {
-    const { message } = summary(manifest({ status: 'SUCCEEDED', results: [succeeded(ACCOUNT_A, 'eu-west-1')] }));
+    const { message } = summary(manifest({ status: 'SUCCEEDED', targets: [succeeded(ACCOUNT_A, 'eu-west-1')] }));
     expect(message).toBe(
       [
         'Status: SUCCEEDED',
@@ -204,8 +184,8 @@ describe('summary', () => {
   });
 
   it('lists the failures that fit in 256 KB and counts the rest', () => {
-    const results = Array.from({ length: 2000 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1', 'y'.repeat(2000)));
-    const { message } = summary(manifest({ status: 'FAILED', results }));
+    const targets = Array.from({ length: 2000 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1', 'y'.repeat(2000)));
+    const { message } = summary(manifest({ status: 'FAILED', targets }));
     expect(bytes(message)).toBeLessThanOrEqual(256 * 1024);
     const lines = message.split('\n').filter((l) => l.startsWith('- '));
     const listed = lines.length - 1;
@@ -217,7 +197,7 @@ describe('summary', () => {
 
 describe('notify', () => {
   it('puts the manifest on the default bus as "AMI Distribution Completed" when every target succeeded', async () => {
-    const m = manifest({ status: 'SUCCEEDED', results: [succeeded(ACCOUNT_A, 'eu-west-1'), succeeded(ACCOUNT_B, 'us-east-1')] });
+    const m = manifest({ status: 'SUCCEEDED', targets: [succeeded(ACCOUNT_A, 'eu-west-1'), succeeded(ACCOUNT_B, 'us-east-1')] });
     const result = await notify(event({ manifest: m }), deps());
     expect(ebMock).toHaveReceivedCommandTimes(PutEventsCommand, 1);
     expect(putEntries()).toEqual([
@@ -248,8 +228,8 @@ describe('notify', () => {
     expect(result.truncated).toBe(true);
     const entry = putEntries()[0];
     expect(bytes(entry?.Detail ?? '') + bytes(entry?.Source ?? '') + bytes(entry?.DetailType ?? '')).toBeLessThan(ENTRY_LIMIT);
-    expect(sentDetail()).toMatchObject({ truncated: true, results: [{ accountId: ACCOUNT_A }, { accountId: ACCOUNT_B }] });
-    expect(warn).toHaveBeenCalledWith('Event detail truncated', expect.objectContaining({ kept: 'failed results' }));
+    expect(sentDetail()).toMatchObject({ truncated: true, targets: [{ accountId: ACCOUNT_A }, { accountId: ACCOUNT_B }] });
+    expect(warn).toHaveBeenCalledWith('Event detail truncated', expect.objectContaining({ kept: 'failed targets' }));
   });
 
   it('logs no truncation for a manifest that fits', async () => {
@@ -276,7 +256,7 @@ describe('notify', () => {
         'Targets: 2 (1 succeeded, 1 failed)',
         '',
         'Failed targets:',
-        `- ${ACCOUNT_B} eu-west-1: LaunchFailedError: ${LAUNCH_FAILURE}`,
+        `- ${ACCOUNT_B} eu-west-1: LaunchFailedError`,
         '',
         'Source share: revoked (no permission this run added remains on the source image or its snapshots)',
         'Execution: exec-1',
@@ -344,8 +324,8 @@ describe('notify', () => {
 describe('notify handler', () => {
   it.each([
     ['an unknown run status', { ...event(), manifest: { ...manifest(), status: 'DONE' } }, 'event.manifest.status'],
-    ['results that are not a list', { ...event(), manifest: { ...manifest(), results: {} } }, 'event.manifest.results'],
-    ['a result without its account', { ...event(), manifest: { ...manifest(), results: [{ region: 'eu-west-1', status: 'failed', imageId: null, error: null }] } }, 'event.manifest.results.0.accountId'],
+    ['targets that are not a list', { ...event(), manifest: { ...manifest(), targets: {} } }, 'event.manifest.targets'],
+    ['a target without its account', { ...event(), manifest: { ...manifest(), targets: [{ region: 'eu-west-1', status: 'failed', error: null }] } }, 'event.manifest.targets.0.accountId'],
     ['a missing topicArn', { manifest: manifest() }, 'event.topicArn'],
     ['no payload at all', null, 'event.'],
   ])('rejects %s with InvalidInputError and makes no AWS call', async (_what, payload, field) => {

@@ -144,19 +144,23 @@ describe('resolveSource', () => {
         architecture: 'arm64',
         rootDeviceName: '/dev/xvda',
         snapshotIds: [SOURCE_SNAPSHOT, DATA_SNAPSHOT],
+        sizeGiB: 28,
         preexistingShares: {
           launchPermission: [ACCOUNT_B],
           createVolumePermission: { [SOURCE_SNAPSHOT]: [ACCOUNT_A], [DATA_SNAPSHOT]: [] },
         },
       },
       shareAccountIds: [ACCOUNT_A, ACCOUNT_B],
-      targets: [
+      // Five targets: one per batch execution, all at once.
+      batches: [
         { accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: SUBNET_VERIFY },
         { accountId: ACCOUNT_A, region: 'eu-central-1', kmsKey: 'alias/ami-encryption', subnetId: SUBNET_A },
         { accountId: ACCOUNT_B, region: 'eu-west-1', kmsKey: KEY_B_EU, subnetId: SUBNET_VERIFY },
         { accountId: ACCOUNT_B, region: 'us-east-1', kmsKey: KEY_B_US, subnetId: null },
         { accountId: BUILDER, region: 'us-east-1', kmsKey: 'alias/builder-ami', subnetId: null },
-      ],
+      ].map((target, index) => ({ index, name: `exec-1-b00${index}`, targets: [target] })),
+      runningBatches: 5,
+      perBatchConcurrency: 1,
       settings: {
         mode: 'distribute',
         targetRoleName: 'AmiPipelineTarget',
@@ -166,7 +170,6 @@ describe('resolveSource', () => {
         publish: { parameterName: null, launchTemplates: [] },
         retention: { lineage: null, keep: 3, dryRun: false },
       },
-      maxConcurrency: 10,
       notify: { topicArn: null },
     };
     expect(plan).toEqual(expected);
@@ -400,9 +403,9 @@ describe('resolveSource with targetsParameter', () => {
 
     expect(ssmMock).toHaveReceivedCommandExactlyOnceWith(GetParameterCommand, { Name: PARAMETER });
     expect(await regionOf(ssmMock.call(0).thisValue)).toBe('us-east-1');
-    expect(plan.targets).toEqual([{ accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null }]);
+    expect(plan.batches.flatMap((b) => b.targets)).toEqual([{ accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null }]);
     expect(plan.shareAccountIds).toEqual([ACCOUNT_A]);
-    expect(plan.maxConcurrency).toBe(4);
+    expect(plan.runningBatches * plan.perBatchConcurrency).toBeLessThanOrEqual(4);
     expect(plan.settings.copy.timeoutMinutes).toBe(240);
   });
 

@@ -4,6 +4,7 @@ import {
   DeleteAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeScalingActivitiesCommand,
+  type LifecycleState,
 } from '@aws-sdk/client-auto-scaling';
 import {
   CreateLaunchTemplateCommand,
@@ -36,7 +37,8 @@ const INSTANCE_ID = 'i-0123456789abcdef0';
 const VOLUME_ID = 'vol-0123456789abcdef0';
 const ROLE_SESSION = `arn:aws:sts::${ACCOUNT_A}:assumed-role/AmiPipelineTarget/ami-pipeline-exec-1`;
 
-const deps = () => ({ clients: testClients(), now: fixedNow });
+/** One look per check (the approach, where a check keeps looking, has tests of its own). */
+const deps = () => ({ clients: testClients(), now: fixedNow, approachSeconds: 0 });
 const withMode = (mode: TargetItem['settings']['verify']['mode'], target: Partial<TargetItem['target']> = {}): TargetItem =>
   item(target, { verify: { mode, instanceType: null, timeoutMinutes: 15 } });
 
@@ -75,7 +77,7 @@ function launchState(overrides: Partial<LaunchState> = {}): LaunchState {
     subnetId: 'subnet-0default00000000a',
     volumeId: null,
     attempt: 0,
-    waitSeconds: 15,
+    waitSeconds: 45,
     startedAt: '2026-11-29T12:00:00.000Z',
     deadline: '2026-11-29T12:15:00.000Z',
     checkedAt: '2026-11-29T12:00:00.000Z',
@@ -148,7 +150,7 @@ describe('startLaunchCheck', () => {
       subnetId: 'subnet-0default00000000a',
       volumeId: null,
       attempt: 0,
-      waitSeconds: 15,
+      waitSeconds: 45,
       startedAt: '2026-11-29T12:00:00.000Z',
       deadline: '2026-11-29T12:15:00.000Z',
       checkedAt: '2026-11-29T12:00:00.000Z',
@@ -232,7 +234,7 @@ describe('startLaunchCheck', () => {
     });
     expect(ec2Mock).toHaveReceivedCommandTimes(CreateLaunchTemplateCommand, 0);
     expect(asMock.calls()).toHaveLength(0);
-    expect(result).toMatchObject({ mode: 'run-instances', state: 'pending', name: NAME, instanceId: INSTANCE_ID, waitSeconds: 15 });
+    expect(result).toMatchObject({ mode: 'run-instances', state: 'pending', name: NAME, instanceId: INSTANCE_ID, waitSeconds: 45 });
   });
 });
 
@@ -268,10 +270,10 @@ describe('checkLaunch', () => {
     expect(asMock).toHaveReceivedCommandWith(DescribeAutoScalingGroupsCommand, { AutoScalingGroupNames: [NAME] });
     expect(asMock).toHaveReceivedCommandWith(DescribeScalingActivitiesCommand, { AutoScalingGroupName: NAME });
     expect(ec2Mock.calls()).toHaveLength(0);
-    expect(result).toEqual(launchState({ attempt: 1, waitSeconds: 30 }));
+    expect(result).toEqual(launchState({ attempt: 1, waitSeconds: 90 }));
   });
 
-  it('waits longer on each poll, up to 60 seconds', async () => {
+  it('waits longer on each poll, up to 2 minutes', async () => {
     asMock.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
     asMock.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
 
@@ -282,7 +284,7 @@ describe('checkLaunch', () => {
       waits.push(launch.waitSeconds);
     }
 
-    expect(waits).toEqual([30, 60, 60, 60]);
+    expect(waits).toEqual([90, 120, 120, 120]);
     expect(launch.attempt).toBe(4);
   });
 
@@ -337,6 +339,46 @@ describe('checkLaunch', () => {
     expect(error.message).toContain('Client.InvalidKMSKey.InvalidState: The KMS key provided is in an incorrect state');
   });
 
+  it('keeps looking itself, every 5 s for up to a minute, while the instance starts', async () => {
+    let now = fixedNow().getTime();
+    const slept: number[] = [];
+    const group = (state: LifecycleState) => ({
+      AutoScalingGroups: [{ AutoScalingGroupName: NAME, MinSize: 1, MaxSize: 1, DesiredCapacity: 1, DefaultCooldown: 300, AvailabilityZones: ['eu-west-1a'], HealthCheckType: 'EC2', CreatedTime: new Date(now), Instances: [{ InstanceId: INSTANCE_ID, LifecycleState: state, AvailabilityZone: 'eu-west-1a', HealthStatus: 'Healthy', ProtectedFromScaleIn: false }] }],
+    });
+    asMock.on(DescribeAutoScalingGroupsCommand).resolvesOnce(group('Pending')).resolvesOnce(group('Pending')).resolves(group('InService'));
+    asMock.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [runningInstance()] }] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: VOLUME_ID, Encrypted: true, KmsKeyId: KEY_A_EU }] });
+
+    const result = await checkLaunch(withMode('auto-scaling'), COPY, launchState(), {
+      clients: testClients(),
+      now: () => new Date(now),
+      sleep: async (ms: number) => {
+        slept.push(ms);
+        now += ms;
+      },
+    });
+
+    expect(slept).toEqual([5_000, 5_000]);
+    expect(result).toMatchObject({ state: 'verified', instanceId: INSTANCE_ID, volumeId: VOLUME_ID, attempt: 0 });
+  });
+
+  it('gives up looking itself after a minute and goes round the loop', async () => {
+    let now = fixedNow().getTime();
+    asMock.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
+    asMock.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
+
+    const result = await checkLaunch(withMode('auto-scaling'), COPY, launchState(), {
+      clients: testClients(),
+      now: () => new Date(now),
+      sleep: async (ms: number) => void (now += ms),
+    });
+
+    expect(now - fixedNow().getTime()).toBe(60_000);
+    expect(asMock).toHaveReceivedCommandTimes(DescribeAutoScalingGroupsCommand, 13);
+    expect(result).toMatchObject({ state: 'pending', attempt: 1, waitSeconds: 90 });
+  });
+
   it('verifies a running instance whose root volume is encrypted with the target key', async () => {
     asMock.on(DescribeAutoScalingGroupsCommand).resolves({
       AutoScalingGroups: [
@@ -377,7 +419,7 @@ describe('checkLaunch', () => {
     const result = await checkLaunch(withMode('run-instances'), COPY, launchState({ mode: 'run-instances', instanceId: INSTANCE_ID }), deps());
 
     expect(ec2Mock).toHaveReceivedCommandTimes(DescribeVolumesCommand, 0);
-    expect(result).toMatchObject({ state: 'pending', instanceId: INSTANCE_ID, attempt: 1, waitSeconds: 30 });
+    expect(result).toMatchObject({ state: 'pending', instanceId: INSTANCE_ID, attempt: 1, waitSeconds: 90 });
   });
 
   it.each([
