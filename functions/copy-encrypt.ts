@@ -266,6 +266,12 @@ async function lookAtCopy(ec2: EC2Client, item: TargetItem, copy: CopyState): Pr
   } catch (error) {
     // The copy's snapshots can lag behind the image: progress is then simply not known yet.
     if (awsCode(error).startsWith('InvalidSnapshot')) return { image, percent: null };
+    // A target role from before progress was read (templates/target-account.yml without ec2:DescribeSnapshots):
+    // wait without it rather than fail the copy.
+    if (awsCode(error) === 'UnauthorizedOperation') {
+      logger.warn('No ec2:DescribeSnapshots in the target role: waiting without the copy progress; update templates/target-account.yml', { imageId: copy.imageId });
+      return { image, percent: null };
+    }
     throw toPipelineError(error, `Reading the progress of copy ${copy.imageId} in ${where(item)}`);
   }
   const percents = snapshots.map((s) => Number.parseInt(s.Progress ?? '', 10)).filter((p) => Number.isFinite(p));

@@ -342,6 +342,17 @@ describe('copyStatus', () => {
     expect(result).toMatchObject({ state: 'pending', progress: 50, attempt: 1, waitSeconds: 517 });
   });
 
+  it('waits without progress when the target role may not read snapshots (a template from before)', async () => {
+    ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [{ ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] }],
+    });
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+
+    const result = await copyStatus(item(), copyState({ waitSeconds: 120 }), deps());
+
+    expect(result).toMatchObject({ state: 'pending', progress: null, attempt: 1, waitSeconds: 240 });
+  });
+
   it('keeps looking itself, every 10 s, at a copy that may be done within the approach window', async () => {
     let now = fixedNow().getTime();
     const slept: number[] = [];
