@@ -1,0 +1,58 @@
+/**
+ * The execution history AWS would write for a local run: aws-local-stepfunctions logs states entered and
+ * exited, Step Functions logs more per state (a Lambda Task is entered, scheduled, started, succeeded, exited).
+ * Counting them says how close an execution comes to the 25,000-event limit. One execution's events in, its
+ * event count out; the budget test and `npm run bench` share this.
+ */
+import { allStates, type EventLog, type LoadedDefinition } from './asl';
+
+/** History events AWS writes per state entered, by state type (a Lambda Task: entered, scheduled, started, succeeded, exited). */
+export const EVENTS_BY_TYPE: Record<string, number> = { Task: 5, Wait: 2, Choice: 2, Pass: 2, Parallel: 4, Map: 4, Succeed: 2, Fail: 1 };
+/** A StartExecution.sync Task: entered, scheduled, started, submitted, succeeded, exited. */
+export const EVENTS_PER_CHILD_TASK = 6;
+/** A retry: the failure, then scheduled and started again. */
+export const EVENTS_PER_RETRY = 3;
+/** ExecutionStarted and ExecutionSucceeded (or Failed). */
+export const EVENTS_PER_EXECUTION = 2;
+
+/** What the event log alone does not say about a state. */
+export interface HistoryShape {
+  /** Names of StartExecution.sync Task states. */
+  childTasks?: Iterable<string>;
+  /**
+   * Each state's type in the definition, by name: a run with a `waitHandler` logs its Wait states as Tasks,
+   * and this puts them back.
+   */
+  stateTypes?: Record<string, string>;
+}
+
+/** The shape of a loaded definition and the children it starts (state names are unique across them). */
+export function historyShape(loaded: LoadedDefinition): HistoryShape {
+  const childTasks = new Set<string>();
+  const stateTypes: Record<string, string> = {};
+  const walk = (l: LoadedDefinition) => {
+    for (const [name, state] of allStates(l.definition)) stateTypes[name] = String(state.Type);
+    for (const [name, child] of Object.entries(l.childTasks)) {
+      childTasks.add(name);
+      walk(child);
+    }
+  };
+  walk(loaded);
+  return { childTasks, stateTypes };
+}
+
+/** History events AWS would write for one execution with these events (pass a single execution's events). */
+export function awsHistoryEvents(events: readonly EventLog[], shape: HistoryShape = {}): number {
+  const childTasks = new Set(shape.childTasks ?? []);
+  let total = EVENTS_PER_EXECUTION;
+  for (const e of events) {
+    if (e.type === 'StateEntered') {
+      const name = e.state?.name ?? '';
+      const type = shape.stateTypes?.[name] ?? e.state?.type ?? '';
+      total += type === 'Task' && childTasks.has(name) ? EVENTS_PER_CHILD_TASK : (EVENTS_BY_TYPE[type] ?? 2);
+    }
+    if (e.type === 'StateRetried') total += EVENTS_PER_RETRY;
+    if (e.type === 'MapIterationStarted' || e.type === 'MapIterationSucceeded' || e.type === 'MapIterationFailed') total += 1;
+  }
+  return total;
+}
