@@ -62,6 +62,9 @@ interface FakeImage {
   kmsKeyId?: string;
   /** Order of creation: CreationDate grows with it. */
   created?: number;
+  /** With the clock hooks: when the copy started and when it is done (ms on its account and region's clock). */
+  startedAt?: number;
+  readyAt?: number;
 }
 interface FakeInstance {
   id: string;
@@ -72,6 +75,8 @@ interface FakeInstance {
   volumeId: string;
   tags: Tag[];
   stateReason?: { Code: string; Message: string };
+  /** With the clock hooks: when it is running (ms on its account and region's clock). */
+  readyAt?: number;
 }
 interface FakeVolume {
   id: string;
@@ -91,6 +96,23 @@ export interface CallRecord {
   account: string;
   region: string;
   input: Record<string, unknown>;
+}
+
+/**
+ * Optional hooks for a scripted backend (the benchmark); none is set by default, and without them FakeAws behaves
+ * as the tests expect (copies available after `copyPolls` looks, instances running at once).
+ */
+export interface FakeAwsHooks {
+  /** Called with every call once it is recorded, before it is answered: throw to fail it (throttling, say). */
+  beforeCall?: (call: CallRecord) => void;
+  /** Called with every answer. */
+  afterCall?: (call: CallRecord, output: unknown) => void;
+  /** The clock (ms) of an account and region. With `copyMs`, copies follow it; with `launchMs`, launches do. */
+  now?: (account: string, region: string) => number;
+  /** How long (ms) a copy into this account and region takes: pending until then, its snapshot's Progress growing. */
+  copyMs?: (account: string, region: string) => number;
+  /** How long (ms) a launched instance is pending (Auto Scaling: not InService) before it runs. */
+  launchMs?: number;
 }
 
 type AnyClient = { config: unknown };
@@ -132,6 +154,8 @@ export class FakeAws {
   readonly unassumable = new Set<string>();
   /** Commands that fail once with RequestLimitExceeded, then work. */
   readonly throttleOnce = new Set<string>();
+  /** Optional hooks (see FakeAwsHooks); empty by default. */
+  hooks: FakeAwsHooks = {};
 
   private seq = 0;
   private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient)];
@@ -142,6 +166,14 @@ export class FakeAws {
 
   restore(): void {
     for (const m of this.mocks) m.restore();
+  }
+
+  /**
+   * Forget the mocks' own record of calls (sinon keeps every command and returned promise): long runs (the
+   * benchmark) call this now and then to stay in memory. `calls` is kept.
+   */
+  forgetMockHistory(): void {
+    for (const m of this.mocks) m.resetHistory();
   }
 
   private id(prefix: string): string {
@@ -183,11 +215,30 @@ export class FakeAws {
         const creds = await config.credentials();
         const account = creds.accessKeyId.startsWith('ASIA') ? creds.accessKeyId.slice(4) : BUILDER;
         const region = await config.region();
-        this.calls.push({ service, command: name, account, region, input });
+        const call: CallRecord = { service, command: name, account, region, input };
+        this.calls.push(call);
+        this.hooks.beforeCall?.(call);
         if (this.throttleOnce.delete(name)) throw awsError(service === 'kms' ? 'ThrottlingException' : 'RequestLimitExceeded', 'Request limit exceeded.', 503);
-        return fn(input as Record<string, unknown>, { account, region });
+        const output = await fn(input as Record<string, unknown>, { account, region });
+        this.hooks.afterCall?.(call, output);
+        return output;
       });
     };
+    const clock = (account: string, region: string) => this.hooks.now?.(account, region) ?? 0;
+    // A copy on the clock: pending until its readyAt, then available (or failed).
+    const timed = (i: FakeImage) => {
+      if (i.readyAt === undefined || i.state !== 'pending' || clock(i.account, i.region) < i.readyAt) return i;
+      if (this.failingCopies.has(`${i.account}/${i.region}`)) {
+        i.state = 'failed';
+        i.stateReason = { Code: 'Client.InvalidKMSKey.InvalidState', Message: 'The KMS key provided is in an incorrect state' };
+      } else i.state = 'available';
+      return i;
+    };
+    const running = (i: FakeInstance) => {
+      if (i.readyAt !== undefined && i.state === 'pending' && clock(i.account, i.region) >= i.readyAt) i.state = 'running';
+      return i;
+    };
+    const clockedSnapshots = new Map<string, FakeImage>();
     const filterMatch = (image: FakeImage, filters: Filter[] = []) =>
       filters.every((f) => {
         if (f.Name === 'state') return f.Values?.includes(image.state);
@@ -238,7 +289,8 @@ export class FakeAws {
         const found = ids.map((id) => this.images.get(id)).filter((i): i is FakeImage => Boolean(i && i.region === who.region && (i.account === who.account || i.launchPermission.has(who.account))));
         if (found.length === 0) throw awsError('InvalidAMIID.NotFound', `The image id '[${ids.join(',')}]' does not exist`);
         for (const i of found) {
-          if (i.account !== BUILDER && i.state === 'pending') {
+          if (i.readyAt !== undefined) timed(i);
+          else if (i.account !== BUILDER && i.state === 'pending') {
             i.polls += 1;
             if (i.polls > this.copyPolls) {
               if (this.failingCopies.has(`${i.account}/${i.region}`)) {
@@ -250,11 +302,20 @@ export class FakeAws {
         }
         return { Images: found.map(describeImage) };
       }
-      const images = [...this.images.values()].filter((i) => i.account === who.account && i.region === who.region && filterMatch(i, input.Filters as Filter[]));
+      const images = [...this.images.values()].filter((i) => i.account === who.account && i.region === who.region && filterMatch(timed(i), input.Filters as Filter[]));
       return { Images: images.map(describeImage) };
     });
     on(ec2, DescribeSnapshotsCommand, 'ec2', (input) => ({
-      Snapshots: (input.SnapshotIds as string[]).map((id) => ({ SnapshotId: id, Encrypted: this.encryptedSnapshots.has(id), KmsKeyId: this.encryptedSnapshots.get(id) })),
+      Snapshots: (input.SnapshotIds as string[]).map((id) => {
+        const snapshot = { SnapshotId: id, Encrypted: this.encryptedSnapshots.has(id), KmsKeyId: this.encryptedSnapshots.get(id) };
+        const copy = clockedSnapshots.get(id);
+        if (!copy || copy.readyAt === undefined || copy.startedAt === undefined) return snapshot;
+        // AWS reports whole percentages.
+        const done = timed(copy).state !== 'pending';
+        const fraction = (clock(copy.account, copy.region) - copy.startedAt) / Math.max(1, copy.readyAt - copy.startedAt);
+        const percent = done ? 100 : Math.min(99, Math.max(0, Math.floor(100 * fraction)));
+        return { ...snapshot, State: done ? 'completed' : 'pending', Progress: `${percent}%` };
+      }),
     }));
     on(ec2, DescribeImageAttributeCommand, 'ec2', (input) => ({
       LaunchPermissions: [...(this.images.get(String(input.ImageId))?.launchPermission ?? [])].map((UserId) => ({ UserId })),
@@ -286,10 +347,16 @@ export class FakeAws {
       }
       const id = this.id('ami');
       const tags = ((input.TagSpecifications as { ResourceType: string; Tags: Tag[] }[] | undefined) ?? []).find((t) => t.ResourceType === 'image')?.Tags ?? [];
-      this.images.set(id, {
+      const image: FakeImage = {
         id, account: who.account, region: who.region, name: String(input.Name), state: 'pending', snapshotId: this.id('snap'),
         tags: [...tags], launchPermission: new Set(), polls: 0, kmsKeyId: String(input.KmsKeyId), created: this.seq,
-      });
+      };
+      if (this.hooks.now && this.hooks.copyMs) {
+        image.startedAt = clock(who.account, who.region);
+        image.readyAt = image.startedAt + this.hooks.copyMs(who.account, who.region);
+        clockedSnapshots.set(image.snapshotId, image);
+      }
+      this.images.set(id, image);
       return { ImageId: id };
     });
     on(ec2, CreateTagsCommand, 'ec2', (input) => {
@@ -362,6 +429,10 @@ export class FakeAws {
       const volumeId = this.id('vol');
       this.volumes.set(volumeId, { id: volumeId, encrypted: Boolean(mapping.Encrypted), kmsKeyId: mapping.KmsKeyId });
       const instance: FakeInstance = { id: this.id('i'), account: who.account, region: who.region, state: 'running', volumeId, tags, imageId };
+      if (this.hooks.now && this.hooks.launchMs !== undefined) {
+        instance.state = 'pending';
+        instance.readyAt = clock(who.account, who.region) + this.hooks.launchMs;
+      }
       this.instances.set(instance.id, instance);
       return instance;
     };
@@ -382,7 +453,7 @@ export class FakeAws {
     });
     on(ec2, DescribeInstancesCommand, 'ec2', (input, who) => {
       const ids = input.InstanceIds as string[] | undefined;
-      let found = [...this.instances.values()].filter((i) => i.account === who.account && i.region === who.region);
+      let found = [...this.instances.values()].filter((i) => i.account === who.account && i.region === who.region).map(running);
       if (ids?.length) found = found.filter((i) => ids.includes(i.id));
       for (const f of (input.Filters as Filter[] | undefined) ?? []) {
         if (f.Name === 'instance-state-name') found = found.filter((i) => f.Values?.includes(i.state));
@@ -450,7 +521,11 @@ export class FakeAws {
       return {
         AutoScalingGroups: names.flatMap((n) => {
           const g = this.groups.get(n);
-          return g ? [{ AutoScalingGroupName: n, Instances: g.instanceIds.map((InstanceId) => ({ InstanceId, LifecycleState: 'InService' })) }] : [];
+          const lifecycle = (id: string) => {
+            const i = this.instances.get(id);
+            return i && running(i).state === 'pending' ? 'Pending' : 'InService';
+          };
+          return g ? [{ AutoScalingGroupName: n, Instances: g.instanceIds.map((InstanceId) => ({ InstanceId, LifecycleState: lifecycle(InstanceId) })) }] : [];
         }),
       };
     });
