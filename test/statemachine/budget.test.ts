@@ -23,21 +23,14 @@ import {
 } from '../../functions/shared/budget';
 import { FakeAws } from '../support/fake-aws';
 import { ACCOUNT_A } from '../support/fixtures';
-import { runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
+import { loadDefinition, runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
+import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
 import { pipelineHandlers } from '../support/pipeline';
 
-/** History events AWS writes per state entered (Lambda tasks: entered, scheduled, started, succeeded, exited). */
-const EVENTS_BY_TYPE: Record<string, number> = { Task: 5, Wait: 2, Choice: 2, Pass: 2, Parallel: 4, Map: 4, Succeed: 2, Fail: 1 };
+/** History events AWS would write for one execution (Wait states counted as Waits, not as the virtual clock's Tasks). */
+const shape = historyShape(loadDefinition());
+const awsHistoryEvents = (events: EventLog[]) => historyEvents(events, shape);
 
-function awsHistoryEvents(events: EventLog[]): number {
-  let total = 2; // ExecutionStarted, ExecutionSucceeded/Failed
-  for (const e of events) {
-    if (e.type === 'StateEntered') total += EVENTS_BY_TYPE[e.state?.type ?? ''] ?? 2;
-    if (e.type === 'StateRetried') total += 3;
-    if (e.type === 'MapIterationStarted' || e.type === 'MapIterationSucceeded' || e.type === 'MapIterationFailed') total += 1;
-  }
-  return total;
-}
 
 /** Run on a virtual clock: every Wait state and every sleep of the functions moves it; nothing really waits. */
 async function runOnVirtualClock(input: Json): Promise<RunResult> {

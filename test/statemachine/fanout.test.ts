@@ -5,25 +5,20 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { historyBudget } from '../../functions/shared/budget';
-import { runDefinition, type EventLog, type Json, type TaskHandler } from '../../local/asl';
+import { loadDefinition, runDefinition, type EventLog, type Json, type TaskHandler } from '../../local/asl';
+import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
+
 import type { Manifest } from '../../local/manifest';
 import { FakeAws } from '../support/fake-aws';
 import { pipelineHandlers } from '../support/pipeline';
 
+/** History events AWS would write for one execution. */
+const shape = historyShape(loadDefinition());
+const awsHistoryEvents = (events: EventLog[]) => historyEvents(events, shape);
+
 const REGIONS = ['eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1', 'eu-north-1', 'us-east-1', 'us-east-2', 'us-west-2', 'ap-southeast-2', 'ca-central-1'];
 const ACCOUNTS = Array.from({ length: 12 }, (_, n) => String(500000000000 + n));
 
-/** History events AWS writes per state entered; a StartExecution.sync task also writes TaskSubmitted. */
-const EVENTS_BY_TYPE: Record<string, number> = { Task: 5, Wait: 2, Choice: 2, Pass: 2, Parallel: 4, Map: 4, Succeed: 2, Fail: 1 };
-function awsHistoryEvents(events: EventLog[]): number {
-  let total = 2;
-  for (const e of events) {
-    if (e.type === 'StateEntered') total += (EVENTS_BY_TYPE[e.state?.type ?? ''] ?? 2) + (e.state?.name === 'RunBatch' ? 1 : 0);
-    if (e.type === 'StateRetried') total += 3;
-    if (e.type === 'MapIterationStarted' || e.type === 'MapIterationSucceeded' || e.type === 'MapIterationFailed') total += 1;
-  }
-  return total;
-}
 
 let aws: FakeAws;
 let input: Json;
