@@ -160,7 +160,12 @@ export class FakeAws {
   private seq = 0;
   private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient)];
 
-  constructor() {
+  /**
+   * `singleDispatch` (off by default): one fake per client that picks the handler by the command's class, instead
+   * of one sinon `withArgs` per command, which sinon matches (deep-equal) against every call; the same answers,
+   * for runs of millions of calls (the benchmark), where that matching took a third of the time.
+   */
+  constructor(private readonly options: { singleDispatch?: boolean } = {}) {
     this.install();
   }
 
@@ -208,9 +213,27 @@ export class FakeAws {
 
   private install(): void {
     const [ec2, kms, asg, sts, ssm, iam, events, sns] = this.mocks;
+    type Fake = (input: never, getClient: () => AnyClient) => Promise<unknown>;
+    const dispatch = new Map<unknown, Map<unknown, Fake>>();
+    const register = (mock: unknown, command: unknown, fake: Fake) => {
+      if (!this.options.singleDispatch) {
+        (mock as { on(c: unknown): Mocked }).on(command).callsFake(fake);
+        return;
+      }
+      let fakes = dispatch.get(mock);
+      if (!fakes) {
+        const byCommand = new Map<unknown, Fake>();
+        fakes = byCommand;
+        dispatch.set(mock, byCommand);
+        (mock as { send: { callsFake(fn: (this: AnyClient, command: { input: never }) => unknown): unknown } }).send.callsFake(function (command) {
+          return byCommand.get(command.constructor)?.(command.input, () => this);
+        });
+      }
+      fakes.set(command, fake);
+    };
     const on = <T>(mock: unknown, command: new (input: never) => T, service: string, fn: (input: Record<string, unknown>, who: { account: string; region: string }) => unknown) => {
       const name = command.name.replace(/Command$/, '');
-      ((mock as { on(c: unknown): Mocked }).on(command)).callsFake(async (input: never, getClient: () => AnyClient) => {
+      register(mock, command, async (input: never, getClient: () => AnyClient) => {
         const config = getClient().config as unknown as { credentials: () => Promise<{ accessKeyId: string }>; region: () => Promise<string> };
         const creds = await config.credentials();
         const account = creds.accessKeyId.startsWith('ASIA') ? creds.accessKeyId.slice(4) : BUILDER;
