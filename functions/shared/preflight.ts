@@ -8,9 +8,18 @@ import { DescribeImagesCommand, DescribeSubnetsCommand, GetEbsDefaultKmsKeyIdCom
 import { GetRoleCommand } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
 import type { Clients } from './client-factory';
-import { awsCode, awsErrorDetail, PipelineError, TargetRoleNotAssumableError } from './errors';
+import { awsCode, awsErrorDetail, PipelineError, TargetRoleNotAssumableError, toPipelineError } from './errors';
 import { missingActions } from './key-policy';
 import type { TargetItem as FullItem } from './plan';
+
+/**
+ * Throttling or a 5xx says nothing about the target: throw it (retryable) so the state machine retries the
+ * preflight, rather than report a failed check that would fail the target.
+ */
+function rethrowTransient(error: unknown): void {
+  const e = toPipelineError(error, 'Preflight check');
+  if (e.retryable) throw e;
+}
 
 /** What the target checks read of an item: no source needed, so the doctor can run them when the source fails. */
 export type TargetItem = Pick<FullItem, 'executionName' | 'target' | 'settings'>;
@@ -61,6 +70,7 @@ async function keyCheck(item: TargetItem, clients: Clients, scope: string): Prom
     }
     return { check: { scope, check: 'kms-key', verdict: 'pass', message: `${kmsKey} is ${meta?.Arn ?? ''}, enabled, symmetric, owned by ${accountId}` }, arn: meta?.Arn ?? '' };
   } catch (error) {
+    rethrowTransient(error);
     return {
       check: {
         scope, check: 'kms-key', verdict: 'fail', message: `${kmsKey} cannot be used in ${accountId}/${region}`, awsError: describe(error),
@@ -120,6 +130,7 @@ async function subnetCheck(item: TargetItem, clients: Clients, scope: string): P
       awsError: 'LaunchFailedError: no subnet', fix: `Give verify.subnetIds.${item.target.region} (or the target's subnetIds), or set verify.mode to "none".`,
     };
   } catch (error) {
+    rethrowTransient(error);
     return {
       scope, check: 'subnet', verdict: 'fail', message: `subnet ${item.target.subnetId ?? '(default)'} is not usable in ${scope}`, awsError: describe(error),
       fix: `Give a subnet of account ${item.target.accountId} in ${item.target.region} (or one shared with it through RAM).`,
@@ -184,6 +195,7 @@ export async function checkTarget(item: TargetItem, clients: Clients): Promise<C
   try {
     await clients.kms(item.target.region).config.credentials();
   } catch (error) {
+    rethrowTransient(error);
     const e = error instanceof TargetRoleNotAssumableError ? error : undefined;
     return [{
       scope, check: 'target-role', verdict: 'fail', message: e?.message ?? `cannot act in ${item.target.accountId}: ${describe(error)}`,

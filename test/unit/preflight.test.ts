@@ -91,6 +91,16 @@ describe('the preflight of a target', () => {
     expect(role?.fix).toContain('create-service-linked-role --aws-service-name autoscaling.amazonaws.com');
   });
 
+  it.each([
+    ['the subnet', () => ec2.on(DescribeSubnetsCommand).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503))],
+    ['the key', () => kms.on(DescribeKeyCommand).rejects(awsError('ThrottlingException', 'Rate exceeded', 400))],
+  ])('throws a throttled look at %s (retryable) instead of failing the target', async (_, throttle) => {
+    throttle();
+    const error = await checkTarget(item(), testClients().builder()).then(() => undefined, (e: unknown) => e as { name: string; retryable: boolean });
+    expect(error?.name).toBe('AwsThrottlingError');
+    expect(error?.retryable).toBe(true);
+  });
+
   it('fails when there is no subnet for the launch check, and skips the subnet without one', async () => {
     ec2.on(DescribeSubnetsCommand).resolves({ Subnets: [] });
     expect(find(await checkTarget(item(), testClients().builder()), 'subnet')?.verdict).toBe('fail');
