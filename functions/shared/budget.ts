@@ -23,7 +23,7 @@ export const COPY_WAIT = {
   factor: 2,
   max: 3600,
   approach: 120,
-  approachMax: 300,
+  approachMax: 600,
   approachPoll: 10,
 } as const;
 
