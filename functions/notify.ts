@@ -1,7 +1,8 @@
 /**
- * NotifyCompletion: runs once at the end of a run, in the builder account. Puts the manifest on the default event
- * bus ("AMI Distribution Completed" or "AMI Distribution Failed"; trimmed to the failed targets, then to the counts,
- * when it exceeds an entry's 256 KB) and, when a topic is given, publishes a readable summary to it.
+ * NotifyCompletion: runs once at the end of a run, in the builder account. Puts the run's summary (one line per target
+ * and the batch executions holding the full manifest lines) on the default event bus ("AMI Distribution Completed" or
+ * "AMI Distribution Failed"; trimmed to the failed targets, then to the counts, when it exceeds an entry's 256 KB) and,
+ * when a topic is given, publishes a readable summary to it.
  * Takes { manifest, topicArn }; returns { eventId, messageId, truncated }.
  * Throws InvalidInputError, AccessDeniedError, AwsRequestFailedError (terminal) or the retryable throttling/5xx errors.
  */
@@ -13,7 +14,6 @@ import { aws, toPipelineError } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload } from './shared/plan';
-
 
 export const targetLineSchema = z.looseObject({
   accountId: z.string().nullable(),
@@ -44,7 +44,7 @@ export type NotifyEvent = z.infer<typeof notifyEventSchema>;
 export interface NotifyResult {
   eventId: string | null;
   messageId: string | null;
-  /** True when the event carries a trimmed manifest (the full one is the execution's output or cause). */
+  /** True when the event carries a trimmed summary (the full one is the execution's output or cause). */
   truncated: boolean;
 }
 
@@ -71,7 +71,7 @@ const MAX_ENTRY_BYTES = 256 * 1024 - 1024;
 const MAX_MESSAGE_BYTES = 256 * 1024 - 1024;
 /** SNS subjects: ASCII, no line breaks or control characters, at most 100 characters. */
 const MAX_SUBJECT_CHARS = 100;
-/** One failed target's line in the summary; the full message stays in the manifest. */
+/** The longest line one failed target gets in the SNS message (its full line is its batch execution's output). */
 const MAX_FAILURE_LINE_CHARS = 1000;
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
