@@ -21,6 +21,7 @@ import {
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import * as z from 'zod';
 import { approachWindow, COPY_WAIT, copyNearlyDone, firstCopyWait, nextCopyWait } from './shared/budget';
+import { keepLooking, type Clock } from './shared/poll';
 import { clientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/client-factory';
 import {
   AccessDeniedError,
@@ -68,11 +69,9 @@ export interface FoundCopy {
 
 const NO_COPY: FoundCopy = { imageId: null, state: null, kmsKeyArn: null, deregistered: false };
 
-export interface CopyEncryptDeps {
+/** `sleep`: how the status check waits between its looks at a nearly done copy (default: a timer). */
+export interface CopyEncryptDeps extends Clock {
   clients: ClientFactory;
-  now: () => Date;
-  /** How the status check waits between its looks at a nearly done copy (default: a timer). */
-  sleep?: (ms: number) => Promise<void>;
   /** How long the status check keeps looking at a nearly done copy (default: approachWindow; 0: one look per check). */
   approachSeconds?: number;
 }
@@ -278,24 +277,21 @@ async function lookAtCopy(ec2: EC2Client, item: TargetItem, copy: CopyState): Pr
   return { image, percent: percents.length === snapshotIds.length ? Math.min(...percents) : null };
 }
 
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEncryptDeps = defaultDeps): Promise<CopyState> {
   const ec2 = targetClients(item, deps).ec2(item.target.region);
-  const sleep = deps.sleep ?? realSleep;
   const started = Date.parse(copy.startedAt);
   const deadline = Date.parse(copy.deadline);
   const elapsed = () => (deps.now().getTime() - started) / 1000;
-  let { image, percent } = await lookAtCopy(ec2, item, copy);
+  let look = await lookAtCopy(ec2, item, copy);
   const approach = deps.approachSeconds ?? approachWindow(elapsed());
-  if (image.State === 'pending' && approach > 0 && copyNearlyDone(elapsed(), percent)) {
+  if (look.image.State === 'pending' && approach > 0 && copyNearlyDone(elapsed(), look.percent)) {
     // It may be done within the approach: keep looking here, one invocation instead of more trips round the loop.
     const until = Math.min(deps.now().getTime() + approach * 1000, deadline);
-    while (image.State === 'pending' && deps.now().getTime() + COPY_WAIT.approachPoll * 1000 <= until) {
-      await sleep(COPY_WAIT.approachPoll * 1000);
-      ({ image, percent } = await lookAtCopy(ec2, item, copy));
-    }
+    look = await keepLooking(look, { pending: (l) => l.image.State === 'pending', until, pollSeconds: COPY_WAIT.approachPoll }, deps, () =>
+      lookAtCopy(ec2, item, copy),
+    );
   }
+  const { image, percent } = look;
   const now = deps.now();
   const state = image.State ?? 'unknown';
   const next: CopyState = { ...copy, state, progress: percent, checkedAt: now.toISOString() };

@@ -31,6 +31,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import * as z from 'zod';
 import { LAUNCH_WAIT, launchWait } from './shared/budget';
+import { keepLooking, type Clock } from './shared/poll';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode, LaunchFailedError, toPipelineError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
@@ -71,11 +72,9 @@ export interface CleanupResult {
   terminatedInstanceIds: string[];
 }
 
-export interface VerifyLaunchDeps {
+/** `sleep`: how the check waits between its looks at a starting instance (default: a timer). */
+export interface VerifyLaunchDeps extends Clock {
   clients: ClientFactory;
-  now: () => Date;
-  /** How the check waits between its looks at a starting instance (default: a timer). */
-  sleep?: (ms: number) => Promise<void>;
   /** How long one check keeps looking (default LAUNCH_WAIT.approach; 0: one look per check). */
   approachSeconds?: number;
 }
@@ -257,8 +256,6 @@ async function failedActivity(autoScaling: AutoScalingClient, item: TargetItem, 
   return failed ? (failed.StatusMessage ?? failed.Description ?? 'the launch failed') : undefined;
 }
 
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /**
  * Look at the test instance, and keep looking every LAUNCH_WAIT.approachPoll seconds for up to LAUNCH_WAIT.approach
  * (within the deadline) while it is still starting: instances boot in about a minute, so one invocation usually
@@ -270,14 +267,11 @@ export async function checkLaunch(
   launch: LaunchState,
   deps: VerifyLaunchDeps = defaultDeps,
 ): Promise<LaunchState> {
-  const sleep = deps.sleep ?? realSleep;
   const until = Math.min(deps.now().getTime() + (deps.approachSeconds ?? LAUNCH_WAIT.approach) * 1000, Date.parse(launch.deadline));
-  let result = await checkLaunchOnce(item, copy, launch, deps);
-  while (result.state === 'pending' && deps.now().getTime() + LAUNCH_WAIT.approachPoll * 1000 <= until) {
-    await sleep(LAUNCH_WAIT.approachPoll * 1000);
-    result = await checkLaunchOnce(item, copy, { ...launch, instanceId: result.instanceId }, deps);
-  }
-  return result;
+  const first = await checkLaunchOnce(item, copy, launch, deps);
+  return keepLooking(first, { pending: (r) => r.state === 'pending', until, pollSeconds: LAUNCH_WAIT.approachPoll }, deps, (last) =>
+    checkLaunchOnce(item, copy, { ...launch, instanceId: last.instanceId }, deps),
+  );
 }
 
 async function checkLaunchOnce(
