@@ -13,6 +13,7 @@ export class CliError extends Error {
 
 export const USAGE_HINT = "run 'ami-pipeline --help' for usage";
 
-export function usageError(message: string): CliError {
-  return new CliError(message, 2, USAGE_HINT);
+/** A usage error; with `command`, the hint points at that command's own --help. */
+export function usageError(message: string, command?: string): CliError {
+  return new CliError(message, 2, command ? `run 'ami-pipeline ${command} --help' for usage` : USAGE_HINT);
 }

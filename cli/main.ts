@@ -6,77 +6,18 @@
 import { parseArgs } from 'node:util';
 import type { Io } from './commands';
 import { CliError, usageError } from './errors';
+import { COMMANDS, COMMON, commandNames, commandUsage, DEFAULT_STACK, OPTIONS, USAGE, type OptionName } from './usage';
 
-const DEFAULT_STACK = 'encrypted-ami-pipeline-prod';
+export { USAGE };
+
 // The commands load on demand (the AWS SDK, esbuild and the local runner are heavy): help and usage errors stay quick.
 const commands = () => import('./commands');
 
-export const USAGE = `ami-pipeline: copy an AMI into every target account and region, encrypted with each account's own KMS key
+const MILLISECOND_OPTIONS = new Set(['wait-ms', 'poll-ms']);
 
-Usage:
-  ami-pipeline run --input FILE [options]     start a run and follow it to its manifest
-  ami-pipeline status EXECUTION_ARN [options] show a deployed execution (running or finished)
-  ami-pipeline rekey --input FILE [options]   replace each target's key: re-encrypt its published copy (run's options)
-  ami-pipeline validate --input FILE          check an input file without touching AWS
-  ami-pipeline doctor --input FILE [options]  check the source and every target account × region before a run
-  ami-pipeline help                           this text
-
-run options:
-  -i, --input FILE            the execution input (JSON; see README "Input")
-  --local                     run the state machine and function bundles on this machine
-  --endpoint-url URL          AWS-compatible endpoint (moto, LocalStack); --local needs it or AWS_ENDPOINT_URL
-  --wait-ms N                 with --local: milliseconds each Wait state lasts (default 0)
-  --state-machine-arn ARN     the deployed state machine (default: the StateMachineArn output of --stack)
-  --stack NAME                CloudFormation stack of the pipeline (default ${DEFAULT_STACK})
-  --region REGION             AWS region (default: the ARN's region, AWS_REGION or your AWS config)
-  --poll-ms N                 how often to poll a deployed execution (default 2000)
-  --output table|json         the manifest as a table (default) or as JSON on stdout (progress goes to stderr)
-  --manifest FILE             also write the manifest JSON to FILE
-  --dry-run                   retention only lists what it would retire, and why each kept copy is kept
-
-doctor options:
-  --endpoint-url, --region, --output as for run; exit 0 nothing failed, 1 a check failed, 2 bad input
-
-status options:
-  --follow                    keep polling until the execution ends
-  --output, --region, --endpoint-url, --poll-ms, --manifest as for run
-
-Common:
-  --debug                     show stack traces and AWS SDK warnings
-  -h, --help                  this text
-
-Exit codes: 0 every target succeeded and the source share was revoked (or: still running, for status
-without --follow); 1 the run failed, a target failed or the source is still shared; 2 bad usage or input.
-`;
-
-const OPTIONS = {
-  input: { type: 'string', short: 'i' },
-  local: { type: 'boolean' },
-  'endpoint-url': { type: 'string' },
-  'state-machine-arn': { type: 'string' },
-  stack: { type: 'string' },
-  region: { type: 'string' },
-  output: { type: 'string' },
-  manifest: { type: 'string' },
-  'wait-ms': { type: 'string' },
-  'poll-ms': { type: 'string' },
-  follow: { type: 'boolean' },
-  'dry-run': { type: 'boolean' },
-  debug: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-type OptionName = keyof typeof OPTIONS;
-
-const COMMON: OptionName[] = ['debug', 'help'];
-const ALLOWED: Record<string, OptionName[]> = {
-  run: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms', 'dry-run'],
-  rekey: ['input', 'local', 'endpoint-url', 'state-machine-arn', 'stack', 'region', 'output', 'manifest', 'wait-ms', 'poll-ms', 'dry-run'],
-  status: ['output', 'follow', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
-  validate: ['input'],
-  doctor: ['input', 'endpoint-url', 'region', 'output'],
-  help: [],
-};
+function countProblem(name: string, value: string): string {
+  return `--${name} must be a whole number of milliseconds, 0 or more, not "${value}"`;
+}
 
 function parse(argv: string[]) {
   try {
@@ -86,59 +27,99 @@ function parse(argv: string[]) {
     const option = /'(-[^']*?)(?: <value>)?'/.exec(e.message)?.[1]?.split(', ').pop();
     if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw usageError(`unknown option ${option ?? e.message}`);
     if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      throw usageError(/argument missing|ambiguous/.test(e.message) ? `${option ?? 'an option'} needs a value` : e.message);
+      if (/ambiguous/.test(e.message) && option) {
+        // The next argument starts with a dash: parseArgs reads it as an option, not as this option's value.
+        const next = argv[argv.indexOf(option) + 1] ?? '';
+        const name = option.replace(/^--?/, '');
+        if (MILLISECOND_OPTIONS.has(name)) throw usageError(countProblem(name, next));
+        throw usageError(`${option} needs a value, but "${next}" starts with a dash and reads as an option; write ${option}=${next} if it is the value`);
+      }
+      throw usageError(/argument missing/.test(e.message) ? `${option ?? 'an option'} needs a value` : e.message);
     }
     throw usageError(e.message);
   }
 }
 
-function count(name: string, value: string | undefined): number | undefined {
+function count(name: string, value: string | undefined, command: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw usageError(`--${name} must be a whole number of milliseconds, not "${value}"`);
+  if (!/^\d+$/.test(value)) throw usageError(countProblem(name, value), command);
   return Number(value);
+}
+
+/** --endpoint-url must be an http(s) URL: the SDK would fail every call with "Invalid URL" otherwise. */
+function endpointUrl(value: string | undefined, command: string): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+    throw usageError(`--endpoint-url must be an http:// or https:// URL such as http://127.0.0.1:5000, not "${value}"`, command);
+  }
+  return value;
+}
+
+// arn:PARTITION:states:REGION:ACCOUNT:execution:STATE_MACHINE[/MAP_RUN]:NAME (Step Functions' ARN format; docs/cli.md).
+const EXECUTION_ARN_RE = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]{1,160}:[^:\s]{1,80}$/;
+const STATE_MACHINE_ARN_RE = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s]{1,80}$/;
+
+function executionArnOf(value: string): string {
+  if (EXECUTION_ARN_RE.test(value)) return value;
+  const why = STATE_MACHINE_ARN_RE.test(value)
+    ? 'that is a state machine ARN; give one of its executions (run prints it as "started arn:...:execution:...")'
+    : 'it is not an execution ARN';
+  throw usageError(`status needs an execution ARN such as arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:NAME, not "${value}": ${why}`, 'status');
 }
 
 export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const { values, positionals, tokens } = parse(argv);
   const [command, ...rest] = positionals;
-  if (values.help || command === 'help') {
-    io.stdout.write(USAGE);
+  if (command === 'help' || (values.help && (command === undefined || COMMANDS[command]))) {
+    const about = command === 'help' ? rest[0] : command;
+    if (about !== undefined && !COMMANDS[about]) throw usageError(`unknown command "${about}" (commands: ${commandNames()})`);
+    io.stdout.write(about === undefined ? USAGE : commandUsage(about));
     return 0;
   }
   if (command === undefined) {
     io.stderr.write(USAGE);
     return 2;
   }
-  const allowed = ALLOWED[command];
-  if (!allowed) throw usageError(`unknown command "${command}" (commands: run, rekey, status, validate, doctor, help)`);
+  const spec = COMMANDS[command];
+  if (!spec) throw usageError(`unknown command "${command}" (commands: ${commandNames()})`);
+  const allowed: OptionName[] = [...spec.options, ...COMMON];
   for (const token of tokens) {
-    if (token.kind === 'option' && ![...allowed, ...COMMON].includes(token.name as OptionName)) {
-      throw usageError(`${token.rawName} is not an option of ${command}`);
+    if (token.kind === 'option' && !allowed.includes(token.name as OptionName)) {
+      throw usageError(`${token.rawName} is not an option of ${command}`, command);
     }
   }
   const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'json') throw usageError(`--output must be table or json, not "${output}"`);
+  if (output !== 'table' && output !== 'json') throw usageError(`--output must be table or json, not "${output}"`, command);
   const report = { output, ...(values.manifest ? { manifestPath: values.manifest } : {}) } as const;
+  const endpoint = endpointUrl(values['endpoint-url'], command);
+  if (values.manifest !== undefined) (await import('./report')).checkManifestPath(values.manifest, command);
 
   if (command === 'status') {
-    const [executionArn, ...extra] = rest;
-    if (!executionArn) throw usageError('status needs an EXECUTION_ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)');
-    if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`);
+    const [arg, ...extra] = rest;
+    if (!arg) throw usageError('status needs an EXECUTION_ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)', command);
+    if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`, command);
+    const executionArn = executionArnOf(arg);
     const { status } = await commands();
     return status(
       {
         ...report,
         executionArn,
         follow: values.follow ?? false,
-        pollMs: count('poll-ms', values['poll-ms']) ?? 2000,
+        pollMs: count('poll-ms', values['poll-ms'], command) ?? 2000,
         ...(values.region ? { region: values.region } : {}),
-        ...(values['endpoint-url'] ? { endpointUrl: values['endpoint-url'] } : {}),
+        ...(endpoint ? { endpointUrl: endpoint } : {}),
       },
       io,
     );
   }
-  if (rest.length > 0) throw usageError(`unexpected argument "${rest[0]}"`);
-  if (!values.input) throw usageError(`${command} needs --input FILE`);
+  if (rest.length > 0) throw usageError(`unexpected argument "${rest[0]}"`, command);
+  if (!values.input) throw usageError(`${command} needs --input FILE`, command);
   if (command === 'validate') return (await import('./input')).validate(values.input, io);
   if (command === 'doctor') {
     const { doctorCommand } = await import('./doctor');
@@ -147,16 +128,16 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         input: values.input,
         output,
         ...(values.region ? { region: values.region } : {}),
-        ...(values['endpoint-url'] ? { endpointUrl: values['endpoint-url'] } : {}),
+        ...(endpoint ? { endpointUrl: endpoint } : {}),
       },
       io,
     );
   }
-  if (values['wait-ms'] !== undefined && !values.local) throw usageError('--wait-ms only applies to --local runs');
+  if (values['wait-ms'] !== undefined && !values.local) throw usageError('--wait-ms only applies to --local runs', command);
   for (const name of ['state-machine-arn', 'stack', 'poll-ms'] as const) {
-    if (values.local && values[name] !== undefined) throw usageError(`--${name} does not apply to --local runs`);
+    if (values.local && values[name] !== undefined) throw usageError(`--${name} does not apply to --local runs`, command);
   }
-  const waitMs = count('wait-ms', values['wait-ms']);
+  const waitMs = count('wait-ms', values['wait-ms'], command);
   const { run } = await commands();
   return run(
     {
@@ -164,10 +145,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       input: values.input,
       local: values.local ?? false,
       stack: values.stack ?? DEFAULT_STACK,
-      pollMs: count('poll-ms', values['poll-ms']) ?? 2000,
+      pollMs: count('poll-ms', values['poll-ms'], command) ?? 2000,
       ...(waitMs !== undefined ? { waitMs } : {}),
       ...(values.region ? { region: values.region } : {}),
-      ...(values['endpoint-url'] ? { endpointUrl: values['endpoint-url'] } : {}),
+      ...(endpoint ? { endpointUrl: endpoint } : {}),
       ...(values['state-machine-arn'] ? { stateMachineArn: values['state-machine-arn'] } : {}),
       ...(command === 'rekey' ? { mode: 'rekey' as const } : {}),
       ...(values['dry-run'] ? { dryRun: true } : {}),

@@ -2,9 +2,10 @@
  * The end of a run: the manifest as a table or JSON, optionally written to a file, and the exit code
  * (0 only when every target succeeded and the source share was revoked).
  */
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Manifest } from '../local/manifest';
-import { CliError } from './errors';
+import { usageError } from './errors';
 import type { Outcome } from './deployed';
 import { manifestTable, type Output } from './render';
 
@@ -29,11 +30,43 @@ export function errorMessage(error: { name: string; cause: string }): string {
   return error.cause;
 }
 
-function writeManifest(path: string, manifest: Manifest): void {
+/** --manifest FILE is checked before a run starts: a run of an hour should not end in "no such directory". */
+export function checkManifestPath(path: string, command: string): void {
+  const problem = (why: string) => usageError(`--manifest ${path}: ${why}`, command);
+  const stat = (p: string) => {
+    try {
+      return statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const writable = (p: string) => {
+    try {
+      accessSync(p, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (path === '') throw problem('needs a file name, e.g. manifest.json');
+  const file = stat(path);
+  if (file?.isDirectory()) throw problem('is a folder; give a file name in it, e.g. manifest.json');
+  if (file && !writable(path)) throw problem('the file exists and is not writable');
+  const folder = dirname(path);
+  const dir = stat(folder);
+  if (!dir) throw problem(`the folder ${folder} does not exist; create it first or choose another path`);
+  if (!dir.isDirectory()) throw problem(`${folder} is not a folder`);
+  if (!file && !writable(folder)) throw problem(`the folder ${folder} is not writable`);
+}
+
+/** Writes the manifest; false (and one line on stderr) when that fails, after the result has been printed. */
+function writeManifest(path: string, manifest: Manifest, stderr: Output): boolean {
   try {
     writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
+    return true;
   } catch (error) {
-    throw new CliError(`cannot write the manifest to ${path}: ${(error as Error).message}`, 1);
+    stderr.write(`ami-pipeline: cannot write the manifest to ${path}: ${(error as Error).message}\n`);
+    return false;
   }
 }
 
@@ -41,9 +74,11 @@ export function report(outcome: Outcome, options: ReportOptions, io: { stdout: O
   const json = options.output === 'json';
   const where = outcome.executionArn ?? outcome.executionName ?? '';
   if (outcome.manifest) {
-    if (options.manifestPath) writeManifest(options.manifestPath, outcome.manifest);
     io.stdout.write(json ? `${JSON.stringify(outcome.manifest, null, 2)}\n` : manifestTable(outcome.manifest, io.stdout.columns ?? 160));
-    if (options.manifestPath && !json) io.stdout.write(`manifest written to ${options.manifestPath}\n`);
+    if (options.manifestPath) {
+      if (!writeManifest(options.manifestPath, outcome.manifest, io.stderr)) return 1;
+      if (!json) io.stdout.write(`manifest written to ${options.manifestPath}\n`);
+    }
     return exitCodeOf(outcome.manifest);
   }
   if (outcome.skipped) {

@@ -1,0 +1,152 @@
+/**
+ * What the CLI accepts and how it explains itself: every option once (its parseArgs shape and one line of help),
+ * and one entry per command (its options, usage, and an example). `ami-pipeline help` lists the commands;
+ * `ami-pipeline COMMAND --help` (or `help COMMAND`) prints that command's entry. A new command adds an entry here.
+ */
+
+export const DEFAULT_STACK = 'encrypted-ami-pipeline-prod';
+
+export const OPTIONS = {
+  input: { type: 'string', short: 'i' },
+  local: { type: 'boolean' },
+  'endpoint-url': { type: 'string' },
+  'state-machine-arn': { type: 'string' },
+  stack: { type: 'string' },
+  region: { type: 'string' },
+  output: { type: 'string' },
+  manifest: { type: 'string' },
+  'wait-ms': { type: 'string' },
+  'poll-ms': { type: 'string' },
+  follow: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type OptionName = keyof typeof OPTIONS;
+
+/** One line per option: how it is written and what it does. */
+const OPTION_HELP: Record<OptionName, [string, string]> = {
+  input: ['-i, --input FILE', 'the execution input (JSON; see README "Input")'],
+  local: ['--local', 'run the state machine and function bundles on this machine'],
+  'endpoint-url': ['--endpoint-url URL', 'AWS-compatible endpoint (moto, LocalStack); --local needs it or AWS_ENDPOINT_URL'],
+  'wait-ms': ['--wait-ms N', 'with --local: milliseconds each Wait state lasts (default 0)'],
+  'state-machine-arn': ['--state-machine-arn ARN', 'the deployed state machine (default: the StateMachineArn output of --stack)'],
+  stack: ['--stack NAME', `CloudFormation stack of the pipeline (default ${DEFAULT_STACK})`],
+  region: ['--region REGION', 'AWS region (default: the ARN\'s region, AWS_REGION or your AWS config)'],
+  'poll-ms': ['--poll-ms N', 'how often to poll a deployed execution (default 2000)'],
+  output: ['--output table|json', 'a table (default) or JSON on stdout (progress goes to stderr)'],
+  manifest: ['--manifest FILE', 'also write the manifest JSON to FILE (its folder must exist)'],
+  'dry-run': ['--dry-run', 'retention only lists what it would retire, and why each kept copy is kept'],
+  follow: ['--follow', 'keep polling until the execution ends'],
+  debug: ['--debug', 'show stack traces and AWS SDK warnings'],
+  help: ['-h, --help', 'this text'],
+};
+
+/** Options every command takes. */
+export const COMMON: OptionName[] = ['debug', 'help'];
+
+export interface CommandSpec {
+  /** The usage line after `ami-pipeline `. */
+  usage: string;
+  /** One line: what the command does. */
+  summary: string;
+  options: OptionName[];
+  /** Further lines shown by the command's --help (exit codes, notes). */
+  notes?: string[];
+  examples: string[];
+}
+
+const RUN_OPTIONS: OptionName[] = ['input', 'local', 'endpoint-url', 'wait-ms', 'state-machine-arn', 'stack', 'region', 'poll-ms', 'output', 'manifest', 'dry-run'];
+const RUN_EXIT = 'Exit codes: 0 every target succeeded and the source share was revoked; 1 the run failed, a target failed or the source is still shared; 2 bad usage or input.';
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  run: {
+    usage: 'run --input FILE [options]',
+    summary: 'start a run and follow it to its manifest',
+    options: RUN_OPTIONS,
+    notes: [RUN_EXIT],
+    examples: [
+      'ami-pipeline run --input examples/input.json --manifest manifest.json',
+      'ami-pipeline run --input examples/input.json --local --endpoint-url http://127.0.0.1:5000',
+    ],
+  },
+  status: {
+    usage: 'status EXECUTION_ARN [options]',
+    summary: 'show a deployed execution (running or finished)',
+    options: ['follow', 'output', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
+    notes: [
+      'EXECUTION_ARN: arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME, as `run` prints it.',
+      'Exit codes: as for run; a running execution without --follow exits 0.',
+    ],
+    examples: ['ami-pipeline status arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:nightly-2026-01-31 --follow'],
+  },
+  rekey: {
+    usage: 'rekey --input FILE [options]',
+    summary: "replace each target's key: re-encrypt its published copy (run's options)",
+    options: RUN_OPTIONS,
+    notes: ["The input names publish.parameterName and each target's new kmsKey, and no source.", RUN_EXIT],
+    examples: ['ami-pipeline rekey --input rekey.json --manifest rekey-manifest.json'],
+  },
+  validate: {
+    usage: 'validate --input FILE',
+    summary: 'check an input file without touching AWS',
+    options: ['input'],
+    notes: ['Exit codes: 0 valid; 2 the file cannot be read or the input is invalid (every problem is listed).'],
+    examples: ['ami-pipeline validate --input examples/input.json'],
+  },
+  doctor: {
+    usage: 'doctor --input FILE [options]',
+    summary: 'check the source and every target account × region before a run',
+    options: ['input', 'endpoint-url', 'region', 'output'],
+    notes: ['Exit codes: 0 nothing failed (warnings allowed); 1 a check failed; 2 bad usage or input.'],
+    examples: ['ami-pipeline doctor --input examples/input.json', 'ami-pipeline doctor --input examples/input.json --output json'],
+  },
+  help: {
+    usage: 'help [COMMAND]',
+    summary: 'this text, or the usage of one command',
+    options: [],
+    examples: ['ami-pipeline help run'],
+  },
+};
+
+export const USAGE = `ami-pipeline: copy an AMI into every target account and region, encrypted with each account's own KMS key
+
+Usage:
+${table(Object.values(COMMANDS).map((c) => [`ami-pipeline ${c.usage}`, c.summary]))}
+Common options:
+${table(COMMON.map((o) => OPTION_HELP[o]))}
+Run 'ami-pipeline COMMAND --help' for a command's options and an example.
+
+Exit codes: 0 success; 1 the run failed, a target failed or the source is still shared; 2 bad usage or input.
+`;
+
+function table(rows: [string, string][]): string {
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return rows.map(([left, right]) => `  ${left.padEnd(width)}${right}\n`).join('');
+}
+
+/** `ami-pipeline COMMAND --help`: its usage, options, notes and examples. */
+export function commandUsage(name: string): string {
+  const spec = COMMANDS[name];
+  if (!spec) return USAGE;
+  const options = [...spec.options, ...COMMON].map((o) => OPTION_HELP[o]);
+  return [
+    `ami-pipeline ${name}: ${spec.summary}`,
+    '',
+    'Usage:',
+    `  ami-pipeline ${spec.usage}`,
+    '',
+    'Options:',
+    table(options).trimEnd(),
+    ...(spec.notes ? ['', ...spec.notes] : []),
+    '',
+    spec.examples.length === 1 ? 'Example:' : 'Examples:',
+    ...spec.examples.map((e) => `  ${e}`),
+    '',
+  ].join('\n');
+}
+
+export function commandNames(): string {
+  return Object.keys(COMMANDS).join(', ');
+}
