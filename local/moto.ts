@@ -2,6 +2,8 @@
  * Start and stop a moto server on a free loopback port, for the demo and the integration tests.
  * MOTO_AMIS_PATH preloads local/moto-amis.json: base images owned by the builder account (moto's default
  * account, 123456789012), the only images moto lets other accounts copy (see README, "Local runs").
+ * The server is local/moto-server.py: moto with the test-side extensions of local/moto_ext (EC2's AMI life-cycle
+ * APIs, ...) installed; same flags as `python3 -m moto.server`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -9,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 export const MOTO_BUILDER_ACCOUNT = '123456789012';
 export const MOTO_AMIS_PATH = fileURLToPath(new URL('./moto-amis.json', import.meta.url));
+export const MOTO_SERVER_PATH = fileURLToPath(new URL('./moto-server.py', import.meta.url));
 
 export interface Moto {
   endpoint: string;
@@ -44,7 +47,7 @@ export async function waitForEndpoint(endpoint: string, timeoutMs = 20_000, chil
 
 export async function startMoto(): Promise<Moto> {
   const port = await freePort();
-  const child = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn('python3', [MOTO_SERVER_PATH, '-H', '127.0.0.1', '-p', String(port)], {
     env: { ...process.env, MOTO_AMIS_PATH },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -52,7 +55,7 @@ export async function startMoto(): Promise<Moto> {
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
-  const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(new Error(`cannot start moto (python3 -m moto.server): ${e.message}`))));
+  const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(new Error(`cannot start moto (python3 local/moto-server.py): ${e.message}`))));
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await Promise.race([waitForEndpoint(endpoint, 20_000, child), spawnError]);
