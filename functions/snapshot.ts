@@ -30,7 +30,7 @@ import {
   toPipelineError,
 } from './shared/errors';
 import { keyFor, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
-import { missingActions, SOURCE_KEY_ACTIONS } from './shared/key-policy';
+import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { imageSizeGiB, type Batch, type ResolvedSource, type RunPlan, type TargetPair } from './shared/plan';
@@ -162,10 +162,12 @@ async function checkSnapshots(image: Image, region: string, shareAccountIds: str
     );
     const lacking = shareAccountIds.filter((a) => missingActions(policy.Policy ?? '{}', a, SOURCE_KEY_ACTIONS).length > 0);
     if (lacking.length > 0) {
+      const statements = sourceKeyPolicyStatements(lacking, /^arn:([^:]+):/.exec(keyId)?.[1] ?? 'aws');
       throw new SourceKeyNotSharedError(
         `The snapshots of ${image.ImageId} are encrypted with ${keyId}, whose key policy does not let account(s) ${lacking.join(', ')} use it; ` +
-          `a target can only copy them with ${SOURCE_KEY_ACTIONS.join(', ')} on that key. Add a statement allowing those actions to ` +
-          `arn:aws:iam::ACCOUNT:root for each of these accounts, or build the source image unencrypted (the copies are encrypted with each target's own key anyway).`,
+          `EBS copies them only with ${SOURCE_KEY_ACTIONS.join(', ')} on that key. Add these statements to the key policy of ${keyId}: ` +
+          `${JSON.stringify(statements)} (the targets' role also needs them in IAM: templates/target-account.yml, SourceKeyArns), ` +
+          'or build the source image unencrypted (the copies are encrypted with each target\'s own key anyway).',
       );
     }
   }

@@ -14,8 +14,44 @@ interface Statement {
   Condition?: unknown;
 }
 
-/** What a target account needs on the source key to copy snapshots encrypted with it. */
-export const SOURCE_KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:CreateGrant', 'kms:ReEncryptFrom'] as const;
+/**
+ * What a target account needs on the source key to copy snapshots encrypted with it: EBS's documented set for a
+ * shared encrypted snapshot (https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html; docs/iam.md).
+ */
+export const SOURCE_KEY_ACTIONS = [
+  'kms:DescribeKey',
+  'kms:CreateGrant',
+  'kms:Decrypt',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+  'kms:GenerateDataKey',
+  'kms:GenerateDataKeyWithoutPlaintext',
+] as const;
+
+/**
+ * The key policy statements to add to a source key so that these accounts can copy its snapshots: the use of the
+ * key (as AWS lists it: ReEncrypt*, GenerateDataKey*), and grants only for AWS resources (EBS's own, during the copy).
+ */
+export function sourceKeyPolicyStatements(accountIds: readonly string[], partition = 'aws'): Record<string, unknown>[] {
+  const principal = { AWS: accountIds.map((a) => `arn:${partition}:iam::${a}:root`) };
+  return [
+    {
+      Sid: 'AmiPipelineTargetsCopySnapshots',
+      Effect: 'Allow',
+      Principal: principal,
+      Action: ['kms:DescribeKey', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
+      Resource: '*',
+    },
+    {
+      Sid: 'AmiPipelineTargetsGrantToEbs',
+      Effect: 'Allow',
+      Principal: principal,
+      Action: 'kms:CreateGrant',
+      Resource: '*',
+      Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    },
+  ];
+}
 
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 

@@ -4,11 +4,10 @@
  * the batch's state machines invoking exactly them, the nightly schedule, the new-image rule,
  * and least-privilege roles.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { packagedDir } from '../support/package';
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
@@ -17,15 +16,10 @@ let dir: string;
 const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch', 'Publish', 'Retention', 'Rekey', 'Notify'];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-package-'));
-  execFileSync(join('node_modules', '.bin', 'serverless'), ['package', '--package', dir, '--stage', 'test', '--region', 'eu-west-1'], {
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'eu-west-1', SLS_TELEMETRY_DISABLED: '1' },
-    stdio: 'pipe',
-    timeout: 180_000,
-  });
+  // Packaged once per content of its inputs, shared with the IAM policy test (test/support/package.ts).
+  dir = packagedDir();
   template = JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as typeof template;
 }, 200_000);
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 const statements = (role: Resource) =>

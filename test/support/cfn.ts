@@ -108,3 +108,103 @@ export async function checkTemplate(template: Template): Promise<string[]> {
   }
   return problems;
 }
+
+/** What `render` resolves names against: parameters and pseudo parameters, and how a resource's Ref / GetAtt reads. */
+export interface RenderContext {
+  accountId: string;
+  region: string;
+  partition?: string;
+  parameters?: Record<string, string>;
+  /** A resource's physical value: `attribute` undefined for Ref. */
+  resource?: (logicalId: string, attribute?: string) => string;
+}
+
+const NO_VALUE = Symbol('AWS::NoValue');
+
+/**
+ * A template value with its intrinsic functions resolved (Ref, Fn::Sub, Fn::Join, Fn::GetAtt, Fn::If and the
+ * condition functions) as CloudFormation would for these parameters; `AWS::NoValue` removes the property.
+ */
+export function render(value: unknown, template: Pick<Template, 'Parameters' | 'Conditions'>, ctx: RenderContext): unknown {
+  const params = (): Record<string, string> => {
+    const defaults = Object.fromEntries(
+      Object.entries(template.Parameters ?? {}).map(([k, p]) => [k, String((p as { Default?: unknown }).Default ?? '')]),
+    );
+    return {
+      ...defaults,
+      ...ctx.parameters,
+      'AWS::AccountId': ctx.accountId,
+      'AWS::Region': ctx.region,
+      'AWS::Partition': ctx.partition ?? 'aws',
+      'AWS::URLSuffix': 'amazonaws.com',
+    };
+  };
+  const ref = (name: string): unknown => {
+    const p = params();
+    const type = (template.Parameters?.[name] as { Type?: string } | undefined)?.Type;
+    if (type === 'CommaDelimitedList') return (p[name] ?? '') === '' ? [] : (p[name] ?? '').split(',');
+    if (name in p) return p[name] ?? '';
+    if (!ctx.resource) throw new Error(`render: Ref to ${name} without a resource resolver`);
+    return ctx.resource(name);
+  };
+  const sub = (text: string, vars: Record<string, string>) =>
+    text.replace(/\$\{([^}!]+)\}/g, (_m, name: string) => {
+      if (name in vars) return vars[name] ?? '';
+      const [id, attribute] = name.split('.');
+      if (attribute) return ctx.resource?.(id ?? '', attribute) ?? '';
+      return String(ref(name));
+    });
+  const condition = (name: string): boolean => {
+    const c = (template.Conditions ?? {})[name];
+    if (c === undefined) throw new Error(`render: unknown condition ${name}`);
+    return Boolean(walkValue(c));
+  };
+  const walkValue = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walkValue).filter((x) => x !== NO_VALUE);
+    if (!v || typeof v !== 'object') return v;
+    const entries = Object.entries(v);
+    if (entries.length === 1) {
+      const [[key, arg]] = entries as [[string, unknown]];
+      if (key === 'Ref') return arg === 'AWS::NoValue' ? NO_VALUE : ref(String(arg));
+      if (key === 'Fn::Sub') {
+        if (typeof arg === 'string') return sub(arg, {});
+        const [text, vars] = arg as [string, Record<string, unknown>];
+        return sub(text, Object.fromEntries(Object.entries(vars).map(([k, x]) => [k, String(walkValue(x))])));
+      }
+      if (key === 'Fn::Join') {
+        const [sep, parts] = arg as [string, unknown[]];
+        return (walkValue(parts) as unknown[]).map(String).join(sep);
+      }
+      if (key === 'Fn::GetAtt') {
+        const [id, attribute] = (typeof arg === 'string' ? arg.split('.') : arg) as [string, string];
+        if (!ctx.resource) throw new Error(`render: GetAtt ${id}.${attribute} without a resource resolver`);
+        return ctx.resource(id, attribute);
+      }
+      if (key === 'Fn::If') {
+        const [name, yes, no] = arg as [string, unknown, unknown];
+        return walkValue(condition(name) ? yes : no);
+      }
+      if (key === 'Fn::Equals') {
+        const [a, b] = walkValue(arg) as [unknown, unknown];
+        return String(a) === String(b);
+      }
+      if (key === 'Fn::Not') return !(walkValue(arg) as unknown[])[0];
+      if (key === 'Fn::And') return (walkValue(arg) as unknown[]).every(Boolean);
+      if (key === 'Fn::Or') return (walkValue(arg) as unknown[]).some(Boolean);
+      if (key === 'Condition' && typeof arg === 'string' && template.Conditions && arg in template.Conditions) return condition(arg);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of entries) {
+      const r = walkValue(x);
+      if (r !== NO_VALUE) out[k] = r;
+    }
+    return out;
+  };
+  return walkValue(value);
+}
+
+/** Whether a resource's Condition holds for these parameters (true when it has none). */
+export function created(template: Template, logicalId: string, ctx: RenderContext): boolean {
+  const name = template.Resources[logicalId]?.Condition;
+  return name === undefined || Boolean(render({ 'Fn::If': [name, true, false] }, template, ctx));
+}

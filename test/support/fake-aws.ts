@@ -148,6 +148,8 @@ export class FakeAws {
   readonly stuckLaunches = new Set<string>();
   /** Snapshots (by ID) encrypted with a key (by ARN); the others read unencrypted. */
   readonly encryptedSnapshots = new Map<string, string>();
+  /** Key policies (JSON) by key ARN; keys not listed have the default policy (the account's root, kms:*). */
+  readonly keyPolicies = new Map<string, string>();
   /** What GetEbsEncryptionByDefault answers in every account. */
   ebsEncryptionByDefault = false;
   /** Accounts whose role cannot be assumed. */
@@ -506,8 +508,8 @@ export class FakeAws {
       return { KeyMetadata: { Arn: key.arn, AWSAccountId: key.account, KeyState: key.state, KeyManager: key.manager, KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' } };
     });
     // The default key policy: the account's root, so IAM decides.
-    on(kms, GetKeyPolicyCommand, 'kms', (_i, who) => ({
-      Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${who.account}:root` }, Action: 'kms:*', Resource: '*' }] }),
+    on(kms, GetKeyPolicyCommand, 'kms', (input, who) => ({
+      Policy: this.keyPolicies.get(String(input.KeyId)) ?? JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${who.account}:root` }, Action: 'kms:*', Resource: '*' }] }),
     }));
     on(iam, GetRoleCommand, 'iam', (input, who) => ({ Role: { RoleName: input.RoleName, Arn: `arn:aws:iam::${who.account}:role/aws-service-role/autoscaling.amazonaws.com/${String(input.RoleName)}` } }));
     on(ec2, GetEbsEncryptionByDefaultCommand, 'ec2', () => ({ EbsEncryptionByDefault: this.ebsEncryptionByDefault }));

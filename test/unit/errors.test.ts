@@ -222,24 +222,29 @@ describe('missingActions', () => {
     expect(missingActions(policy(allow({ AWS: root(ACCOUNT_A) }, ['kms:Decrypt', 'kms:DescribeKey'])), ACCOUNT_A, ACTIONS)).toEqual([
       'kms:CreateGrant',
       'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+      'kms:GenerateDataKey',
+      'kms:GenerateDataKeyWithoutPlaintext',
     ]);
   });
 
   it.each([
     ['kms:*', 'kms:*'],
     ['*', '*'],
-    ['kms:ReEncrypt* and kms:Describe*', ['kms:Decrypt', 'kms:Describe*', 'kms:CreateGrant', 'kms:ReEncrypt*']],
-    ['kms:?ecrypt with the others', ['kms:?ecrypt', 'kms:DescribeKey', 'kms:CreateGrant', 'kms:ReEncryptFrom']],
-    ['actions in another case', ['KMS:decrypt', 'kms:describekey', 'kms:CREATEGRANT', 'kms:ReEncryptFrom']],
+    ['kms:ReEncrypt* and kms:Describe*', ['kms:Decrypt', 'kms:Describe*', 'kms:CreateGrant', 'kms:ReEncrypt*', 'kms:GenerateDataKey*']],
+    ['kms:?ecrypt with the others', ['kms:?ecrypt', 'kms:DescribeKey', 'kms:CreateGrant', 'kms:ReEncrypt*', 'kms:GenerateDataKey*']],
+    ['actions in another case', ['KMS:decrypt', 'kms:describekey', 'kms:CREATEGRANT', 'kms:reencrypt*', 'KMS:GENERATEDATAKEY*']],
   ])('matches the wildcard or case form %s', (_what, action) => {
     expect(missingActions(policy(allow({ AWS: root(ACCOUNT_A) }, action)), ACCOUNT_A, ACTIONS)).toEqual([]);
   });
 
   it('does not let a wildcard match more than it says', () => {
     expect(missingActions(policy(allow({ AWS: root(ACCOUNT_A) }, 'kms:Re*')), ACCOUNT_A, ACTIONS)).toEqual([
-      'kms:Decrypt',
       'kms:DescribeKey',
       'kms:CreateGrant',
+      'kms:Decrypt',
+      'kms:GenerateDataKey',
+      'kms:GenerateDataKeyWithoutPlaintext',
     ]);
     expect(missingActions(policy(allow({ AWS: root(ACCOUNT_A) }, 'kms.Decrypt')), ACCOUNT_A, ['kms:Decrypt'])).toEqual(['kms:Decrypt']);
   });

@@ -11,7 +11,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { InvalidInputError } from '../../functions/shared/errors';
-import { SOURCE_KEY_ACTIONS } from '../../functions/shared/key-policy';
+import { SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from '../../functions/shared/key-policy';
 import type { RunPlan } from '../../functions/shared/plan';
 import { resolveSource, type SnapshotDeps } from '../../functions/snapshot';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, testClients } from '../support/fixtures';
@@ -316,10 +316,37 @@ describe('resolveSource', () => {
     expect(error.message).toContain(`${ACCOUNT_A}, ${ACCOUNT_B}`);
   });
 
+  it('refuses a key policy with only Decrypt, DescribeKey, CreateGrant and ReEncryptFrom: EBS also needs GenerateDataKeyWithoutPlaintext', async () => {
+    mockSource();
+    const old = ['kms:Decrypt', 'kms:DescribeKey', 'kms:CreateGrant', 'kms:ReEncryptFrom'];
+    kmsMock.on(GetKeyPolicyCommand).resolves({ Policy: keyPolicy(ownerStatement, allowAccounts([ACCOUNT_A, ACCOUNT_B], old)) });
+    const error = await rejection(resolveSource({ input: input(), executionName: 'exec-1' }, deps()));
+    expect(error.name).toBe('SourceKeyNotSharedError');
+    expect(error.message).toContain('kms:GenerateDataKeyWithoutPlaintext');
+  });
+
+  it('prints the exact key policy statements to paste for the accounts that lack them, and they satisfy the check', async () => {
+    mockSource();
+    kmsMock.on(GetKeyPolicyCommand).resolves({ Policy: keyPolicy(ownerStatement, allowAccounts([ACCOUNT_A])) });
+    const error = await rejection(resolveSource({ input: input(), executionName: 'exec-1' }, deps()));
+    const printed = /key policy of [^:]+:[^:]+:[^:]+:[^:]+:[^:]+:[^ ]+: (\[.*\]) \(the targets/.exec(error.message)?.[1];
+    const statements = JSON.parse(printed ?? 'null') as Record<string, unknown>[];
+    expect(statements).toEqual(sourceKeyPolicyStatements([ACCOUNT_B]));
+    expect(JSON.stringify(statements)).toContain('kms:GenerateDataKey*');
+    expect(JSON.stringify(statements)).toContain('kms:ReEncrypt*');
+    expect(JSON.stringify(statements)).toContain('kms:GrantIsForAWSResource');
+    // Pasted, they pass: the run goes on.
+    kmsMock.on(GetKeyPolicyCommand).resolves({ Policy: keyPolicy(ownerStatement, allowAccounts([ACCOUNT_A]), ...statements) });
+    ec2Mock.on(DescribeImageAttributeCommand).resolves({ LaunchPermissions: [] });
+    ec2Mock.on(DescribeSnapshotAttributeCommand).resolves({ CreateVolumePermissions: [] });
+    const plan = await resolveSource({ input: input(), executionName: 'exec-1' }, deps());
+    expect(plan.source?.snapshotIds.length).toBeGreaterThan(0);
+  });
+
   it.each([
     ['kms:* to the target roots', allowAccounts([ACCOUNT_A, ACCOUNT_B], 'kms:*')],
     ['the listed actions to the target roots', allowAccounts([ACCOUNT_A, ACCOUNT_B])],
-    ['wildcard actions to the bare account IDs', { Effect: 'Allow', Principal: { AWS: [ACCOUNT_A, ACCOUNT_B] }, Action: ['kms:Decrypt', 'kms:Describe*', 'kms:CreateGrant', 'kms:ReEncrypt*'], Resource: '*' }],
+    ['wildcard actions to the bare account IDs', { Effect: 'Allow', Principal: { AWS: [ACCOUNT_A, ACCOUNT_B] }, Action: ['kms:Decrypt', 'kms:Describe*', 'kms:CreateGrant', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'], Resource: '*' }],
   ])('accepts a source key whose policy allows %s', async (_what, statement) => {
     mockSource();
     kmsMock.on(GetKeyPolicyCommand).resolves({ Policy: keyPolicy(ownerStatement, statement) });

@@ -1,0 +1,223 @@
+/**
+ * The IAM we ship, evaluated, not grepped: every AWS call the functions make on every path (test/iam/record.ts)
+ * is turned into the IAM requests AWS evaluates (test/iam/requests.ts: one entry per `service:Command`, with the
+ * resource ARN and the request context) and evaluated with @cloud-copilot/iam-simulate against the policies we
+ * ship (test/iam/shipped.ts): the builder's roles from the packaged stack, the target role, its trust policy and
+ * the target key's policy from templates/target-account.yml, the source key's policy as the README says.
+ * Cross-account requests (the target role using the builder's key, the builder assuming the target role) must be
+ * allowed on both sides. Then a table of calls that must be denied.
+ *
+ * When you add an AWS call to a function: add its entry to REQUESTS (how AWS authorizes it), then the permission
+ * to the role; the failure message names the function, the call, the request and the policies evaluated.
+ * @cloud-copilot/iam-simulate is AGPL-3.0: it is imported here, under test/, and nowhere else.
+ */
+import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
+import { recordCalls, EXTERNAL_ID, type Evaluable } from './record';
+import type { IamRequest, RecordedCall } from './requests';
+import { builderRoles, sourceKeyPolicy, targetAccount, TARGET_ACCESS_ROLE, type NamedPolicy, type PolicyDocument, type TargetDeployment } from './shipped';
+
+const ORG_ID = 'o-abcdefghij';
+const TARGET_ROLE = 'AmiPipelineTarget';
+
+let calls: Evaluable[];
+let builder: ReturnType<typeof builderRoles>;
+let targets: Record<string, TargetDeployment>;
+
+beforeAll(async () => {
+  builder = builderRoles(BUILDER);
+  // Account A with the template's defaults; account B with an ExternalId and an organization.
+  targets = {
+    [ACCOUNT_A]: targetAccount(ACCOUNT_A, BUILDER, { RoleRegion: 'eu-west-1' }),
+    [ACCOUNT_B]: targetAccount(ACCOUNT_B, BUILDER, { RoleRegion: 'eu-west-1', ExternalId: EXTERNAL_ID, OrganizationId: ORG_ID }),
+  };
+  calls = await recordCalls();
+}, 240_000);
+
+interface Caller {
+  /** The session principal making the request. */
+  principal: string;
+  roleArn: string;
+  roleName: string;
+  policies: NamedPolicy[];
+}
+
+function callerOf(call: Pick<RecordedCall, 'fn' | 'account'>): Caller {
+  if (call.account === BUILDER) {
+    const id = builder.functionRole[call.fn];
+    const role = id ? builder.roles[id] : undefined;
+    if (!role) throw new Error(`function ${call.fn} has no role in the packaged stack`);
+    const roleName = role.arn.split('/').pop() ?? '';
+    return { principal: `arn:aws:sts::${BUILDER}:assumed-role/${roleName}/${call.fn}`, roleArn: role.arn, roleName, policies: role.policies };
+  }
+  const target = targets[call.account];
+  if (!target) throw new Error(`account ${call.account} has no target deployment in this test`);
+  return { principal: `arn:aws:sts::${call.account}:assumed-role/${TARGET_ROLE}/ami-pipeline`, roleArn: target.role.arn, roleName: TARGET_ROLE, policies: target.role.policies };
+}
+
+/** The resource policy AWS evaluates with the request, if the resource has one. */
+function resourcePolicyOf(request: IamRequest): { name: string; policy: PolicyDocument } | undefined {
+  if (request.action.startsWith('kms:')) {
+    const [, , , region = '', account = ''] = request.resource.split(':');
+    if (account === BUILDER) return { name: 'source key policy (README)', policy: sourceKeyPolicy(BUILDER, [ACCOUNT_A, ACCOUNT_B]) };
+    const target = targets[account];
+    if (target) return { name: `key policy of ${account}/${region}`, policy: target.keyPolicy(region) };
+  }
+  if (request.action === 'sts:AssumeRole') {
+    const account = request.resourceAccount ?? '';
+    const target = targets[account];
+    if (target && request.resource === target.role.arn) return { name: `trust policy of ${target.role.arn}`, policy: target.role.trust };
+    if (!target) throw new Error(`AssumeRole into unknown account ${account}`);
+  }
+  return undefined;
+}
+
+interface Verdict {
+  allowed: boolean;
+  /** What was asked and of which policies, for the failure message. */
+  describe: string;
+}
+
+async function evaluate(call: Pick<RecordedCall, 'fn' | 'account' | 'region'>, request: IamRequest): Promise<Verdict> {
+  const caller = callerOf(call);
+  const resourcePolicy = resourcePolicyOf(request);
+  const context: Record<string, string | string[]> = {
+    'aws:PrincipalArn': caller.roleArn,
+    'aws:PrincipalAccount': call.account,
+    'aws:PrincipalOrgID': ORG_ID,
+    'aws:RequestedRegion': request.resource.split(':')[3] || call.region,
+    ...request.context,
+  };
+  if (request.action.startsWith('kms:')) context['kms:CallerAccount'] = call.account;
+  if (request.via) context['kms:ViaService'] = `${request.via}.${call.region}.amazonaws.com`;
+  const simulation: Simulation = {
+    request: {
+      principal: caller.principal,
+      action: request.action,
+      resource: { resource: request.resource, accountId: request.resourceAccount ?? call.account },
+      contextVariables: context,
+    },
+    identityPolicies: caller.policies.map((p) => ({ name: p.name, policy: p.policy })),
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    resourcePolicy: resourcePolicy?.policy,
+  };
+  const response = await runSimulation(simulation, {});
+  const describe =
+    `${request.action} on ${request.resource}${request.note ? ` (${request.note})` : ''}${request.via ? ` via ${request.via}` : ''} ` +
+    `as ${caller.principal} [${JSON.stringify(request.context ?? {})}], policies ${caller.policies.map((p) => p.name).join(', ')}` +
+    (resourcePolicy ? ` + ${resourcePolicy.name}` : '');
+  if (response.resultType === 'error') return { allowed: false, describe: `${describe}: simulation error ${JSON.stringify(response.errors)}` };
+  return { allowed: response.overallResult === 'Allowed', describe: `${describe}: ${response.overallResult}` };
+}
+
+describe('the IAM we ship, evaluated', () => {
+  it('knows how AWS authorizes every call the functions make', () => {
+    const unknown = [...new Set(calls.filter((c) => c.requests === undefined).map((c) => `${c.call.fn}: ${c.call.service}:${c.call.command}`))];
+    expect(unknown, 'add these calls to REQUESTS in test/iam/requests.ts').toEqual([]);
+  });
+
+  it('allows every call the functions make, on both sides of cross-account calls', async () => {
+    const denied: string[] = [];
+    const seen = new Set<string>();
+    let evaluated = 0;
+    for (const { call, requests } of calls) {
+      for (const request of requests ?? []) {
+        const key = JSON.stringify([call.fn, call.account, call.region, request]);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        evaluated += 1;
+        const verdict = await evaluate(call, request);
+        if (!verdict.allowed) denied.push(`${call.fn}: ${call.service}:${call.command} -> ${verdict.describe}`);
+      }
+    }
+    expect(denied).toEqual([]);
+    // Every function, in the builder account and in targets, was recorded (a path the scenarios lost shows here).
+    const functions = new Set(calls.map((c) => c.call.fn));
+    expect([...functions].sort()).toEqual(['copyEncrypt', 'createGrant', 'modifyAttributes', 'notify', 'preflight', 'publish', 'rekey', 'retention', 'snapshot', 'verifyLaunch']);
+    expect(evaluated).toBeGreaterThan(100);
+  });
+
+  it('shares the source: ModifySnapshotAttribute on a snapshot ARN, which has no account', async () => {
+    const share = calls.find((c) => c.call.command === 'ModifySnapshotAttribute');
+    expect(share?.requests?.[0]?.resource).toMatch(/^arn:aws:ec2:eu-west-1::snapshot\/snap-/);
+    expect((await evaluate(share!.call, share!.requests![0]!)).allowed).toBe(true);
+  });
+
+  it('retires copies: DeleteSnapshot on a snapshot ARN, which has no account', async () => {
+    const retire = calls.find((c) => c.call.command === 'DeleteSnapshot');
+    expect(retire?.requests?.[0]?.resource).toMatch(/^arn:aws:ec2:eu-west-1::snapshot\/snap-/);
+    expect((await evaluate(retire!.call, retire!.requests![0]!)).allowed).toBe(true);
+  });
+
+  it('would catch a snapshot pattern with an account (the simulator matches ARNs, it does not grep)', async () => {
+    const share = calls.find((c) => c.call.command === 'ModifySnapshotAttribute')!;
+    const caller = callerOf(share.call);
+    const broken = JSON.parse(JSON.stringify(caller.policies).replace(/:ec2:\*::snapshot\//g, `:ec2:*:${BUILDER}:snapshot/`)) as NamedPolicy[];
+    const response = await runSimulation(
+      {
+        request: { principal: caller.principal, action: 'ec2:ModifySnapshotAttribute', resource: { resource: share.requests![0]!.resource, accountId: BUILDER }, contextVariables: {} },
+        identityPolicies: broken,
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+      },
+      {},
+    );
+    expect(response.resultType === 'single' && response.overallResult).toBe('ImplicitlyDenied');
+  });
+});
+
+/** Calls that must be denied: who would make them, and the request. */
+const MUST_BE_DENIED: { name: string; fn: string; account: string; request: IamRequest }[] = [
+  {
+    name: 'the target role scheduling the deletion of the target key',
+    fn: 'copyEncrypt',
+    account: ACCOUNT_A,
+    request: { action: 'kms:ScheduleKeyDeletion', resource: `arn:aws:kms:eu-west-1:${ACCOUNT_A}:key/11111111-1111-1111-1111-111111111111` },
+  },
+  {
+    name: "the target role decrypting with the builder's key outside EC2",
+    fn: 'copyEncrypt',
+    account: ACCOUNT_A,
+    request: { action: 'kms:Decrypt', resource: `arn:aws:kms:eu-west-1:${BUILDER}:key/99999999-9999-9999-9999-999999999999`, resourceAccount: BUILDER },
+  },
+  {
+    name: "ResolveSource's role assuming the target role",
+    fn: 'snapshot',
+    account: BUILDER,
+    request: { action: 'sts:AssumeRole', resource: `arn:aws:iam::${ACCOUNT_A}:role/${TARGET_ROLE}`, resourceAccount: ACCOUNT_A },
+  },
+  {
+    name: 'the target-access role assuming the target role without its ExternalId',
+    fn: 'copyEncrypt',
+    account: BUILDER,
+    request: { action: 'sts:AssumeRole', resource: `arn:aws:iam::${ACCOUNT_B}:role/${TARGET_ROLE}`, resourceAccount: ACCOUNT_B },
+  },
+  {
+    name: 'the target-access role assuming another role of a target account',
+    fn: 'copyEncrypt',
+    account: BUILDER,
+    request: { action: 'sts:AssumeRole', resource: `arn:aws:iam::${ACCOUNT_A}:role/OrganizationAccountAccessRole`, resourceAccount: ACCOUNT_A },
+  },
+  {
+    name: "ShareSource's role deleting a snapshot",
+    fn: 'modifyAttributes',
+    account: BUILDER,
+    request: { action: 'ec2:DeleteSnapshot', resource: 'arn:aws:ec2:eu-west-1::snapshot/snap-0123456789abcdef0' },
+  },
+];
+
+describe('calls that must be denied', () => {
+  beforeAll(() => {
+    // The trust policy names the stage's role: the table's callers are real roles of the packaged stack.
+    expect(builder.roles.TargetAccessRole?.arn).toBe(`arn:aws:iam::${BUILDER}:role/${TARGET_ACCESS_ROLE}`);
+  });
+  for (const denial of MUST_BE_DENIED) {
+    it(`denies ${denial.name}`, async () => {
+      const verdict = await evaluate({ fn: denial.fn, account: denial.account, region: 'eu-west-1' }, denial.request);
+      expect(verdict.allowed, verdict.describe).toBe(false);
+      expect(verdict.describe).not.toContain('simulation error');
+    });
+  }
+});

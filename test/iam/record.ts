@@ -1,0 +1,151 @@
+/**
+ * Every AWS call the functions make, from runs of the real definitions over every path (first runs, re-runs,
+ * a new source with retention, both launch-check modes, failed copies and launches, rekey, an encrypted source,
+ * targets from SSM, a notification topic, an ExternalId), each with the function that made it and the IAM
+ * requests AWS evaluates for it (test/iam/requests.ts), worked out against the world as it was at the call.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Tag } from '@aws-sdk/client-ec2';
+import { FakeAws, type CallRecord } from '../support/fake-aws';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
+import { pipelineHandlers } from '../support/pipeline';
+import { runDefinition, type Json, type TaskHandler } from '../../local/asl';
+import { REQUESTS, type IamRequest, type RecordedCall, type World } from './requests';
+import { sourceKeyPolicy } from './shipped';
+
+export const EXTERNAL_ID = 'ami-pipeline-external-id';
+export const TOPIC_ARN = `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline`;
+
+export interface Evaluable {
+  call: RecordedCall;
+  /** Undefined when the table has no entry for the call. */
+  requests: IamRequest[] | undefined;
+}
+
+interface Scenario {
+  name: string;
+  setup?: (aws: FakeAws, source: string) => void;
+  input?: Record<string, Json>;
+  runs?: number;
+  rekey?: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: 're-runs, a new source, retention, publishing into a launch template',
+    runs: 3,
+    setup: (aws) => {
+      aws.ebsEncryptionByDefault = true;
+      aws.addUserTemplate(ACCOUNT_A, 'eu-west-1', 'web-servers', 'ami-00000000000000old');
+    },
+    input: { publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: ['web-servers'] } },
+  },
+  { name: 'launch check with RunInstances', input: { verify: { mode: 'run-instances' } } },
+  { name: 'rekey', rekey: true },
+  { name: 'a failed copy', setup: (aws) => aws.failingCopies.add(`${ACCOUNT_A}/eu-west-1`) },
+  { name: 'a failed launch (Auto Scaling)', setup: (aws) => aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch') },
+  { name: 'a failed launch (RunInstances)', setup: (aws) => aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client error on launch'), input: { verify: { mode: 'run-instances' } } },
+  {
+    name: "a source encrypted with the builder's key, targets from SSM, an SNS topic, an ExternalId",
+    setup: (aws, source) => {
+      const key = aws.addKey(BUILDER, 'eu-west-1', 'alias/builder-images');
+      const image = aws.images.get(source);
+      if (image) aws.encryptedSnapshots.set(image.snapshotId, key);
+      aws.keyPolicies.set(key, JSON.stringify(sourceKeyPolicy(BUILDER, [ACCOUNT_A, ACCOUNT_B])));
+      aws.parameters.set('/ami-pipeline/targets', JSON.stringify({ targets: [{ accountId: ACCOUNT_B, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }] }));
+    },
+    input: { targets: null, targetsParameter: '/ami-pipeline/targets', externalId: EXTERNAL_ID, notify: { topicArn: TOPIC_ARN } },
+  },
+];
+
+/** The world the table reads, over a FakeAws and what the create calls said. */
+function worldOf(aws: FakeAws): { world: World; remember: (call: CallRecord) => void } {
+  const created = new Map<string, Record<string, string>>();
+  const templates = new Map<string, { imageId: string; tags: Tag[] }>();
+  const asMap = (tags: Tag[] | undefined) => Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  const world: World = {
+    tagsOf(id) {
+      const image = aws.images.get(id);
+      if (image) return asMap(image.tags);
+      const ofSnapshot = [...aws.images.values()].find((i) => i.snapshotId === id);
+      if (ofSnapshot) return asMap(ofSnapshot.tags);
+      const instance = aws.instances.get(id);
+      if (instance) return asMap(instance.tags);
+      return created.get(id) ?? {};
+    },
+    keyArn(ref, account, region) {
+      if (ref.startsWith('arn:')) return ref;
+      const key = [...aws.keys.values()].find((k) => k.account === account && k.region === region && (k.aliases.includes(ref) || k.arn.endsWith(`/${ref}`)));
+      if (!key) throw new Error(`no key ${ref} in ${account}/${region}`);
+      return key.arn;
+    },
+    image(id) {
+      const image = aws.images.get(id);
+      return image && { account: image.account, snapshotIds: [image.snapshotId], kmsKeyArn: aws.encryptedSnapshots.get(image.snapshotId) };
+    },
+    launchTemplate: (name) => templates.get(name),
+    autoScalingRole: (account) => `arn:aws:iam::${account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`,
+  };
+  const remember = (call: CallRecord) => {
+    const input = call.input;
+    if (call.command === 'CreateLaunchTemplate') {
+      const name = String(input.LaunchTemplateName);
+      const data = input.LaunchTemplateData as { ImageId: string; TagSpecifications?: { ResourceType: string; Tags: Tag[] }[] };
+      templates.set(name, { imageId: data.ImageId, tags: data.TagSpecifications?.find((t) => t.ResourceType === 'instance')?.Tags ?? [] });
+      created.set(name, asMap((input.TagSpecifications as { Tags: Tag[] }[] | undefined)?.[0]?.Tags));
+    }
+    if (call.command === 'CreateAutoScalingGroup') created.set(String(input.AutoScalingGroupName), asMap(input.Tags as Tag[]));
+  };
+  return { world, remember };
+}
+
+/** Runs every scenario and returns each call with its IAM requests. */
+export async function recordCalls(): Promise<Evaluable[]> {
+  const out: Evaluable[] = [];
+  const current = new AsyncLocalStorage<string>();
+  for (const scenario of SCENARIOS) {
+    const aws = new FakeAws();
+    const { world, remember } = worldOf(aws);
+    aws.hooks.beforeCall = (call) => {
+      const recorded: RecordedCall = { ...call, fn: current.getStore() ?? 'unknown' };
+      const entry = REQUESTS[`${call.service}:${call.command}`];
+      // The requests are worked out before the call changes the world (a deleted resource's tags, say).
+      out.push({ call: recorded, requests: entry?.(recorded, world) });
+      remember(call);
+    };
+    try {
+      aws.addKey(ACCOUNT_A, 'eu-west-1');
+      aws.addKey(ACCOUNT_B, 'eu-west-1');
+      const first = aws.addSourceImage('eu-west-1');
+      scenario.setup?.(aws, first);
+      const handlers = Object.fromEntries(
+        Object.entries(pipelineHandlers()).map(([name, handler]): [string, TaskHandler] => [name, (event) => current.run(name, () => handler(event))]),
+      );
+      const input = (imageId: string): Json => {
+        const base: Record<string, Json> = {
+          source: { imageId, region: 'eu-west-1' },
+          targets: [{ accountId: ACCOUNT_A, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }],
+          publish: { parameterName: '/ami-pipeline/base/latest' },
+          retention: { keep: 1 },
+          ...scenario.input,
+        };
+        return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(base).filter(([, v]) => v !== null)))) as Json;
+      };
+      for (let i = 0; i < (scenario.runs ?? 1); i += 1) {
+        await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), handlers, { executionName: `iam-${i}` });
+      }
+      if (scenario.rekey) {
+        aws.addKey(ACCOUNT_A, 'eu-west-1', 'alias/ami-encryption-2');
+        const rekey = {
+          mode: 'rekey',
+          targets: [{ accountId: ACCOUNT_A, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption-2' }],
+          publish: { parameterName: '/ami-pipeline/base/latest' },
+        };
+        await runDefinition(rekey, handlers, { executionName: 'iam-rekey' });
+      }
+    } finally {
+      aws.restore();
+    }
+  }
+  return out;
+}
