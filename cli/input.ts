@@ -32,6 +32,10 @@ export function readInputFile(path: string, adjust?: (raw: Record<string, unknow
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
     throw new CliError(`cannot read the input file ${path}: ${why}`, 2);
   }
+  // A UTF-8 byte-order mark (some Windows editors write one) is not part of the JSON: JSON.parse would refuse it.
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
+  // UTF-16's marks (FF FE, FE FF) decode as U+FFFD: name the encoding rather than a garbled first character.
+  else if (text.startsWith('\uFFFD\uFFFD')) throw new CliError(`the input file ${path} looks UTF-16 encoded; save it as UTF-8`, 2);
   let raw: unknown;
   try {
     raw = JSON.parse(text) as unknown;

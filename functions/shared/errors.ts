@@ -46,12 +46,18 @@ export class GrantNotYetPropagatedError extends RetryableError {
 }
 
 // Terminal
+/** How many problems an InvalidInputError's message lists; the rest are counted (100,000 repeated regions were 7.7 MB). */
+export const MAX_LISTED_PROBLEMS = 20;
+
 export class InvalidInputError extends TerminalError {
   override name = 'InvalidInputError';
   readonly issues: readonly string[];
   constructor(issues: readonly string[]) {
+    const listed = issues.slice(0, MAX_LISTED_PROBLEMS);
+    const more = issues.length - listed.length;
     super(
-      `The pipeline input is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n- ${issues.join('\n- ')}`,
+      `The pipeline input is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n- ${listed.join('\n- ')}` +
+        (more > 0 ? `\n- ... and ${more} more (fix these and validate again)` : ''),
     );
     this.issues = issues;
   }

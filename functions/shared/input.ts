@@ -3,6 +3,7 @@
  * `parseInput` validates everything before any AWS call and reports every bad field at once,
  * each with what to change. The JSON Schema in schema/ is generated from `inputSchema`.
  */
+import { partition } from '@aws-sdk/core/client';
 import * as z from 'zod';
 import { InvalidInputError } from './errors';
 import { EVENTS_PER_BATCH_FIXED, historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
@@ -33,6 +34,14 @@ const accountId = z.string({ error: 'must be a string of 12 digits, e.g. "111111
 const region = z
   .string({ error: 'must be a region name such as "eu-west-1"' })
   .regex(REGION_RE, { error: 'must be a region name such as "eu-west-1"' });
+/**
+ * Whether the AWS SDK's partition data (partitions.json, shipped in @aws-sdk/core) lists the region. partition()
+ * merges a listed region's entry, which carries its description, into the result; an unlisted name that only fits a
+ * partition's pattern gets none.
+ */
+export function sdkKnowsRegion(name: string): boolean {
+  return (partition(name) as { description?: string }).description !== undefined;
+}
 const regionKey = z.string().regex(REGION_RE, { error: 'keys must be region names such as "eu-west-1"' });
 const kmsKeyRef = z
   .string({ error: 'must be a KMS key: "alias/NAME", a key ID, or a key or alias ARN in the target account' })
@@ -202,6 +211,10 @@ export const inputSchema = z
           topicArn: z.string().regex(SNS_ARN_RE, { error: 'must be an SNS topic ARN such as "arn:aws:sns:eu-west-1:999999999999:ami-pipeline"' }).optional(),
         })
         .prefault({}),
+      allowRegions: z
+        .array(region, { error: 'must be a list of region names, e.g. ["xx-newregion-1"]' })
+        .optional()
+        .describe("Regions to accept although this release's AWS SDK does not list them yet (a region newer than the SDK); every other region name is checked against the SDK's partition data"),
       maxConcurrency: z
         .number({ error: 'must be a number' })
         .int({ error: 'must be a whole number' })
@@ -227,6 +240,18 @@ export const inputSchema = z
         ctx.addIssue({ code: 'custom', path: ['publish', 'parameterName'], message: `must be the parameter's name itself with mode rekey, without placeholders (e.g. "/ami-pipeline/base/latest")` });
       }
     }
+    const allowed = new Set(input.allowRegions ?? []);
+    const checkRegion = (name: string, path: (string | number)[]) => {
+      // A malformed name has its own issue already (refinements run on whatever the schema could parse).
+      if (!REGION_RE.test(name) || allowed.has(name) || sdkKnowsRegion(name)) return;
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `names region ${name}, which the AWS SDK's partition data does not list: check the spelling (regions look like "eu-west-1"); if it is a region newer than this release's SDK, add it to "allowRegions"`,
+      });
+    };
+    if (input.source) checkRegion(input.source.region, ['source', 'region']);
+    (input.targets ?? []).forEach((target, i) => target.regions.forEach((r, j) => checkRegion(r, ['targets', i, 'regions', j])));
     if (input.targets === undefined && input.targetsParameter === undefined) {
       ctx.addIssue({ code: 'custom', path: ['targets'], message: 'is required: list the target accounts, or give "targetsParameter"' });
       return;
@@ -258,15 +283,17 @@ export const inputSchema = z
     const pairs = (input.targets ?? []).reduce((n, t) => n + t.regions.length, 0);
     const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
     if (pairs > budget.maxPairs) {
-      const limit = budget.maxPairs === MAX_PAIRS_PER_RUN ? `at most ${MAX_PAIRS_PER_RUN} per run` : `at most ${budget.maxPairs} with copy.timeoutMinutes ${input.copy.timeoutMinutes}`;
-      ctx.addIssue({
-        code: 'custom',
-        path: ['targets'],
-        message:
-          `${pairs} account-region pairs are too many for one run (${limit}: a batch execution of ${budget.maxBatchSize} targets could need ` +
-          `${budget.maxBatchSize * budget.perTarget + EVENTS_PER_BATCH_FIXED} history events at worst, and this pipeline keeps every execution under ${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000); ` +
-          `split the targets over several runs or lower copy.timeoutMinutes`,
-      });
+      // At the fixed cap no setting helps: only fewer targets per run do. Below it, the copy budget sets the limit.
+      const message =
+        budget.maxPairs === MAX_PAIRS_PER_RUN
+          ? `${pairs} account-region pairs are too many for one run (at most ${MAX_PAIRS_PER_RUN} per run, whatever the timeouts: ` +
+            `the run's output carries one manifest line per target, within Step Functions' 262,144-byte payload limit); ` +
+            `split the targets over ${Math.ceil(pairs / MAX_PAIRS_PER_RUN)} or more runs of at most ${MAX_PAIRS_PER_RUN} pairs each, e.g. one input per group of accounts`
+          : `${pairs} account-region pairs are too many for one run (at most ${budget.maxPairs} with copy.timeoutMinutes ${input.copy.timeoutMinutes}: ` +
+            `a batch execution of ${budget.maxBatchSize} targets could need ${budget.maxBatchSize * budget.perTarget + EVENTS_PER_BATCH_FIXED} history events at worst, ` +
+            `and this pipeline keeps every execution under ${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000); ` +
+            `split the targets over several runs or lower copy.timeoutMinutes`;
+      ctx.addIssue({ code: 'custom', path: ['targets'], message });
     }
   });
 
@@ -340,17 +367,83 @@ function describe(issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => `${formatPath([...issue.path, k])}: is not a known field; remove it or check its spelling (see schema/pipeline-input.schema.json)`);
   }
-  if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
-    return [`${formatPath(issue.path)}: is required but missing`];
-  }
   return [`${formatPath(issue.path)}: ${issue.message}`];
+}
+
+const EXPECTED: Record<string, string> = {
+  object: 'an object ({ ... })',
+  record: 'an object ({ "name": value, ... })',
+  array: 'a list ([ ... ])',
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+};
+
+function received(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'number') return `the number ${value}`;
+  if (typeof value === 'boolean') return String(value);
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/**
+ * The message of an issue whose schema names none: zod's own ("Invalid input: expected object, received boolean")
+ * said neither the field's type nor, for a value of the wrong type, that the value was there at all.
+ */
+function explain(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required but missing';
+      return `must be ${EXPECTED[issue.expected] ?? issue.expected}, not ${received(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'string') return Number(issue.minimum) <= 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`;
+      if (issue.origin === 'array') return `must list at least ${issue.minimum}`;
+      return `must be at least ${issue.minimum}`;
+    case 'too_big':
+      if (issue.origin === 'string') return `must be at most ${issue.maximum} characters`;
+      if (issue.origin === 'array') return `must list at most ${issue.maximum}`;
+      return `must be at most ${issue.maximum}`;
+    case 'invalid_format':
+      return issue.pattern ? `must match ${issue.pattern}` : `must be a valid ${issue.format}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Keys named "__proto__": JSON.parse keeps them, but a JavaScript object built from them drops them (zod's records
+ * do), so `{"tags": {"__proto__": "x", "Team": "web"}}` would validate as a broader filter than written. Refused.
+ */
+function protoKeys(raw: unknown): string[] {
+  const found: string[] = [];
+  const stack: { value: unknown; path: PropertyKey[] }[] = [{ value: raw, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop() as { value: unknown; path: PropertyKey[] };
+    if (typeof value !== 'object' || value === null) continue;
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => stack.push({ value: v, path: [...path, i] }));
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (key === '__proto__') {
+        found.push(`${formatPath([...path, key])}: a key named "__proto__" is refused (JavaScript objects drop it, so it would be ignored silently); remove it`);
+      } else stack.push({ value: (value as Record<string, unknown>)[key], path: [...path, key] });
+    }
+  }
+  return found.reverse();
 }
 
 /** Validate raw input; throws InvalidInputError listing every problem, each with its field and fix. */
 export function parseInput(raw: unknown): PipelineInput {
-  const result = inputSchema.safeParse(raw);
-  if (!result.success) {
-    throw new InvalidInputError(result.error.issues.flatMap(describe));
+  const refused = protoKeys(raw);
+  const result = inputSchema.safeParse(raw, { error: explain });
+  if (!result.success || refused.length > 0) {
+    throw new InvalidInputError([...refused, ...(result.error?.issues.flatMap(describe) ?? [])]);
   }
   return result.data;
 }

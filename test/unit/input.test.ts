@@ -4,8 +4,8 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { InvalidInputError } from '../../functions/shared/errors';
-import { parseInput } from '../../functions/shared/input';
+import { InvalidInputError, MAX_LISTED_PROBLEMS } from '../../functions/shared/errors';
+import { parseInput, sdkKnowsRegion } from '../../functions/shared/input';
 import { resolveSource } from '../../functions/snapshot';
 import { ACCOUNT_A, ACCOUNT_B, awsError, BUILDER, SOURCE_IMAGE, testClients } from '../support/fixtures';
 
@@ -247,8 +247,35 @@ const rows: Row[] = [
       })),
     })),
     path: 'targets',
-    fix: 'split the targets over several runs',
+    fix: 'split the targets over 2 or more runs of at most 1000 pairs each',
   },
+  // A value of the wrong type names the type expected and what was there, not "required but missing".
+  { what: 'verify given as true', input: edit((i) => { i.verify = true; }), path: 'verify', fix: 'must be an object ({ ... }), not true' },
+  { what: 'copy given as a list', input: edit((i) => { i.copy = []; }), path: 'copy', fix: 'must be an object ({ ... }), not a list' },
+  { what: 'publish given as a number', input: edit((i) => { i.publish = 7; }), path: 'publish', fix: 'must be an object ({ ... }), not the number 7' },
+  { what: 'retention given as a string', input: edit((i) => { i.retention = '3'; }), path: 'retention', fix: 'must be an object ({ ... }), not the string "3"' },
+  { what: 'notify given as null', input: edit((i) => { i.notify = null; }), path: 'notify', fix: 'must be an object ({ ... }), not null' },
+  {
+    what: 'a filter name given as a number',
+    input: edit((i) => { i.source = { filter: { name: 123 }, region: 'eu-west-1' }; }),
+    path: 'source.filter.name',
+    fix: 'must be a string, not the number 123',
+  },
+  { what: 'a targetsParameter given as a number', input: edit((i) => { i.targetsParameter = 42; }), path: 'targetsParameter', fix: 'must be a string, not the number 42' },
+  { what: 'an externalId given as null', input: edit((i) => { i.externalId = null; }), path: 'externalId', fix: 'must be a string, not null' },
+  {
+    what: 'a "__proto__" tag key, which JavaScript would drop',
+    input: edit((i) => { i.source = { filter: { tags: JSON.parse('{"__proto__": "x", "Team": "web"}') as unknown }, region: 'eu-west-1' }; }),
+    path: 'source.filter.tags.__proto__',
+    fix: 'a key named "__proto__" is refused',
+  },
+  {
+    what: 'a region the AWS SDK does not know',
+    input: edit((i) => { i.targets[0].regions = ['eu-west-1', 'zz-nowhere-9']; }),
+    path: 'targets[0].regions[1]',
+    fix: 'names region zz-nowhere-9, which the AWS SDK\'s partition data does not list',
+  },
+  { what: 'a source region the AWS SDK does not know', input: edit((i) => { i.source.region = 'eu-wset-1'; }), path: 'source.region', fix: 'add it to "allowRegions"' },
 ];
 
 function invalidInputError(call: () => unknown): InvalidInputError {
@@ -323,6 +350,36 @@ describe('parseInput', () => {
       expect(error.issues.some((i) => i.startsWith(`${path}: `)), path).toBe(true);
     }
     expect(error.message).toContain(`(${error.issues.length} problems)`);
+  });
+
+  it('accepts a region newer than the SDK when the input allows it', () => {
+    const input = parseInput(edit((i) => { i.targets[0].regions = ['eu-west-1', 'zz-nowhere-9']; i.allowRegions = ['zz-nowhere-9']; }));
+    expect(input.targets?.[0]?.regions).toEqual(['eu-west-1', 'zz-nowhere-9']);
+  });
+
+  it('knows the regions of every partition from the SDK, and no made-up ones', () => {
+    for (const r of ['eu-west-1', 'us-east-1', 'ap-southeast-7', 'cn-north-1', 'us-gov-west-1']) expect(sdkKnowsRegion(r), r).toBe(true);
+    for (const r of ['zz-nowhere-9', 'eu-west-9', 'us-east-99', 'aws-global']) expect(sdkKnowsRegion(r), r).toBe(r === 'aws-global');
+  });
+
+  it('lists the first 20 of 100,000 problems and counts the rest', () => {
+    const error = invalidInputError(() => parseInput(edit((i) => { i.targets[0].regions = Array<string>(100_000).fill('eu-west-1'); })));
+    expect(error.issues).toHaveLength(100_000);
+    const listed = error.message.split('\n').filter((l) => l.startsWith('- '));
+    expect(listed).toHaveLength(MAX_LISTED_PROBLEMS + 1);
+    expect(listed[0]).toBe('- targets[0].regions[1]: repeats region eu-west-1; list each region once');
+    expect(listed[MAX_LISTED_PROBLEMS]).toBe(`- ... and ${100_000 - MAX_LISTED_PROBLEMS} more (fix these and validate again)`);
+    expect(error.message.length).toBeLessThan(3_000);
+  });
+
+  it('does not suggest lowering copy.timeoutMinutes at the fixed cap of pairs, where it cannot help', () => {
+    const targets = Array.from({ length: 1001 }, (_, n) => ({ accountId: String(300000000000 + n), regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }));
+    for (const copy of [{}, { timeoutMinutes: 10 }]) {
+      const error = invalidInputError(() => parseInput(edit((i) => ({ source: i.source, targets, copy }))));
+      expect(error.issues).toHaveLength(1);
+      expect(error.issues[0]).toContain('1001 account-region pairs are too many for one run (at most 1000 per run, whatever the timeouts');
+      expect(error.issues[0]).not.toContain('timeoutMinutes');
+    }
   });
 
   it('reports a misspelt "targets" as unknown and the real one as missing', () => {
