@@ -2,7 +2,8 @@
  * Runs the real state machine definition with aws-local-stepfunctions, each Task resolved to one of our
  * functions. Thrown errors are shaped as Lambda reports them to Step Functions (Error = errorType,
  * Cause = JSON with errorType and errorMessage), so Retry, Catch and the cause parsing behave as deployed.
- * Wait states and retry intervals are shortened; the loops themselves are unchanged.
+ * Wait states and retry intervals are shortened; the loops themselves are unchanged. AWS's limits hold
+ * (local/limits.ts): payload sizes, error and cause lengths, execution names, 25,000 history events.
  */
 import './polyfill';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,21 @@ import { StateMachine, type RunOptions as LibRunOptions, type StateMachineDefini
 type LibJson = Parameters<StateMachine['run']>[0];
 type LibHandlers = NonNullable<NonNullable<LibRunOptions['overrides']>['taskResourceLocalHandlers']>;
 import { parse } from 'yaml';
+import { historyCounter, historyShape } from './history';
+import {
+  LAMBDA_SYNC_PAYLOAD_BYTES,
+  LIMITS,
+  PAYLOAD_LIMIT_BYTES,
+  checkPayload,
+  executionNameProblem,
+  fitFailure,
+  installLimits,
+  payloadBytes,
+  type LimitContext,
+} from './limits';
 import { expandManifest, isRunSummary } from './manifest';
+
+installLimits();
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type Definition = { States: Record<string, Record<string, unknown>>; StartAt: string } & Record<string, unknown>;
@@ -55,6 +70,10 @@ export function allStates(definition: Definition): [string, Record<string, unkno
   return out;
 }
 
+function definitionState(definition: Definition, name: string): Record<string, unknown> | undefined {
+  return allStates(definition).find(([n]) => n === name)?.[1];
+}
+
 export interface LoadedDefinition {
   definition: Definition;
   /** Lambda Task states, by state name: the serverless.yml function they invoke. */
@@ -94,18 +113,38 @@ export function loadDefinition(path: URL | string = DEFINITION_PATH): LoadedDefi
 
 class LambdaError extends Error {}
 
-/** Invoke a handler as Lambda would for Step Functions: JSON in, JSON out, errors as errorType + JSON cause. */
-export function asLambda(handler: TaskHandler): (input: Json) => Promise<Json> {
+function lambdaError(name: string, cause: string): LambdaError {
+  const fitted = fitFailure(name, cause);
+  const error = new LambdaError(fitted.cause);
+  error.name = fitted.error;
+  return error;
+}
+
+/**
+ * Invoke a handler as Lambda would for Step Functions: JSON in, JSON out, errors as errorType + JSON cause (cut
+ * to 256 and 32,768 characters). Lambda refuses a request or a response over 6 MB; Step Functions fails the task
+ * with States.DataLimitExceeded when the result is over 262,144 bytes (a task failure: Retry and Catch apply).
+ */
+export function asLambda(handler: TaskHandler, resource = 'lambda'): (input: Json) => Promise<Json> {
   return async (input) => {
+    const request = payloadBytes(input);
+    if (request > LAMBDA_SYNC_PAYLOAD_BYTES) {
+      throw lambdaError('Lambda.RequestTooLargeException', `Request must be smaller than ${LAMBDA_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation (${request} bytes)`);
+    }
+    let result: unknown;
     try {
-      const result = await handler(JSON.parse(JSON.stringify(input)));
-      return JSON.parse(JSON.stringify(result ?? null)) as Json;
+      result = await handler(JSON.parse(JSON.stringify(input)));
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
-      const wrapped = new LambdaError(JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: [] }));
-      wrapped.name = e.name;
-      throw wrapped;
+      throw lambdaError(e.name, JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: [] }));
     }
+    const response = payloadBytes(result);
+    if (response > LAMBDA_SYNC_PAYLOAD_BYTES) {
+      const message = `Response payload size exceeded maximum allowed payload size (${LAMBDA_SYNC_PAYLOAD_BYTES} bytes): ${response} bytes.`;
+      throw lambdaError('Function.ResponseSizeTooLarge', JSON.stringify({ errorType: 'Function.ResponseSizeTooLarge', errorMessage: message }));
+    }
+    checkPayload(result, resource, 'task result', false);
+    return JSON.parse(JSON.stringify(result ?? null)) as Json;
   };
 }
 
@@ -174,11 +213,18 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
   for (const [state, fn] of Object.entries(taskFunctions)) {
     const handler = run.handlers[fn];
     if (!handler) throw new Error(`no handler for function ${fn} (state ${state})`);
-    const invoke = asLambda(handler);
-    local[state] = (event) => invoke(event as Json) as Promise<LibJson>;
+    const invoke = asLambda(handler, String(definitionState(definition, state)?.Resource ?? fn));
+    local[state] = (event) => {
+      // The state's input after Parameters: over the limit, the execution fails (not a task failure).
+      checkPayload(event, state, 'task input after Parameters');
+      return invoke(event as Json) as Promise<LibJson>;
+    };
   }
   for (const [state, child] of Object.entries(childTasks)) {
-    local[state] = (async (event: unknown) => startChild(run, child, event as { Name: string; Input: Json })) as LibHandlers[string];
+    local[state] = (async (event: unknown) => {
+      checkPayload(event, state, 'task input after Parameters');
+      return startChild(run, child, event as { Name: string; Input: Json });
+    }) as LibHandlers[string];
   }
   const waits: Record<string, number> = {};
   const retries: Record<string, number> = {};
@@ -203,12 +249,15 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
   }
   // The YAML is ASL; the library validates it on construction.
   const machine = new StateMachine(shaped as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } });
-  const execution = machine.run(input as LibJson, {
+  const limits: LimitContext = { execution: record.name, countEvent: historyCounter(historyShape(loaded)) };
+  const runOptions: LibRunOptions = {
     overrides: { taskResourceLocalHandlers: local, waitTimeOverrides: waits, retryIntervalOverrides: retries },
     context: {
       Execution: { Name: record.name, Id: record.arn, Input: input as LibJson, StartTime: new Date().toISOString() },
     },
-  });
+  };
+  // The library passes its run options on to Map iterations and Parallel branches: the checks reach them too.
+  const execution = machine.run(input as LibJson, Object.assign(runOptions, { [LIMITS]: limits }));
   const collecting = (async () => {
     for await (const event of execution.eventLogs) {
       const e = event as unknown as EventLog;
@@ -234,6 +283,9 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
 /** A StartExecution.sync:2 Task: run the child to its end and answer as DescribeExecution does (Output parsed). */
 async function startChild(run: Run, child: LoadedDefinition & { id: string; arn: string }, event: { Name: string; Input: Json }): Promise<LibJson> {
   const arn = `${child.arn.replace(':stateMachine:', ':execution:')}:${event.Name}`;
+  const refused = executionNameProblem(String(event.Name));
+  // StartExecution refuses the name: the Task fails (Step Functions names the service's exception).
+  if (refused) throw lambdaError(refused.code === 'InvalidName' ? 'StepFunctions.InvalidNameException' : 'StepFunctions.ValidationException', refused.message);
   const record: ExecutionRecord = { name: event.Name, arn, stateMachine: child.id, events: [] };
   run.executions.push(record);
   const startDate = new Date().toISOString();
@@ -243,15 +295,23 @@ async function startChild(run: Run, child: LoadedDefinition & { id: string; arn:
   } catch (error) {
     if (!(error instanceof ChildExecutionFailed)) throw error;
     // As Step Functions reports a failed child of a .sync Task: States.TaskFailed, the description as cause.
-    const failure = new LambdaError(JSON.stringify({ ExecutionArn: arn, Status: 'FAILED', Error: record.error?.name, Cause: record.error?.cause }));
-    failure.name = 'States.TaskFailed';
-    throw failure;
+    throw lambdaError('States.TaskFailed', JSON.stringify({ ExecutionArn: arn, Status: 'FAILED', Error: record.error?.name, Cause: record.error?.cause }));
   }
 }
 
 export async function runDefinition(input: Json, handlers: Record<string, TaskHandler>, options: RunOptions = {}): Promise<RunResult> {
   const loaded = options.definition ?? loadDefinition();
   const executionName = options.executionName ?? `local-${Date.now()}`;
+  // What StartExecution refuses never starts: an invalid name, an input over 262,144 bytes.
+  const refused = executionNameProblem(executionName);
+  if (refused) throw Object.assign(new Error(refused.message), { name: refused.code });
+  const inputBytes = payloadBytes(input);
+  if (inputBytes > PAYLOAD_LIMIT_BYTES) {
+    throw Object.assign(
+      new Error(`1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to ${PAYLOAD_LIMIT_BYTES} (the execution input has ${inputBytes.toLocaleString('en-US')} bytes)`),
+      { name: 'ValidationException' },
+    );
+  }
   const parent: ExecutionRecord = {
     name: executionName,
     arn: `arn:aws:states:us-east-1:123456789012:execution:encrypted-ami-pipeline-local:${executionName}`,

@@ -2,7 +2,8 @@
  * The execution history AWS would write for a local run: aws-local-stepfunctions logs states entered and
  * exited, Step Functions logs more per state (a Lambda Task is entered, scheduled, started, succeeded, exited).
  * Counting them says how close an execution comes to the 25,000-event limit. One execution's events in, its
- * event count out; the budget test and `npm run bench` share this.
+ * event count out; the budget test and `npm run bench` share this, and the runner counts as it runs (past
+ * 25,000 the execution fails, as on AWS: local/limits.ts).
  */
 import { allStates, type EventLog, type LoadedDefinition } from './asl';
 
@@ -41,18 +42,32 @@ export function historyShape(loaded: LoadedDefinition): HistoryShape {
   return { childTasks, stateTypes };
 }
 
+/** History events AWS writes for one event of the local log (0 for those it has no counterpart of). */
+export function historyEventWeight(e: Pick<EventLog, 'type' | 'state'>, shape: HistoryShape = {}, childTasks: ReadonlySet<string> = new Set(shape.childTasks ?? [])): number {
+  if (e.type === 'StateEntered') {
+    const name = e.state?.name ?? '';
+    const type = shape.stateTypes?.[name] ?? e.state?.type ?? '';
+    return type === 'Task' && childTasks.has(name) ? EVENTS_PER_CHILD_TASK : (EVENTS_BY_TYPE[type] ?? 2);
+  }
+  if (e.type === 'StateRetried') return EVENTS_PER_RETRY;
+  if (e.type === 'MapIterationStarted' || e.type === 'MapIterationSucceeded' || e.type === 'MapIterationFailed') return 1;
+  return 0;
+}
+
 /** History events AWS would write for one execution with these events (pass a single execution's events). */
 export function awsHistoryEvents(events: readonly EventLog[], shape: HistoryShape = {}): number {
   const childTasks = new Set(shape.childTasks ?? []);
   let total = EVENTS_PER_EXECUTION;
-  for (const e of events) {
-    if (e.type === 'StateEntered') {
-      const name = e.state?.name ?? '';
-      const type = shape.stateTypes?.[name] ?? e.state?.type ?? '';
-      total += type === 'Task' && childTasks.has(name) ? EVENTS_PER_CHILD_TASK : (EVENTS_BY_TYPE[type] ?? 2);
-    }
-    if (e.type === 'StateRetried') total += EVENTS_PER_RETRY;
-    if (e.type === 'MapIterationStarted' || e.type === 'MapIterationSucceeded' || e.type === 'MapIterationFailed') total += 1;
-  }
+  for (const e of events) total += historyEventWeight(e, shape, childTasks);
   return total;
+}
+
+/**
+ * A running count for one execution, as the local runner keeps it while the execution runs: past
+ * HISTORY_EVENTS_MAX (25,000) the execution fails, as on AWS.
+ */
+export function historyCounter(shape: HistoryShape = {}): (e: Pick<EventLog, 'type' | 'state'>) => number {
+  const childTasks = new Set(shape.childTasks ?? []);
+  let total = EVENTS_PER_EXECUTION;
+  return (e) => (total += historyEventWeight(e, shape, childTasks));
 }
