@@ -7,10 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { createClientFactory, sessionNameFor, type ClientFactory } from '../functions/shared/clients';
 import { InvalidInputError, PipelineError } from '../functions/shared/errors';
+import { rootLogger } from '../functions/shared/logger';
 import { ebsDefaultCheck, checkTarget, type Check, type TargetItem } from '../functions/shared/preflight';
 import { loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
 import type { Output } from './render';
-import { CliError } from './errors';
+import { CliError, noCredentialsMessage } from './errors';
 import { readInputFile } from './input';
 
 export interface DoctorOptions {
@@ -87,16 +88,34 @@ export function renderDoctor(report: DoctorReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Credentials first: without any, every check would fail and each target's role would be blamed. Resolving the
+ * SDK's credential chain makes no AWS call (only the chain's own sources: environment, profiles, instance metadata).
+ */
+async function requireCredentials(sts: STSClient): Promise<void> {
+  try {
+    await sts.config.credentials();
+  } catch (error) {
+    if (error instanceof Error && error.name === 'CredentialsProviderError') throw new CliError(noCredentialsMessage(error), 1);
+    throw error;
+  }
+}
+
 export async function doctorCommand(options: DoctorOptions, io: { stdout: Output }): Promise<number> {
   const file = readInputFile(options.input);
   const saved = process.env.AWS_ENDPOINT_URL;
+  // The checks run the functions' own code in this process; its log lines must not mix into the report on stdout.
+  const logLevel = rootLogger.getLevelName();
+  rootLogger.setLogLevel('SILENT');
   if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
+  const region = options.region ?? process.env.AWS_REGION ?? file.input.source?.region ?? 'us-east-1';
+  const sts = new STSClient({ region });
   try {
-    const region = options.region ?? process.env.AWS_REGION ?? file.input.source?.region ?? 'us-east-1';
+    await requireCredentials(sts);
     const clients = createClientFactory(region);
     const report = await doctor(file.raw, clients, {
       pipelineRegion: region,
-      builderAccountId: async () => (await new STSClient({ region }).send(new GetCallerIdentityCommand({}))).Account ?? '',
+      builderAccountId: async () => (await sts.send(new GetCallerIdentityCommand({}))).Account ?? '',
     }).catch((error: unknown) => {
       // A targets document that cannot be read or is invalid: bad input, before any check.
       if (error instanceof InvalidInputError) throw new CliError(error.message, 2);
@@ -105,6 +124,8 @@ export async function doctorCommand(options: DoctorOptions, io: { stdout: Output
     io.stdout.write(options.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
     return report.verdict === 'fail' ? 1 : 0;
   } finally {
+    sts.destroy();
+    rootLogger.setLogLevel(logLevel);
     if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
     else process.env.AWS_ENDPOINT_URL = saved;
   }

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Io } from './commands';
-import { CliError, usageError } from './errors';
+import { CliError, noCredentialsMessage, usageError } from './errors';
 import { COMMANDS, COMMON, commandNames, commandUsage, DEFAULT_STACK, OPTIONS, USAGE, type OptionName } from './usage';
 
 export { USAGE };
@@ -166,7 +166,7 @@ export function describeError(error: unknown, debug: boolean): { text: string; e
   const stack = debug && e.stack ? `\n${e.stack}` : '';
   if (/region is missing/i.test(e.message)) return { text: `ami-pipeline: no AWS region: pass --region or set AWS_REGION${stack}`, exitCode: 2 };
   let message = `${e.name}: ${e.message}`;
-  if (e.name === 'CredentialsProviderError') message = `no AWS credentials: ${e.message} (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)`;
+  if (e.name === 'CredentialsProviderError') message = noCredentialsMessage(e);
   else if ('code' in e && /^(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN)$/.test(String(e.code))) message = `cannot reach the AWS endpoint: ${e.message}`;
   return { text: `ami-pipeline: ${message}${stack}`, exitCode: 1 };
 }
