@@ -188,7 +188,23 @@ export function summaryLine(manifest: Manifest): string {
   const total = manifest.results.length;
   const ok = manifest.results.filter((r) => r.status === 'succeeded').length;
   const share = manifest.sourceShare.revoked
-    ? 'source share revoked'
-    : `SOURCE STILL SHARED (${oneLine(JSON.stringify(manifest.sourceShare.error ?? 'unshare failed'))}); unshare it by hand`;
+    ? `source share revoked${leftText(manifest.sourceShare.left)}`
+    : manifest.sourceShare.error
+      ? `SOURCE STILL SHARED (${oneLine(JSON.stringify(manifest.sourceShare.error))}); remove it with ami-pipeline cleanup --input FILE`
+      : `SOURCE STILL SHARED${leftText(manifest.sourceShare.left)}; remove it with ami-pipeline cleanup --input FILE`;
   return `${manifest.status}: ${ok} of ${total} target${total === 1 ? '' : 's'} succeeded, ${total - ok} failed; ${share} (execution ${manifest.executionName})`;
+}
+
+/** What stays shared and why, in a few words: by hand, or for a running (or unknown) execution. */
+export function leftText(left: Manifest['sourceShare']['left']): string {
+  const image = (left ?? []).filter((l) => l.resourceId.startsWith('ami-'));
+  if (image.length === 0) return '';
+  const why = (l: NonNullable<typeof left>[number]) =>
+    l.reason === 'shared-by-hand'
+      ? 'shared by hand'
+      : l.reason === 'execution-running'
+        ? `running execution ${l.executionName ?? '?'}`
+        : `execution ${l.executionName ?? '?'} (${l.executionStatus ?? 'state unknown'})`;
+  const parts = image.slice(0, 5).map((l) => `${l.accountId} (${why(l)})`);
+  return `; still shared with ${parts.join(', ')}${image.length > 5 ? ` and ${image.length - 5} more` : ''}`;
 }

@@ -22,7 +22,8 @@ import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import * as z from 'zod';
 import { approachWindow, COPY_WAIT, copyNearlyDone, firstCopyWait, nextCopyWait } from './shared/budget';
 import { keepLooking, type Clock } from './shared/poll';
-import { clientFactory, sessionNameFor, type ClientFactory, type Clients } from './shared/client-factory';
+import { clientFactory, type ClientFactory, type Clients } from './shared/client-factory';
+import { targetClients } from './shared/target';
 import {
   AccessDeniedError,
   aws,
@@ -77,15 +78,7 @@ export interface CopyEncryptDeps extends Clock {
 }
 export const defaultDeps: CopyEncryptDeps = { clients: /* @__PURE__ */ clientFactory({ ec2: EC2Client, kms: KMSClient }), now: () => new Date() };
 
-/** Clients inside the target account, always through its role (also when the target is the builder account itself). */
-export function targetClients(item: Pick<TargetItem, 'executionName' | 'target' | 'settings'>, deps: { clients: ClientFactory }): Clients {
-  return deps.clients.target({
-    accountId: item.target.accountId,
-    roleName: item.settings.targetRoleName,
-    externalId: item.settings.externalId ?? undefined,
-    sessionName: sessionNameFor(item.executionName),
-  });
-}
+export { targetClients };
 
 const where = (item: Pick<TargetItem, 'target'>) => `${item.target.accountId}/${item.target.region}`;
 

@@ -1,115 +1,73 @@
 /**
- * ShareSource / UnshareSource: shares the source image (launchPermission) and its snapshots (createVolumePermission)
- * with the target accounts for the run, and afterwards removes exactly what the run added: accounts that already had
- * a permission before the run (recorded by ResolveSource) keep it. Both actions are idempotent.
- * Takes { action: "share" | "unshare", source, shareAccountIds }; returns the accounts and snapshots touched.
- * Throws AccessDeniedError, AwsRequestFailedError (terminal) or the retryable throttling/5xx errors.
+ * ShareSource / UnshareSource / UnshareAfterFailure: shares the source image (launchPermission) and its snapshots
+ * (createVolumePermission) with the run's target accounts through the share ledger (functions/shared/ledger.ts): the
+ * run records its claim as tags on the image and each snapshot before adding a permission. Unsharing revokes this
+ * run's claim and that of every execution of the source that is no longer running (states:DescribeExecution); a
+ * permission given by hand, or one a running execution still claims, stays and the result says why.
+ * Takes { action: "share" | "unshare", executionName, executionArn, source, shareAccountIds }.
+ * Returns for share { accountIds added, snapshotIds, handShared }; for unshare the RevokeResult (the manifest's
+ * sourceShare). Throws ShareLedgerFullError, AccessDeniedError, AwsRequestFailedError (terminal) or the retryable
+ * throttling/5xx errors.
  */
-import { EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from '@aws-sdk/client-ec2';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
-import { aws, awsCode } from './shared/errors';
+import { describeExecutionLiveness, type Liveness } from './shared/executions';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, resolvedSourceSchema } from './shared/plan';
+import { revokeShares, shareSource, type RevokeResult } from './shared/share';
 
 export const modifyAttributesEventSchema = z.object({
   action: z.enum(['share', 'unshare']),
   executionName: z.string(),
+  executionArn: z.string(),
   source: resolvedSourceSchema,
   shareAccountIds: z.array(z.string()),
 });
 export type ModifyAttributesEvent = z.infer<typeof modifyAttributesEventSchema>;
 
-export interface ModifyAttributesResult {
-  action: 'share' | 'unshare';
+export interface ShareSourceResult {
+  action: 'share';
   imageId: string;
-  /** Accounts given (or relieved of) launch permission by this call. */
+  /** Accounts given launch permission by this call. */
   accountIds: string[];
+  /** Snapshots this run claimed. */
   snapshotIds: string[];
-  /** True when the image no longer exists (unshare after it was deregistered). */
-  imageGone: boolean;
+  /** Target accounts the image was already shared with by hand: left as they are. */
+  handShared: string[];
 }
+
+export type UnshareSourceResult = { action: 'unshare'; imageId: string } & RevokeResult;
 
 export interface ModifyAttributesDeps {
   clients: ClientFactory;
+  /** Whether another execution named in the ledger still runs (default: states:DescribeExecution). */
+  liveness?: Liveness;
 }
-export const defaultDeps: ModifyAttributesDeps = { clients: clientFactory({ ec2: EC2Client }) };
-
-/** Launch permission can be given to many accounts per call; keep each call modest. */
-const ACCOUNTS_PER_CALL = 50;
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
+export const defaultDeps: ModifyAttributesDeps = { clients: clientFactory({ ec2: EC2Client, sfn: SFNClient }) };
 
 export async function modifyAttributes(
   event: ModifyAttributesEvent,
   deps: ModifyAttributesDeps = defaultDeps,
-): Promise<ModifyAttributesResult> {
-  const { source, action } = event;
+): Promise<ShareSourceResult | UnshareSourceResult> {
+  const { source } = event;
   const ec2 = deps.clients.builder().ec2(source.region);
-  const verb = action === 'share' ? 'Add' : 'Remove';
-  const imageAccounts = event.shareAccountIds.filter((a) => !source.preexistingShares.launchPermission.includes(a));
-  let imageGone = false;
-
-  for (const batch of chunks(imageAccounts, ACCOUNTS_PER_CALL)) {
-    try {
-      await aws(
-        `${action === 'share' ? 'Sharing' : 'Unsharing'} ${source.imageId} with ${batch.join(', ')}`,
-        () =>
-          ec2.send(
-            new ModifyImageAttributeCommand({
-              ImageId: source.imageId,
-              LaunchPermission: { [verb]: batch.map((UserId) => ({ UserId })) },
-            }),
-          ),
-        action === 'share' ? 'The pipeline role needs ec2:ModifyImageAttribute on the source image.' : undefined,
-      );
-    } catch (error) {
-      // Nothing is left to revoke on an image that was deregistered during the run.
-      if (action === 'unshare' && awsCode(error).startsWith('InvalidAMIID')) imageGone = true;
-      else throw error;
-    }
+  if (event.action === 'share') {
+    const shared = await shareSource(ec2, source, event.shareAccountIds, { name: event.executionName, arn: event.executionArn });
+    logger.info('Source shared', { imageId: source.imageId, accounts: shared.accountIds.length, handShared: shared.handShared.length });
+    return { action: 'share', imageId: source.imageId, ...shared };
   }
-
-  const snapshotIds: string[] = [];
-  snapshots: for (const snapshotId of source.snapshotIds) {
-    const preexisting = source.preexistingShares.createVolumePermission[snapshotId] ?? [];
-    const accounts = event.shareAccountIds.filter((a) => !preexisting.includes(a));
-    if (accounts.length === 0) continue;
-    for (const batch of chunks(accounts, ACCOUNTS_PER_CALL)) {
-      try {
-        await aws(
-          `${action === 'share' ? 'Sharing' : 'Unsharing'} snapshot ${snapshotId} with ${batch.join(', ')}`,
-          () =>
-            ec2.send(
-              new ModifySnapshotAttributeCommand({
-                SnapshotId: snapshotId,
-                Attribute: 'createVolumePermission',
-                OperationType: action === 'share' ? 'add' : 'remove',
-                CreateVolumePermission: { [verb]: batch.map((UserId) => ({ UserId })) },
-              }),
-            ),
-          action === 'share'
-            ? 'The pipeline role needs ec2:ModifySnapshotAttribute on the source snapshots; snapshots encrypted with the AWS managed key cannot be shared.'
-            : undefined,
-        );
-      } catch (error) {
-        if (action === 'unshare' && awsCode(error) === 'InvalidSnapshot.NotFound') continue snapshots;
-        throw error;
-      }
-    }
-    snapshotIds.push(snapshotId);
-  }
-  logger.info(action === 'share' ? 'Source shared' : 'Source unshared', {
+  const liveness = deps.liveness ?? describeExecutionLiveness((region) => deps.clients.builder().sfn(region));
+  const revoked = await revokeShares(ec2, source, { own: event.executionName, liveness });
+  logger.info('Source unshared', {
     imageId: source.imageId,
-    accounts: imageAccounts.length,
-    snapshots: snapshotIds.length,
+    accounts: revoked.accountIds.length,
+    staleExecutions: revoked.executions.length,
+    left: revoked.left.length,
   });
-  return { action, imageId: source.imageId, accountIds: imageAccounts, snapshotIds, imageGone };
+  return { action: 'unshare', imageId: source.imageId, ...revoked };
 }
 
 export const makeHandler = (deps: ModifyAttributesDeps = defaultDeps) =>

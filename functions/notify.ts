@@ -143,6 +143,16 @@ function errorText(error: unknown): string | null {
   return text ? `${name}: ${oneLine(text)}` : name;
 }
 
+/** What stays shared on the image, and why (the share ledger's `left`). */
+function leftNote(sourceShare: NotifyManifest['sourceShare']): string {
+  const left = ((sourceShare as { left?: { accountId?: string; resourceId?: string; reason?: string; executionName?: string }[] } | null)?.left ?? []).filter((l) =>
+    l.resourceId?.startsWith('ami-'),
+  );
+  if (left.length === 0) return '';
+  const parts = left.slice(0, 10).map((l) => `${l.accountId ?? '?'} (${l.reason === 'shared-by-hand' ? 'shared by hand' : `execution ${l.executionName ?? '?'}`})`);
+  return `; still shared with ${parts.join(', ')}${left.length > 10 ? ` and ${left.length - 10} more` : ''}`;
+}
+
 /** The SNS subject and the multi-line message a person reads. */
 export function summary(manifest: NotifyManifest): { subject: string; message: string } {
   const c = counts(manifest);
@@ -164,7 +174,7 @@ export function summary(manifest: NotifyManifest): { subject: string; message: s
     sourceShare === null
       ? 'Source share: the run stopped before its targets; anything it had shared was revoked on the way out'
       : sourceShare.revoked
-        ? 'Source share: revoked (no permission this run added remains on the source image or its snapshots)'
+        ? `Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)${leftNote(sourceShare)}`
         : `Source share: NOT revoked, the source image may still be shared with the target accounts${shareError ? ` (${shareError})` : ''}`,
     `Execution: ${manifest.executionName}`,
   ];

@@ -12,13 +12,11 @@
 import {
   AutoScalingClient,
   CreateAutoScalingGroupCommand,
-  DeleteAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeScalingActivitiesCommand,
 } from '@aws-sdk/client-auto-scaling';
 import {
   CreateLaunchTemplateCommand,
-  DeleteLaunchTemplateCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeSubnetsCommand,
@@ -27,7 +25,6 @@ import {
   type Instance,
   type _InstanceType,
   RunInstancesCommand,
-  TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import * as z from 'zod';
 import { LAUNCH_WAIT, launchWait } from './shared/budget';
@@ -38,7 +35,10 @@ import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { launchCheckName, MANAGED_BY, TAGS, tagList } from './shared/tags';
-import { targetClients } from './copy-encrypt';
+import { cleanUpLaunchCheck, type CleanupResult } from './shared/launch-check';
+import { targetClients } from './shared/target';
+
+export { cleanUpLaunchCheck, type CleanupResult };
 
 export const launchStateSchema = z.object({
   mode: z.enum(['auto-scaling', 'run-instances', 'none']),
@@ -64,13 +64,6 @@ export const verifyLaunchEventSchema = z.discriminatedUnion('action', [
   z.object({ action: z.literal('cleanup'), item: targetItemSchema }),
 ]);
 export type VerifyLaunchEvent = z.infer<typeof verifyLaunchEventSchema>;
-
-export interface CleanupResult {
-  name: string;
-  autoScalingGroupDeleted: boolean;
-  launchTemplateDeleted: boolean;
-  terminatedInstanceIds: string[];
-}
 
 /** `sleep`: how the check waits between its looks at a starting instance (default: a timer). */
 export interface VerifyLaunchDeps extends Clock {
@@ -339,54 +332,6 @@ async function checkLaunchOnce(
   }
   logger.info('Launch verified', { instanceId, volumeId, kmsKeyArn: copy.kmsKeyArn });
   return { ...launch, state: 'verified', instanceId, volumeId, checkedAt: now.toISOString() };
-}
-
-export async function cleanUpLaunchCheck(item: TargetItem, deps: VerifyLaunchDeps = defaultDeps): Promise<CleanupResult> {
-  const name = launchCheckName(item.executionName, item.target.accountId, item.target.region);
-  const result: CleanupResult = { name, autoScalingGroupDeleted: false, launchTemplateDeleted: false, terminatedInstanceIds: [] };
-  if (item.settings.verify.mode === 'none') return result;
-  const clients = targetClients(item, deps);
-  const ec2 = clients.ec2(item.target.region);
-  if (item.settings.verify.mode === 'auto-scaling') {
-    try {
-      await clients.autoScaling(item.target.region).send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name, ForceDelete: true }));
-      result.autoScalingGroupDeleted = true;
-    } catch (error) {
-      const code = awsCode(error);
-      const message = error instanceof Error ? error.message : '';
-      // Already gone, or being deleted by an earlier attempt: either way nothing of ours stays.
-      const gone = (code === 'ValidationError' && /not found|does not exist/i.test(message)) || code === 'ScalingActivityInProgress';
-      if (!gone) throw toPipelineError(error, `Deleting Auto Scaling group ${name} in ${where(item)}`);
-    }
-    try {
-      await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name }));
-      result.launchTemplateDeleted = true;
-    } catch (error) {
-      const code = awsCode(error);
-      if (!code.startsWith('InvalidLaunchTemplateName') && !code.startsWith('InvalidLaunchTemplateId')) {
-        throw toPipelineError(error, `Deleting launch template ${name} in ${where(item)}`);
-      }
-    }
-  }
-  const described = await aws(`Looking for test instances ${name} in ${where(item)}`, () =>
-    ec2.send(
-      new DescribeInstancesCommand({
-        Filters: [
-          { Name: `tag:${TAGS.launchCheck}`, Values: [name] },
-          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
-        ],
-      }),
-    ),
-  );
-  const instanceIds = (described.Reservations ?? []).flatMap((r) => (r.Instances ?? []).flatMap((i) => (i.InstanceId ? [i.InstanceId] : [])));
-  if (instanceIds.length > 0) {
-    await aws(`Terminating test instances ${instanceIds.join(', ')} in ${where(item)}`, () =>
-      ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds })),
-    );
-  }
-  result.terminatedInstanceIds = instanceIds;
-  logger.info('Launch check cleaned up', { ...result });
-  return result;
 }
 
 export async function verifyLaunch(event: VerifyLaunchEvent, deps: VerifyLaunchDeps = defaultDeps): Promise<LaunchState | CleanupResult> {

@@ -25,6 +25,7 @@ import {
   payloadBytes,
   type LimitContext,
 } from './limits';
+import { localExecutionArn } from './executions';
 import { expandManifest, isRunSummary } from './manifest';
 
 installLimits();
@@ -314,7 +315,7 @@ export async function runDefinition(input: Json, handlers: Record<string, TaskHa
   }
   const parent: ExecutionRecord = {
     name: executionName,
-    arn: `arn:aws:states:us-east-1:123456789012:execution:encrypted-ami-pipeline-local:${executionName}`,
+    arn: localExecutionArn(executionName),
     stateMachine: 'PipelineStateMachine',
     events: [],
   };

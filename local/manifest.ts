@@ -33,7 +33,16 @@ export interface RunSummary {
   status: 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
   executionName: string;
   source: { imageId: string; region: string; accountId: string; name?: string; snapshotIds?: string[] } | null;
-  sourceShare: { revoked: boolean; accountIds?: string[]; snapshotIds?: string[]; error?: unknown };
+  sourceShare: {
+    revoked: boolean;
+    accountIds?: string[];
+    snapshotIds?: string[];
+    /** Ended executions whose shares this run revoked too (the share ledger). */
+    executions?: string[];
+    /** Permissions that stay on the source, and why (functions/shared/share.ts LeftShare). */
+    left?: { accountId: string; resourceId: string; reason: string; executionName?: string; executionStatus?: string }[];
+    error?: unknown;
+  };
   targets: TargetLine[];
   /** The batch executions, in batch order (null for a batch whose execution failed). */
   batches: (string | null)[];

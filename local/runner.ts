@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { buildBundles, type Bundle } from './bundle';
 import { runDefinition, type EventLog, type ExecutionRecord, type Json, type TaskHandler } from './asl';
+import { localStepFunctionsEndpoint, recordEnd, recordStart } from './executions';
 import type { Manifest } from './manifest';
 
 export interface LocalRunOptions {
@@ -65,8 +66,17 @@ async function loadHandlers(bundles: Bundle[], executionName: string, region: st
 export async function runLocal(input: unknown, options: LocalRunOptions = {}): Promise<LocalRunResult> {
   const executionName = options.executionName ?? `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
-  const saved = { endpoint: process.env.AWS_ENDPOINT_URL, region: process.env.AWS_REGION, level: process.env.POWERTOOLS_LOG_LEVEL };
+  const saved = {
+    endpoint: process.env.AWS_ENDPOINT_URL,
+    sfn: process.env.AWS_ENDPOINT_URL_SFN,
+    region: process.env.AWS_REGION,
+    level: process.env.POWERTOOLS_LOG_LEVEL,
+  };
   if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
+  // The functions ask Step Functions whether a run is still running (the share ledger): local runs are answered here.
+  process.env.AWS_ENDPOINT_URL_SFN = await localStepFunctionsEndpoint();
+  recordStart(executionName);
+  let ended: 'SUCCEEDED' | 'FAILED' = 'FAILED';
   process.env.AWS_REGION = region;
   process.env.POWERTOOLS_LOG_LEVEL = options.logLevel ?? 'SILENT';
   try {
@@ -78,6 +88,7 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });
     const manifest = run.manifest as Manifest | undefined;
+    ended = run.error ? 'FAILED' : 'SUCCEEDED';
     return {
       status: run.error ? 'FAILED' : 'SUCCEEDED',
       executionName,
@@ -87,7 +98,9 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
       executions: run.executions,
     };
   } finally {
+    recordEnd(executionName, ended);
     restore('AWS_ENDPOINT_URL', saved.endpoint);
+    restore('AWS_ENDPOINT_URL_SFN', saved.sfn);
     restore('AWS_REGION', saved.region);
     restore('POWERTOOLS_LOG_LEVEL', saved.level);
   }

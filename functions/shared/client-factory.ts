@@ -14,6 +14,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { KMSClient } from '@aws-sdk/client-kms';
+import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
@@ -37,6 +38,8 @@ export interface Clients {
   iam(region: string): IAMClient;
   eventBridge(region: string): EventBridgeClient;
   sns(region: string): SNSClient;
+  /** Step Functions: whether an execution is still running (the share ledger, the janitor). */
+  sfn(region: string): SFNClient;
 }
 
 export type Service = keyof Clients;
@@ -101,6 +104,7 @@ function clientSet(services: ServiceConstructors, credentials: AwsCredentialIden
     iam: (region) => get('iam', iamRegion(region)),
     eventBridge: (region) => get('eventBridge', region),
     sns: (region) => get('sns', region),
+    sfn: (region) => get('sfn', region),
   };
 }
 

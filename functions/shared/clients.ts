@@ -8,6 +8,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientFactory, type ClientFactory, type ServiceConstructors } from './client-factory';
@@ -22,6 +23,7 @@ export const ALL_SERVICES: Required<ServiceConstructors> = {
   iam: IAMClient,
   eventBridge: EventBridgeClient,
   sns: SNSClient,
+  sfn: SFNClient,
 };
 
 /** Every service, memoised per account and region; `stsRegion` is where AssumeRole is called. */

@@ -101,6 +101,9 @@ export class PreflightFailedError extends TerminalError {
 export class AccessDeniedError extends TerminalError {
   override name = 'AccessDeniedError';
 }
+export class ShareLedgerFullError extends TerminalError {
+  override name = 'ShareLedgerFullError';
+}
 export class AwsRequestFailedError extends TerminalError {
   override name = 'AwsRequestFailedError';
 }
@@ -130,6 +133,7 @@ export const TERMINAL_ERROR_NAMES = [
   'PreflightFailedError',
   'PublishFailedError',
   'AccessDeniedError',
+  'ShareLedgerFullError',
   'AwsRequestFailedError',
 ] as const;
 

@@ -15,7 +15,10 @@ export const resolvedSourceSchema = z.object({
   snapshotIds: z.array(z.string()),
   /** Total size of the image's snapshots (GiB): sizes the first wait for a copy. */
   sizeGiB: z.number(),
-  /** Target accounts that already had these permissions before the run: never revoked. */
+  /**
+   * Target accounts that had these permissions when the run resolved its source (what the doctor shows). ShareSource
+   * decides afresh through the share ledger which of them were given by hand (functions/shared/ledger.ts).
+   */
   preexistingShares: z.object({
     launchPermission: z.array(z.string()),
     createVolumePermission: z.record(z.string(), z.array(z.string())),

@@ -15,6 +15,7 @@ import {
   CopyImageCommand,
   CreateLaunchTemplateCommand,
   CreateTagsCommand,
+  DeleteTagsCommand,
   CreateLaunchTemplateVersionCommand,
   DeleteLaunchTemplateCommand,
   DeleteSnapshotCommand,
@@ -45,6 +46,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsError, BUILDER } from './fixtures';
 
@@ -122,6 +124,10 @@ export class FakeAws {
   readonly calls: CallRecord[] = [];
   readonly images = new Map<string, FakeImage>();
   readonly snapshotPermissions = new Map<string, Set<string>>();
+  /** Tags on the builder's source snapshots, by snapshot ID. */
+  readonly snapshotTags = new Map<string, Tag[]>();
+  /** What DescribeExecution answers, by execution ARN; an ARN not listed does not exist. */
+  readonly executions = new Map<string, string>();
   readonly keys = new Map<string, { account: string; region: string; arn: string; state: string; manager: string; aliases: string[] }>();
   readonly grants: Grant[] = [];
   readonly instances = new Map<string, FakeInstance>();
@@ -160,7 +166,7 @@ export class FakeAws {
   hooks: FakeAwsHooks = {};
 
   private seq = 0;
-  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient)];
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient)];
 
   /**
    * `singleDispatch` (off by default): one fake per client that picks the handler by the command's class, instead
@@ -214,7 +220,7 @@ export class FakeAws {
   }
 
   private install(): void {
-    const [ec2, kms, asg, sts, ssm, iam, events, sns] = this.mocks;
+    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn] = this.mocks;
     type Fake = (input: never, getClient: () => AnyClient) => Promise<unknown>;
     const dispatch = new Map<unknown, Map<unknown, Fake>>();
     const register = (mock: unknown, command: unknown, fake: Fake) => {
@@ -332,7 +338,7 @@ export class FakeAws {
     });
     on(ec2, DescribeSnapshotsCommand, 'ec2', (input) => ({
       Snapshots: (input.SnapshotIds as string[]).map((id) => {
-        const snapshot = { SnapshotId: id, Encrypted: this.encryptedSnapshots.has(id), KmsKeyId: this.encryptedSnapshots.get(id) };
+        const snapshot = { SnapshotId: id, Encrypted: this.encryptedSnapshots.has(id), KmsKeyId: this.encryptedSnapshots.get(id), Tags: this.snapshotTags.get(id) ?? [] };
         const copy = clockedSnapshots.get(id);
         if (!copy || copy.readyAt === undefined || copy.startedAt === undefined) return snapshot;
         // AWS reports whole percentages.
@@ -387,13 +393,33 @@ export class FakeAws {
     on(ec2, CreateTagsCommand, 'ec2', (input) => {
       for (const id of input.Resources as string[]) {
         const image = this.images.get(id);
-        if (!image) continue;
+        if (!image) {
+          if (id.startsWith('snap-')) {
+            const tags = (this.snapshotTags.get(id) ?? []).filter((x) => !(input.Tags as Tag[]).some((t) => t.Key === x.Key));
+            this.snapshotTags.set(id, [...tags, ...(input.Tags as Tag[])]);
+          }
+          continue;
+        }
         for (const t of input.Tags as Tag[]) {
           image.tags = image.tags.filter((x) => x.Key !== t.Key);
           image.tags.push(t);
         }
       }
       return {};
+    });
+    on(ec2, DeleteTagsCommand, 'ec2', (input) => {
+      const keys = new Set((input.Tags as { Key: string }[]).map((t) => t.Key));
+      for (const id of input.Resources as string[]) {
+        const image = this.images.get(id);
+        if (image) image.tags = image.tags.filter((t) => !keys.has(t.Key ?? ''));
+        else if (this.snapshotTags.has(id)) this.snapshotTags.set(id, (this.snapshotTags.get(id) ?? []).filter((t) => !keys.has(t.Key ?? '')));
+      }
+      return {};
+    });
+    on(sfn, DescribeExecutionCommand, 'states', (input) => {
+      const status = this.executions.get(String(input.executionArn));
+      if (!status) throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(input.executionArn)}'`, 400);
+      return { executionArn: input.executionArn, status };
     });
     on(ec2, DeregisterImageCommand, 'ec2', (input) => {
       const image = this.images.get(String(input.ImageId));

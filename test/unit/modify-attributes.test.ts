@@ -1,240 +1,155 @@
-import { EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from '@aws-sdk/client-ec2';
-import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { handler, modifyAttributes, type ModifyAttributesEvent } from '../../functions/modify-attributes';
-import { ACCOUNT_A, ACCOUNT_B, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, source, testClients } from '../support/fixtures';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { modifyAttributes, type ModifyAttributesEvent, type UnshareSourceResult } from '../../functions/modify-attributes';
+import { createClientFactory } from '../../functions/shared/clients';
+import { ledgerTags, readLedger } from '../../functions/shared/ledger';
+import { FakeAws } from '../support/fake-aws';
+import { ACCOUNT_A, ACCOUNT_B, rejection, source } from '../support/fixtures';
 
-const ec2Mock = mockClient(EC2Client);
-
-const DATA_SNAPSHOT = 'snap-0fedcba9876543210';
 const ACCOUNT_C = '333333333333';
+const REGION = 'eu-west-1';
+const MACHINE = 'arn:aws:states:eu-west-1:999999999999:execution:encrypted-ami-pipeline-prod';
+const arn = (name: string) => `${MACHINE}:${name}`;
 
-/**
- * Shares with A, B and C. B already had launch permission and volume permission on the root snapshot
- * before the run; C already had volume permission on the data snapshot.
- */
-function event(action: 'share' | 'unshare', overrides: Partial<ModifyAttributesEvent> = {}): ModifyAttributesEvent {
-  return {
-    action,
-    executionName: 'exec-1',
-    source: {
-      ...source,
-      snapshotIds: [SOURCE_SNAPSHOT, DATA_SNAPSHOT],
-      preexistingShares: {
-        launchPermission: [ACCOUNT_B],
-        createVolumePermission: { [SOURCE_SNAPSHOT]: [ACCOUNT_B], [DATA_SNAPSHOT]: [ACCOUNT_C] },
-      },
-    },
-    shareAccountIds: [ACCOUNT_A, ACCOUNT_B, ACCOUNT_C],
-    ...overrides,
-  };
-}
-
-const deps = () => ({ clients: testClients() });
-const users = (...ids: string[]) => ids.map((UserId) => ({ UserId }));
-
-function imageInputs() {
-  return ec2Mock.commandCalls(ModifyImageAttributeCommand).map((c) => c.args[0].input);
-}
-function snapshotInputs() {
-  return ec2Mock.commandCalls(ModifySnapshotAttributeCommand).map((c) => c.args[0].input);
-}
+let aws: FakeAws;
+let imageId: string;
+let snapshotId: string;
 
 beforeEach(() => {
-  ec2Mock.reset();
-  ec2Mock.on(ModifyImageAttributeCommand).resolves({});
-  ec2Mock.on(ModifySnapshotAttributeCommand).resolves({});
+  aws = new FakeAws();
+  imageId = aws.addSourceImage(REGION);
+  snapshotId = aws.images.get(imageId)?.snapshotId ?? '';
 });
+afterEach(() => aws.restore());
 
-describe('modifyAttributes share', () => {
-  it('adds launch permission for the target accounts that lacked it', async () => {
-    const result = await modifyAttributes(event('share'), deps());
-    expect(ec2Mock).toHaveReceivedCommandExactlyOnceWith(ModifyImageAttributeCommand, {
-      ImageId: SOURCE_IMAGE,
-      LaunchPermission: { Add: users(ACCOUNT_A, ACCOUNT_C) },
-    });
-    expect(imageInputs()).toEqual([{ ImageId: SOURCE_IMAGE, LaunchPermission: { Add: users(ACCOUNT_A, ACCOUNT_C) } }]);
-    expect(result).toEqual({
-      action: 'share',
-      imageId: SOURCE_IMAGE,
-      accountIds: [ACCOUNT_A, ACCOUNT_C],
-      snapshotIds: [SOURCE_SNAPSHOT, DATA_SNAPSHOT],
-      imageGone: false,
-    });
+function event(action: 'share' | 'unshare', executionName: string, shareAccountIds = [ACCOUNT_A, ACCOUNT_B]): ModifyAttributesEvent {
+  return { action, executionName, executionArn: arn(executionName), source: { ...source, imageId, region: REGION, snapshotIds: [snapshotId] }, shareAccountIds };
+}
+const run = (e: ModifyAttributesEvent) => modifyAttributes(e, { clients: createClientFactory(REGION) });
+const unshare = async (name: string) => (await run(event('unshare', name))) as UnshareSourceResult;
+const launch = () => [...(aws.images.get(imageId)?.launchPermission ?? [])].sort();
+const volume = () => [...(aws.snapshotPermissions.get(snapshotId) ?? [])].sort();
+const imageLedger = () => readLedger(aws.images.get(imageId)?.tags ?? []);
+
+describe('ShareSource', () => {
+  it('records its claim on the image and each snapshot before it adds the permissions', async () => {
+    const result = await run(event('share', 'run-1'));
+    expect(result).toMatchObject({ action: 'share', accountIds: [ACCOUNT_A, ACCOUNT_B], snapshotIds: [snapshotId], handShared: [] });
+    expect(launch()).toEqual([ACCOUNT_A, ACCOUNT_B]);
+    expect(volume()).toEqual([ACCOUNT_A, ACCOUNT_B]);
+    expect(imageLedger()).toEqual([{ executionName: 'run-1', executionArn: arn('run-1'), accountIds: [ACCOUNT_A, ACCOUNT_B] }]);
+    expect(readLedger(aws.snapshotTags.get(snapshotId) ?? [])).toEqual(imageLedger());
+    const order = aws.calls.map((c) => c.command).filter((c) => /^(CreateTags|Modify\w+Attribute)$/.test(c));
+    expect(order).toEqual(['CreateTags', 'ModifyImageAttribute', 'CreateTags', 'ModifySnapshotAttribute']);
   });
 
-  it('adds volume permission on each snapshot for the accounts that lacked it there', async () => {
-    await modifyAttributes(event('share'), deps());
-    expect(ec2Mock).toHaveReceivedCommandWith(ModifySnapshotAttributeCommand, {
-      SnapshotId: SOURCE_SNAPSHOT,
-      Attribute: 'createVolumePermission',
-      OperationType: 'add',
-      CreateVolumePermission: { Add: users(ACCOUNT_A, ACCOUNT_C) },
-    });
-    expect(snapshotInputs()).toEqual([
-      { SnapshotId: SOURCE_SNAPSHOT, Attribute: 'createVolumePermission', OperationType: 'add', CreateVolumePermission: { Add: users(ACCOUNT_A, ACCOUNT_C) } },
-      { SnapshotId: DATA_SNAPSHOT, Attribute: 'createVolumePermission', OperationType: 'add', CreateVolumePermission: { Add: users(ACCOUNT_A, ACCOUNT_B) } },
+  it('leaves an account the image was shared with by hand out of its claim', async () => {
+    aws.images.get(imageId)?.launchPermission.add(ACCOUNT_B);
+    const result = await run(event('share', 'run-1'));
+    expect(result).toMatchObject({ accountIds: [ACCOUNT_A], handShared: [ACCOUNT_B] });
+    expect(imageLedger()[0]?.accountIds).toEqual([ACCOUNT_A]);
+  });
+
+  it('claims an account another run shared with, so that run ending does not revoke it', async () => {
+    await run(event('share', 'run-1'));
+    const second = await run(event('share', 'run-2'));
+    expect(second).toMatchObject({ accountIds: [], handShared: [] });
+    expect(imageLedger().map((e) => [e.executionName, e.accountIds])).toEqual([
+      ['run-1', [ACCOUNT_A, ACCOUNT_B]],
+      ['run-2', [ACCOUNT_A, ACCOUNT_B]],
     ]);
   });
 
-  it('modifies the image in its own region', async () => {
-    const e = event('share');
-    e.source.region = 'ap-southeast-2';
-    await modifyAttributes(e, deps());
-    const client = ec2Mock.call(0).thisValue as EC2Client;
-    expect(await client.config.region()).toBe('ap-southeast-2');
-  });
-
-  it('calls nothing when every account already had every permission', async () => {
-    const result = await modifyAttributes(event('share', { shareAccountIds: [ACCOUNT_B] }), deps());
-    expect(ec2Mock).not.toHaveReceivedCommand(ModifyImageAttributeCommand);
-    expect(snapshotInputs()).toEqual([
-      { SnapshotId: DATA_SNAPSHOT, Attribute: 'createVolumePermission', OperationType: 'add', CreateVolumePermission: { Add: users(ACCOUNT_B) } },
-    ]);
-    expect(result.accountIds).toEqual([]);
-    expect(result.snapshotIds).toEqual([DATA_SNAPSHOT]);
-  });
-
-  it('calls nothing when there is no account to share with', async () => {
-    const result = await modifyAttributes(event('share', { shareAccountIds: [] }), deps());
-    expect(ec2Mock.calls()).toHaveLength(0);
-    expect(result).toEqual({ action: 'share', imageId: SOURCE_IMAGE, accountIds: [], snapshotIds: [], imageGone: false });
-  });
-
-  it('shares with many accounts in batches of 50', async () => {
-    const many = Array.from({ length: 120 }, (_, n) => String(400000000000 + n));
-    const e = event('share', { shareAccountIds: many });
-    e.source.snapshotIds = [SOURCE_SNAPSHOT];
-    await modifyAttributes(e, deps());
-    const batches = imageInputs().map((i) => i.LaunchPermission?.Add?.map((p) => p.UserId));
-    expect(batches.map((b) => b?.length)).toEqual([50, 50, 20]);
-    expect(batches.flat()).toEqual(many);
-    expect(snapshotInputs().map((i) => i.CreateVolumePermission?.Add?.length)).toEqual([50, 50, 20]);
-  });
-
-  it('refuses a snapshot encrypted with the AWS managed key with a terminal error quoting AWS', async () => {
-    ec2Mock
-      .on(ModifySnapshotAttributeCommand)
-      .rejects(awsError('InvalidParameter', "Snapshots encrypted with the AWS Managed CMK can't be shared."));
-    const error = await rejection(modifyAttributes(event('share'), deps()));
-    expect(error.name).toBe('AwsRequestFailedError');
-    expect(error.retryable).toBe(false);
-    expect(error.aws).toEqual({ code: 'InvalidParameter', message: "Snapshots encrypted with the AWS Managed CMK can't be shared." });
-    expect(error.message).toContain("Snapshots encrypted with the AWS Managed CMK can't be shared.");
-    expect(error.message).toContain(SOURCE_SNAPSHOT);
-    expect(error.message).toContain('AWS managed key cannot be shared');
-  });
-
-  it('does not treat a deregistered image as done when sharing', async () => {
-    ec2Mock
-      .on(ModifyImageAttributeCommand)
-      .rejects(awsError('InvalidAMIID.NotFound', `The image id '[${SOURCE_IMAGE}]' does not exist`));
-    const error = await rejection(modifyAttributes(event('share'), deps()));
-    expect(error.name).toBe('AwsRequestFailedError');
-    expect(error.aws?.code).toBe('InvalidAMIID.NotFound');
-    expect(ec2Mock).not.toHaveReceivedCommand(ModifySnapshotAttributeCommand);
-  });
-
-  it('turns throttling into a retryable AwsThrottlingError', async () => {
-    ec2Mock.on(ModifyImageAttributeCommand).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503));
-    const error = await rejection(modifyAttributes(event('share'), deps()));
-    expect(error.name).toBe('AwsThrottlingError');
-    expect(error.retryable).toBe(true);
-  });
-
-  it('names the missing permission when the pipeline role may not share', async () => {
-    ec2Mock.on(ModifyImageAttributeCommand).rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
-    const error = await rejection(modifyAttributes(event('share'), deps()));
-    expect(error.name).toBe('AccessDeniedError');
-    expect(error.message).toContain('ec2:ModifyImageAttribute');
+  it('refuses with ShareLedgerFullError when the claim does not fit in the 50 tags an image may carry', async () => {
+    const image = aws.images.get(imageId);
+    for (let i = 0; i < 48; i += 1) image?.tags.push({ Key: `team:${i}`, Value: 'x' });
+    const error = await rejection(run(event('share', 'run-1', Array.from({ length: 30 }, (_, n) => String(400000000000 + n)))));
+    expect(error.name).toBe('ShareLedgerFullError');
+    expect(error.message).toContain('needs 3 tags');
+    expect(launch()).toEqual([]);
   });
 });
 
-describe('modifyAttributes unshare', () => {
-  it('removes exactly the permissions the run added, never the pre-existing ones', async () => {
-    const result = await modifyAttributes(event('unshare'), deps());
-    expect(ec2Mock).toHaveReceivedCommandExactlyOnceWith(ModifyImageAttributeCommand, {
-      ImageId: SOURCE_IMAGE,
-      LaunchPermission: { Remove: users(ACCOUNT_A, ACCOUNT_C) },
-    });
-    expect(imageInputs()).toEqual([{ ImageId: SOURCE_IMAGE, LaunchPermission: { Remove: users(ACCOUNT_A, ACCOUNT_C) } }]);
-    expect(snapshotInputs()).toEqual([
-      { SnapshotId: SOURCE_SNAPSHOT, Attribute: 'createVolumePermission', OperationType: 'remove', CreateVolumePermission: { Remove: users(ACCOUNT_A, ACCOUNT_C) } },
-      { SnapshotId: DATA_SNAPSHOT, Attribute: 'createVolumePermission', OperationType: 'remove', CreateVolumePermission: { Remove: users(ACCOUNT_A, ACCOUNT_B) } },
-    ]);
-    expect(result).toEqual({
-      action: 'unshare',
-      imageId: SOURCE_IMAGE,
-      accountIds: [ACCOUNT_A, ACCOUNT_C],
-      snapshotIds: [SOURCE_SNAPSHOT, DATA_SNAPSHOT],
-      imageGone: false,
-    });
+describe('UnshareSource', () => {
+  it('revokes its own share and removes its ledger entry', async () => {
+    await run(event('share', 'run-1'));
+    const result = await unshare('run-1');
+    expect(result).toMatchObject({ revoked: true, accountIds: [ACCOUNT_A, ACCOUNT_B], snapshotIds: [snapshotId], executions: [], left: [] });
+    expect(launch()).toEqual([]);
+    expect(volume()).toEqual([]);
+    expect(imageLedger()).toEqual([]);
+    expect(aws.snapshotTags.get(snapshotId)).toEqual([]);
   });
 
-  it('reports a deregistered image as gone and still unshares its snapshots', async () => {
-    ec2Mock
-      .on(ModifyImageAttributeCommand)
-      .rejects(awsError('InvalidAMIID.NotFound', `The image id '[${SOURCE_IMAGE}]' does not exist`));
-    const result = await modifyAttributes(event('unshare'), deps());
+  it('never revokes a share made by hand, and says so', async () => {
+    aws.images.get(imageId)?.launchPermission.add(ACCOUNT_B);
+    await run(event('share', 'run-1'));
+    const result = await unshare('run-1');
+    expect(launch()).toEqual([ACCOUNT_B]);
+    expect(result.accountIds).toEqual([ACCOUNT_A]);
+    expect(result.left).toEqual([{ accountId: ACCOUNT_B, resourceId: imageId, reason: 'shared-by-hand' }]);
+    expect(result.revoked).toBe(true);
+  });
+
+  it('revokes the share of an earlier run that is no longer running (stopped, failed, timed out)', async () => {
+    await run(event('share', 'interrupted', [ACCOUNT_A, ACCOUNT_C]));
+    aws.executions.set(arn('interrupted'), 'ABORTED');
+    await run(event('share', 'run-2'));
+    const result = await unshare('run-2');
+    expect(launch()).toEqual([]);
+    expect(result.accountIds.sort()).toEqual([ACCOUNT_A, ACCOUNT_B, ACCOUNT_C]);
+    expect(result.executions).toEqual(['interrupted']);
+    expect(imageLedger()).toEqual([]);
+  });
+
+  it('keeps what a running execution still needs and names it', async () => {
+    await run(event('share', 'run-1', [ACCOUNT_A, ACCOUNT_C]));
+    aws.executions.set(arn('run-1'), 'RUNNING');
+    await run(event('share', 'run-2'));
+    const result = await unshare('run-2');
+    expect(launch()).toEqual([ACCOUNT_A, ACCOUNT_C]);
+    expect(volume()).toEqual([ACCOUNT_A, ACCOUNT_C]);
+    expect(result.accountIds).toEqual([ACCOUNT_B]);
+    expect(result.revoked).toBe(true);
+    expect(result.left.filter((l) => l.resourceId === imageId)).toEqual([
+      { accountId: ACCOUNT_A, resourceId: imageId, reason: 'execution-running', executionName: 'run-1', executionStatus: 'RUNNING' },
+      { accountId: ACCOUNT_C, resourceId: imageId, reason: 'execution-running', executionName: 'run-1', executionStatus: 'RUNNING' },
+    ]);
+    expect(imageLedger().map((e) => e.executionName)).toEqual(['run-1']);
+  });
+
+  it('revokes the share of an execution Step Functions does not know', async () => {
+    await run(event('share', 'local-run'));
+    await run(event('share', 'run-2', [ACCOUNT_A]));
+    const result = await unshare('run-2');
+    expect(result.executions).toEqual(['local-run']);
+    expect(launch()).toEqual([]);
+  });
+
+  it('keeps the share of an execution whose state cannot be read, and does not call it revoked', async () => {
+    await run(event('share', 'run-1'));
+    const liveness = async () => ({ running: null, status: 'AccessDeniedException' });
+    const result = (await modifyAttributes(event('unshare', 'run-2'), { clients: createClientFactory(REGION), liveness })) as UnshareSourceResult;
+    expect(launch()).toEqual([ACCOUNT_A, ACCOUNT_B]);
+    expect(result.revoked).toBe(false);
+    expect(result.left[0]).toMatchObject({ accountId: ACCOUNT_A, reason: 'execution-unknown', executionName: 'run-1', executionStatus: 'AccessDeniedException' });
+  });
+
+  it('still revokes the snapshots of an image deregistered during the run', async () => {
+    await run(event('share', 'run-1'));
+    aws.images.delete(imageId);
+    const result = await unshare('run-1');
     expect(result.imageGone).toBe(true);
-    expect(result.snapshotIds).toEqual([SOURCE_SNAPSHOT, DATA_SNAPSHOT]);
-    expect(ec2Mock).toHaveReceivedCommandTimes(ModifySnapshotAttributeCommand, 2);
-    expect(ec2Mock).toHaveReceivedCommandWith(ModifySnapshotAttributeCommand, { SnapshotId: DATA_SNAPSHOT, OperationType: 'remove' });
-  });
-
-  it('skips a snapshot that no longer exists and unshares the others', async () => {
-    ec2Mock
-      .on(ModifySnapshotAttributeCommand, { SnapshotId: SOURCE_SNAPSHOT })
-      .rejects(awsError('InvalidSnapshot.NotFound', `The snapshot '${SOURCE_SNAPSHOT}' does not exist.`));
-    const result = await modifyAttributes(event('unshare'), deps());
-    expect(result.snapshotIds).toEqual([DATA_SNAPSHOT]);
-    expect(result.imageGone).toBe(false);
-    expect(ec2Mock).toHaveReceivedCommandWith(ModifySnapshotAttributeCommand, { SnapshotId: DATA_SNAPSHOT, OperationType: 'remove' });
-  });
-
-  it('gives up on a missing snapshot after its first batch', async () => {
-    const many = Array.from({ length: 60 }, (_, n) => String(400000000000 + n));
-    ec2Mock
-      .on(ModifySnapshotAttributeCommand, { SnapshotId: SOURCE_SNAPSHOT })
-      .rejects(awsError('InvalidSnapshot.NotFound', `The snapshot '${SOURCE_SNAPSHOT}' does not exist.`));
-    const result = await modifyAttributes(event('unshare', { shareAccountIds: many }), deps());
-    expect(snapshotInputs().map((i) => i.SnapshotId)).toEqual([SOURCE_SNAPSHOT, DATA_SNAPSHOT, DATA_SNAPSHOT]);
-    expect(result.snapshotIds).toEqual([DATA_SNAPSHOT]);
-  });
-
-  it('does not skip a missing snapshot when sharing', async () => {
-    ec2Mock
-      .on(ModifySnapshotAttributeCommand, { SnapshotId: SOURCE_SNAPSHOT })
-      .rejects(awsError('InvalidSnapshot.NotFound', `The snapshot '${SOURCE_SNAPSHOT}' does not exist.`));
-    const error = await rejection(modifyAttributes(event('share'), deps()));
-    expect(error.name).toBe('AwsRequestFailedError');
-    expect(error.aws?.code).toBe('InvalidSnapshot.NotFound');
-  });
-
-  it('turns throttling of an unshare into a retryable AwsThrottlingError', async () => {
-    ec2Mock.on(ModifySnapshotAttributeCommand).rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503));
-    const error = await rejection(modifyAttributes(event('unshare'), deps()));
-    expect(error.name).toBe('AwsThrottlingError');
+    expect(result.snapshotIds).toEqual([snapshotId]);
+    expect(volume()).toEqual([]);
   });
 });
 
-describe('modifyAttributes handler', () => {
-  it.each([
-    ['an unknown action', { ...event('share'), action: 'delete' }, 'event.action'],
-    ['a missing source', { action: 'share', executionName: 'exec-1', shareAccountIds: [ACCOUNT_A] }, 'event.source'],
-    ['account IDs that are not a list', { ...event('unshare'), shareAccountIds: ACCOUNT_A }, 'event.shareAccountIds'],
-    ['no payload at all', null, 'event.'],
-  ])('rejects %s with InvalidInputError and makes no AWS call', async (_what, payload, field) => {
-    const error = await rejection(handler(payload));
-    expect(error.name).toBe('InvalidInputError');
-    expect(error.message).toContain(field);
-    expect(ec2Mock.calls()).toHaveLength(0);
-  });
-
-  it('shares through the default clients for a well-formed payload', async () => {
-    const result = await handler(event('share'));
-    expect(result.accountIds).toEqual([ACCOUNT_A, ACCOUNT_C]);
-    expect(ec2Mock).toHaveReceivedCommandTimes(ModifyImageAttributeCommand, 1);
-    expect(ec2Mock).toHaveReceivedCommandTimes(ModifySnapshotAttributeCommand, 2);
+describe('the ledger tags', () => {
+  it('pack 21 accounts per value and read back in order', () => {
+    const accounts = Array.from({ length: 45 }, (_, n) => String(400000000000 + n));
+    const tags = ledgerTags('run-1', arn('run-1'), accounts);
+    expect(tags.map((t) => t.Key)).toEqual(['ami-pipeline:share:run-1', 'ami-pipeline:share:run-1:0', 'ami-pipeline:share:run-1:1', 'ami-pipeline:share:run-1:2']);
+    expect(tags.every((t) => t.Value.length <= 256 && t.Key.length <= 128)).toBe(true);
+    expect(readLedger([...tags].reverse())).toEqual([{ executionName: 'run-1', executionArn: arn('run-1'), accountIds: accounts }]);
   });
 });

@@ -162,7 +162,7 @@ describe('summary', () => {
         'Source image: not resolved',
         'Targets: 0 (0 succeeded, 0 failed)',
         '',
-        'Source share: revoked (no permission this run added remains on the source image or its snapshots)',
+        'Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)',
         'Execution: exec-1',
       ].join('\n'),
     );
@@ -177,7 +177,7 @@ describe('summary', () => {
         `Source image: ${SOURCE_IMAGE} (base-image-2026-11-29) in eu-west-1, account ${BUILDER}`,
         'Targets: 1 (1 succeeded, 0 failed)',
         '',
-        'Source share: revoked (no permission this run added remains on the source image or its snapshots)',
+        'Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)',
         'Execution: exec-1',
       ].join('\n'),
     );
@@ -258,7 +258,7 @@ describe('notify', () => {
         'Failed targets:',
         `- ${ACCOUNT_B} eu-west-1: LaunchFailedError`,
         '',
-        'Source share: revoked (no permission this run added remains on the source image or its snapshots)',
+        'Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)',
         'Execution: exec-1',
       ].join('\n'),
     });

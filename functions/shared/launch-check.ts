@@ -1,0 +1,73 @@
+/**
+ * Removing what a launch check made in a target (its Auto Scaling group, launch template and instances), found by
+ * the name derived from the run and the target (tags.ts launchCheckName). Idempotent. CleanUpLaunchCheck, the
+ * janitor and `ami-pipeline cleanup` use it.
+ */
+import { DeleteAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import { DeleteLaunchTemplateCommand, DescribeInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import type { ClientFactory } from './client-factory';
+import { aws, awsCode, toPipelineError } from './errors';
+import { logger } from './logger';
+import type { TargetItem } from './plan';
+import { launchCheckName, TAGS } from './tags';
+import { targetClients } from './target';
+
+export type LaunchCheckTarget = Pick<TargetItem, 'executionName' | 'target' | 'settings'>;
+
+const where = (item: LaunchCheckTarget) => `${item.target.accountId}/${item.target.region}`;
+
+export interface CleanupResult {
+  name: string;
+  autoScalingGroupDeleted: boolean;
+  launchTemplateDeleted: boolean;
+  terminatedInstanceIds: string[];
+}
+
+export async function cleanUpLaunchCheck(item: LaunchCheckTarget, deps: { clients: ClientFactory }): Promise<CleanupResult> {
+  const name = launchCheckName(item.executionName, item.target.accountId, item.target.region);
+  const result: CleanupResult = { name, autoScalingGroupDeleted: false, launchTemplateDeleted: false, terminatedInstanceIds: [] };
+  if (item.settings.verify.mode === 'none') return result;
+  const clients = targetClients(item, deps);
+  const ec2 = clients.ec2(item.target.region);
+  if (item.settings.verify.mode === 'auto-scaling') {
+    try {
+      await clients.autoScaling(item.target.region).send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name, ForceDelete: true }));
+      result.autoScalingGroupDeleted = true;
+    } catch (error) {
+      const code = awsCode(error);
+      const message = error instanceof Error ? error.message : '';
+      // Already gone, or being deleted by an earlier attempt: either way nothing of ours stays.
+      const gone = (code === 'ValidationError' && /not found|does not exist/i.test(message)) || code === 'ScalingActivityInProgress';
+      if (!gone) throw toPipelineError(error, `Deleting Auto Scaling group ${name} in ${where(item)}`);
+    }
+    try {
+      await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name }));
+      result.launchTemplateDeleted = true;
+    } catch (error) {
+      const code = awsCode(error);
+      if (!code.startsWith('InvalidLaunchTemplateName') && !code.startsWith('InvalidLaunchTemplateId')) {
+        throw toPipelineError(error, `Deleting launch template ${name} in ${where(item)}`);
+      }
+    }
+  }
+  const described = await aws(`Looking for test instances ${name} in ${where(item)}`, () =>
+    ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: `tag:${TAGS.launchCheck}`, Values: [name] },
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+        ],
+      }),
+    ),
+  );
+  const instanceIds = (described.Reservations ?? []).flatMap((r) => (r.Instances ?? []).flatMap((i) => (i.InstanceId ? [i.InstanceId] : [])));
+  if (instanceIds.length > 0) {
+    await aws(`Terminating test instances ${instanceIds.join(', ')} in ${where(item)}`, () =>
+      ec2.send(new TerminateInstancesCommand({ InstanceIds: instanceIds })),
+    );
+  }
+  result.terminatedInstanceIds = instanceIds;
+  logger.info('Launch check cleaned up', { ...result });
+  return result;
+}
+
