@@ -12,6 +12,8 @@ import { pipelineHandlers } from '../support/pipeline';
 import { runDefinition, type Json, type TaskHandler } from '../../local/asl';
 import { REQUESTS, type IamRequest, type RecordedCall, type World } from './requests';
 import { sourceKeyPolicy } from './shipped';
+import { ledgerTags } from '../../functions/shared/ledger';
+import { PACKAGE_STAGE } from '../support/package';
 
 export const EXTERNAL_ID = 'ami-pipeline-external-id';
 export const TOPIC_ARN = `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline`;
@@ -41,6 +43,14 @@ const SCENARIOS: Scenario[] = [
     input: { publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: ['web-servers'] } },
   },
   { name: 'launch check with RunInstances', input: { verify: { mode: 'run-instances' } } },
+  {
+    name: 'a run after an interrupted one, whose share the ledger revokes',
+    setup: (aws, source) => {
+      const image = aws.images.get(source);
+      image?.tags.push(...ledgerTags('interrupted', `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-${PACKAGE_STAGE}:interrupted`, [ACCOUNT_A]));
+      image?.launchPermission.add(ACCOUNT_A);
+    },
+  },
   { name: 'rekey', rekey: true },
   { name: 'a failed copy', setup: (aws) => aws.failingCopies.add(`${ACCOUNT_A}/eu-west-1`) },
   { name: 'a failed launch (Auto Scaling)', setup: (aws) => aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch') },

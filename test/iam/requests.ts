@@ -166,6 +166,15 @@ export const REQUESTS: Record<string, Entry> = {
       resource: id.startsWith('ami-') ? image(c.region, id) : id.startsWith('snap-') ? snapshot(c.region, id) : ec2Arn(c, id.startsWith('i-') ? 'instance' : 'volume', id),
       context: { ...requestTags(c.input.Tags as Tag[]), ...resourceTags(w.tagsOf(id)) },
     })),
+  // The share ledger's entries come off the source image and snapshots (docs/share-ledger.md).
+  'ec2:DeleteTags': (c, w) =>
+    (c.input.Resources as string[]).map((id) => ({
+      action: 'ec2:DeleteTags',
+      resource: id.startsWith('ami-') ? image(c.region, id) : snapshot(c.region, id),
+      context: { 'aws:TagKeys': (c.input.Tags as Tag[]).map((t) => t.Key ?? ''), ...resourceTags(w.tagsOf(id)) },
+    })),
+  // Is the run that shared the source still running? (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)
+  'states:DescribeExecution': (c) => [{ action: 'states:DescribeExecution', resource: String(c.input.executionArn) }],
   'ec2:DeregisterImage': (c, w) => [
     { action: 'ec2:DeregisterImage', resource: image(c.region, String(c.input.ImageId)), context: resourceTags(w.tagsOf(String(c.input.ImageId))) },
   ],
