@@ -1,7 +1,4 @@
 /** The commands that touch AWS: run (local or deployed) and status. Each resolves to its exit code. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { EventLog } from '../local/asl';
 import type { LocalRunResult } from '../local/runner';
 import {
@@ -73,12 +70,13 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
   tracker.stage = 'bundling the functions';
   // Bundles of our own: a demo or test building .local-build/ at the same time cannot swap them mid-run.
   // Loaded here: esbuild and aws-local-stepfunctions take most of a second, which deployed runs need not wait for.
-  const [{ buildBundles }, { runLocal }] = await Promise.all([import('../local/bundle'), import('../local/runner')]);
-  const outDir = mkdtempSync(join(tmpdir(), 'ami-pipeline-bundles-'));
+  const [{ buildBundles, temporaryBundleDir }, { runLocal }] = await Promise.all([import('../local/bundle'), import('../local/runner')]);
+  // Removed on every way out: here on a normal end or an error, by its own hooks on exit and on signals.
+  const outDir = temporaryBundleDir();
   let result: LocalRunResult;
   try {
     result = await runLocal(raw, {
-      bundles: await buildBundles(outDir),
+      bundles: await buildBundles(outDir.path),
       ...(endpointUrl ? { endpointUrl } : {}),
       ...(options.region ? { region: options.region } : {}),
       ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
@@ -88,7 +86,7 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
       },
     });
   } finally {
-    rmSync(outDir, { recursive: true, force: true });
+    outDir.remove();
   }
   const skipped = result.events.find((e) => e.type === 'StateEntered' && e.state?.name === 'SourceNotOptedIn');
   const reason = (skipped?.state?.input as { skipReason?: string } | undefined)?.skipReason;

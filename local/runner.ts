@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { buildBundles, type Bundle } from './bundle';
+import { buildBundles, temporaryBundleDir, type Bundle, type TemporaryDir } from './bundle';
 import { runDefinition, type EventLog, type ExecutionRecord, type Json, type TaskHandler } from './asl';
 import { localStepFunctionsEndpoint, recordEnd, recordStart } from './executions';
 import type { Manifest } from './manifest';
@@ -79,8 +79,11 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
   let ended: 'SUCCEEDED' | 'FAILED' = 'FAILED';
   process.env.AWS_REGION = region;
   process.env.POWERTOOLS_LOG_LEVEL = options.logLevel ?? 'SILENT';
+  // Bundles this run builds for itself go when it ends (and on every other way out: see temporaryBundleDir).
+  let own: TemporaryDir | undefined;
   try {
-    const bundles = options.bundles ?? (await buildBundles());
+    if (!options.bundles) own = temporaryBundleDir();
+    const bundles = options.bundles ?? (await buildBundles(own?.path));
     const handlers = await loadHandlers(bundles, executionName, region);
     const run = await runDefinition(input as Json, handlers, {
       executionName,
@@ -99,6 +102,7 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
     };
   } finally {
     recordEnd(executionName, ended);
+    own?.remove();
     restore('AWS_ENDPOINT_URL', saved.endpoint);
     restore('AWS_ENDPOINT_URL_SFN', saved.sfn);
     restore('AWS_REGION', saved.region);

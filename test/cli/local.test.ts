@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../local/manifest';
 import type { Moto } from '../../local/moto';
@@ -27,10 +27,12 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline run --local against moto', () => 
       targets: targets.map((t) => ({ ...t, kmsKey: 'alias/ami-encryption' })),
     });
     const manifestFile = `${dir}/manifest.json`;
+    const tmp = `${dir}/tmp`;
+    mkdirSync(tmp);
 
     const result = await runCli(
       ['run', '--input', input, '--local', '--endpoint-url', moto.endpoint, '--output', 'json', '--manifest', manifestFile],
-      { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1' },
+      { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1', TMPDIR: tmp },
     );
 
     expect(result.code, result.stderr).toBe(0);
@@ -49,6 +51,8 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline run --local against moto', () => 
       expect(phases).toEqual(['checking', 'copying', 'granting', 'verifying', 'publishing', 'done']);
     }
     expect(progress).not.toContainEqual(expect.stringContaining('\x1b['));
+    // The run's bundle folder is gone once it has ended.
+    expect(readdirSync(tmp).filter((n) => n.startsWith('ami-pipeline-bundles-'))).toEqual([]);
     rmSync(dir, { recursive: true, force: true });
   });
 });
