@@ -9,7 +9,8 @@ import { createClientFactory, sessionNameFor, type ClientFactory } from '../func
 import { InvalidInputError, PipelineError } from '../functions/shared/errors';
 import { rootLogger } from '../functions/shared/logger';
 import { ebsDefaultCheck, checkTarget, type Check, type TargetItem } from '../functions/shared/preflight';
-import { loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
+import { resolveTargets, type ResolvedTarget } from '../functions/shared/organization';
+import { explicitTargets, loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
 import type { Output } from './render';
 import { CliError, noCredentialsMessage } from './errors';
 import { readInputFile } from './input';
@@ -52,7 +53,29 @@ export async function doctor(raw: unknown, clients: ClientFactory, deps: Pick<Sn
 
   const executionName = `doctor-${randomUUID().slice(0, 8)}`;
   const settings = settingsOf(input);
-  const items: TargetItem[] = targetPairs(input).map((target) => ({ executionName, target, settings }));
+  let targets: ResolvedTarget[] = explicitTargets(input);
+  if ((input.targets ?? []).some((t) => t.organizationalUnitId !== undefined)) {
+    try {
+      const resolution = await resolveTargets(input, { clients, pipelineRegion: deps.pipelineRegion, sessionName: sessionNameFor(executionName) });
+      targets = resolution.targets;
+      for (const ou of resolution.organization) {
+        const skipped = ou.skipped.map((s) => `${s.accountId} (${s.state})`);
+        checks.push({
+          scope: ou.organizationalUnitId, check: 'organization', verdict: ou.targeted.length > 0 ? 'pass' : 'warn',
+          message: `${ou.found} account(s) found: ${ou.targeted.length} targeted${ou.targeted.length ? ` (${ou.targeted.join(', ')})` : ''}` +
+            `${skipped.length ? `; skipped, not ACTIVE: ${skipped.join(', ')}` : ''}${ou.excluded.length ? `; excluded: ${ou.excluded.join(', ')}` : ''}` +
+            `${ou.coveredElsewhere.length ? `; targeted by another entry: ${ou.coveredElsewhere.join(', ')}` : ''}`,
+        });
+      }
+    } catch (error) {
+      const aws = error instanceof PipelineError && error.aws ? error.aws : undefined;
+      checks.push({
+        scope: 'organization', check: 'organization', verdict: 'fail', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        ...(aws ? { awsError: `${aws.code}: ${aws.message}` } : {}),
+      });
+    }
+  }
+  const items: TargetItem[] = targetPairs(input, targets).map((target) => ({ executionName, target, settings }));
   const perTarget = await Promise.all(
     items.map((item) =>
       checkTarget(

@@ -45,7 +45,8 @@ export function readInputFile(path: string, adjust?: (raw: Record<string, unknow
   }
   try {
     const input = parseInput(raw);
-    const targets = (input.targets ?? []).flatMap((t) => t.regions.map((region) => ({ accountId: t.accountId, region })));
+    // OU entries are resolved at run time: only the explicit accounts are known here.
+    const targets = (input.targets ?? []).flatMap((t) => (t.accountId !== undefined ? t.regions.map((region) => ({ accountId: t.accountId ?? '', region })) : []));
     return { raw, input, targets };
   } catch (error) {
     if (error instanceof InvalidInputError) throw new CliError(`${path}: ${error.message}`, 2);
@@ -58,12 +59,15 @@ export function describeValid(file: InputFile): string {
   if (file.input.targets === undefined) {
     return `valid: targets come from the SSM parameter ${file.input.targetsParameter ?? '(none)'} at run time`;
   }
+  const ous = file.input.targets.flatMap((t) => (t.organizationalUnitId !== undefined ? [t.organizationalUnitId] : []));
+  const fromOus = ous.length > 0 ? `; the accounts of ${ous.join(', ')} are resolved from AWS Organizations at run time (ami-pipeline doctor lists them)` : '';
   const n = file.targets.length;
   const extra = file.input.targetsParameter ? ` (plus settings from ${file.input.targetsParameter})` : '';
   const plan = historyBudget(n, file.input.copy.timeoutMinutes, file.input.verify.timeoutMinutes, file.input.maxConcurrency ?? null);
   const batches = `${plan.batches} batch execution${plan.batches === 1 ? '' : 's'} of up to ${plan.batchSize}`;
   const atOnce = Math.min(n, plan.runningBatches * plan.perBatchConcurrency);
-  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}, run as ${batches}, ${atOnce} at once`;
+  if (n === 0) return `valid${extra}${fromOus}`;
+  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}, run as ${batches}, ${atOnce} at once${fromOus}`;
 }
 
 export function validate(path: string, io: { stdout: { write(text: string): unknown } }): number {

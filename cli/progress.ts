@@ -80,7 +80,7 @@ const STAGE_OF_STATE: Record<string, string> = {
   RunFailed: 'failed',
   ReportRunError: 'stopping: the run failed before or while fanning out',
   RunStopped: 'stopped',
-  SourceNotOptedIn: 'skipped: the source does not carry the opt-in tag',
+  SourceNotOptedIn: 'skipped: the source does not carry the opt-in tag, or the run has no target account',
 };
 
 const FINAL: ReadonlySet<Phase> = new Set(['done', 'failed']);

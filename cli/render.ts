@@ -2,6 +2,7 @@
  * What the user sees: the live view of a run (redrawn in place on a terminal, one line per change
  * otherwise) and the manifest as a table with a summary line.
  */
+import type { OuExpansion } from '../functions/shared/organization';
 import type { Manifest, TargetResult } from '../local/manifest';
 import { formatDuration, type Change, type ProgressTracker, type TargetProgress } from './progress';
 
@@ -180,8 +181,18 @@ export function manifestTable(manifest: Manifest, columns = 120): string {
   const lines = [format(header, true), ...rows.map((row) => format(row))];
   if (manifest.results.length === 0) lines.push('(no targets)');
   lines.push('', summaryLine(manifest));
+  for (const ou of manifest.organization ?? []) lines.push(expansionLine(ou));
   if (cut.length > 0) lines.push('', 'Errors:', ...cut.map((c) => `  ${c}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** One OU entry's expansion: found, targeted, skipped (with state), excluded, targeted by another entry. */
+export function expansionLine(ou: OuExpansion): string {
+  const parts = [`${ou.found} account(s) found`, `${ou.targeted.length} targeted`];
+  if (ou.skipped.length) parts.push(`skipped (not ACTIVE): ${ou.skipped.map((s) => `${s.accountId} ${s.state}`).join(', ')}`);
+  if (ou.excluded.length) parts.push(`excluded: ${ou.excluded.join(', ')}`);
+  if (ou.coveredElsewhere.length) parts.push(`targeted by another entry: ${ou.coveredElsewhere.join(', ')}`);
+  return `${ou.organizationalUnitId}: ${parts.join('; ')}`;
 }
 
 export function summaryLine(manifest: Manifest): string {

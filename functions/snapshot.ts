@@ -15,9 +15,10 @@ import {
   type Image,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { clientFactory, type ClientFactory } from './shared/client-factory';
+import { clientFactory, sessionNameFor, type ClientFactory } from './shared/client-factory';
 import {
   aws,
   awsCode,
@@ -29,7 +30,8 @@ import {
   SourceNotShareableError,
   toPipelineError,
 } from './shared/errors';
-import { keyFor, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
+import { keyFor, pairLimitProblem, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
+import { resolveTargets, type ResolvedTarget } from './shared/organization';
 import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
@@ -51,7 +53,7 @@ export interface SnapshotDeps {
 
 let callerAccount: Promise<string> | undefined;
 export const defaultDeps: SnapshotDeps = {
-  clients: clientFactory({ ec2: EC2Client, kms: KMSClient, ssm: SSMClient }),
+  clients: clientFactory({ ec2: EC2Client, kms: KMSClient, ssm: SSMClient, organizations: OrganizationsClient }),
   pipelineRegion: process.env.AWS_REGION ?? 'us-east-1',
   builderAccountId: () => {
     callerAccount ??= new STSClient({ region: process.env.AWS_REGION ?? 'us-east-1' })
@@ -208,14 +210,23 @@ export function settingsOf(input: PipelineInput): RunPlan['settings'] {
     copy: { name: input.copy.name ?? null, timeoutMinutes: input.copy.timeoutMinutes },
     publish: { parameterName: input.publish.parameterName ?? null, launchTemplates: input.publish.launchTemplates },
     retention: { lineage: input.retention.lineage ?? null, keep: input.retention.keep, dryRun: input.retention.dryRun },
+    awaitDeployment: input.newAccount !== undefined,
   };
 }
 
+/** The inline accountId entries as resolved targets (OU entries need Organizations: resolveTargets). */
+export function explicitTargets(input: PipelineInput): ResolvedTarget[] {
+  return (input.targets ?? []).flatMap(({ accountId, organizationalUnitId: _ou, excludeAccountIds: _ex, ...rest }) =>
+    accountId !== undefined ? [{ ...rest, accountId, organizationalUnitId: null }] : [],
+  );
+}
+
 /** One item per (account, region), with the key and launch-check subnet of that region. */
-export function targetPairs(input: PipelineInput): TargetPair[] {
-  return (input.targets ?? []).flatMap((t) =>
+export function targetPairs(input: PipelineInput, targets: ResolvedTarget[] = explicitTargets(input)): TargetPair[] {
+  return targets.flatMap((t) =>
     t.regions.map((r) => ({
       accountId: t.accountId,
+      organizationalUnitId: t.organizationalUnitId,
       region: r,
       kmsKey: keyFor(t, r),
       subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
@@ -235,7 +246,11 @@ export function batchesOf(executionName: string, targets: TargetPair[], size: nu
 
 export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {
   const input = await loadInput(event.input, deps);
-  const targets = targetPairs(input);
+  const resolution = await resolveTargets(input, { clients: deps.clients, pipelineRegion: deps.pipelineRegion, sessionName: sessionNameFor(event.executionName) });
+  const only = input.newAccount?.accountId;
+  const targets = targetPairs(input, resolution.targets.filter((t) => only === undefined || t.accountId === only));
+  const tooMany = pairLimitProblem(targets.length, input);
+  if (tooMany) throw new InvalidInputError([`targets (resolved from ${resolution.organization.map((o) => o.organizationalUnitId).join(', ')}): ${tooMany}`]);
   const budget = historyBudget(targets.length, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
   const plan: RunPlan = {
     executionName: event.executionName,
@@ -247,8 +262,16 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     runningBatches: budget.runningBatches,
     perBatchConcurrency: budget.perBatchConcurrency,
     settings: settingsOf(input),
+    organization: resolution.organization,
     notify: { topicArn: input.notify.topicArn ?? null },
   };
+  if (resolution.organization.length > 0) logger.info('Organization targets resolved', { organization: resolution.organization });
+  if (targets.length === 0) {
+    const why = only !== undefined
+      ? `account ${only} is not a target: no accountId entry names it and no organizationalUnitId entry reaches it as an ACTIVE, not excluded account`
+      : 'the organizationalUnitId entries hold no ACTIVE account that is not excluded';
+    return { ...plan, skipped: true, skipReason: why };
+  }
   // A rekey has no source of its own: each target re-encrypts its published copy (ResolveCurrentCopy).
   if (input.mode === 'rekey') return plan;
   const spec = input.source;

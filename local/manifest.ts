@@ -1,6 +1,10 @@
 /** The manifest a run reports, as the state machine builds it (see the README's "Output"). */
+import type { OuExpansion } from '../functions/shared/organization';
+
 export interface TargetResult {
   accountId: string;
+  /** The organizationalUnitId entry that reached this account; null for an explicit accountId entry. */
+  organizationalUnitId?: string | null;
   region: string;
   status: 'succeeded' | 'failed';
   imageId: string | null;
@@ -20,6 +24,7 @@ export interface TargetResult {
 /** One target as the run's own output lists it (the full line is in its batch execution's output). */
 export interface TargetLine {
   accountId: string | null;
+  organizationalUnitId?: string | null;
   region: string | null;
   status: 'succeeded' | 'failed';
   /** The error's name on a failed target. */
@@ -43,6 +48,8 @@ export interface RunSummary {
     left?: { accountId: string; resourceId: string; reason: string; executionName?: string; executionStatus?: string }[];
     error?: unknown;
   };
+  /** What each organizationalUnitId entry expanded to (functions/shared/organization.ts OuExpansion). */
+  organization?: OuExpansion[];
   targets: TargetLine[];
   /** The batch executions, in batch order (null for a batch whose execution failed). */
   batches: (string | null)[];
@@ -76,6 +83,7 @@ export async function expandManifest(summary: RunSummary, batchOutput: (executio
     if (line.accountId && line.region && listed.has(`${line.accountId}/${line.region}`)) continue;
     results.push({
       accountId: line.accountId ?? '(batch)',
+      organizationalUnitId: line.organizationalUnitId ?? null,
       region: line.region ?? `batch ${line.batch ?? '?'}`,
       status: line.status,
       imageId: null,

@@ -15,6 +15,7 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SFNClient } from '@aws-sdk/client-sfn';
+import type { OrganizationsClient } from '@aws-sdk/client-organizations';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
@@ -40,6 +41,8 @@ export interface Clients {
   sns(region: string): SNSClient;
   /** Step Functions: whether an execution is still running (the share ledger, the janitor). */
   sfn(region: string): SFNClient;
+  /** Organizations is global; `region` only picks the partition's endpoint. */
+  organizations(region: string): OrganizationsClient;
 }
 
 export type Service = keyof Clients;
@@ -78,6 +81,7 @@ export function sessionNameFor(executionName: string): string {
   return `ami-pipeline-${executionName}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64);
 }
 
+/** Where a partition's global services (IAM, Organizations) are called. */
 function iamRegion(region: string): string {
   const partition = partitionOf(region);
   return partition === 'aws-cn' ? 'cn-north-1' : partition === 'aws-us-gov' ? 'us-gov-west-1' : 'us-east-1';
@@ -105,6 +109,7 @@ function clientSet(services: ServiceConstructors, credentials: AwsCredentialIden
     eventBridge: (region) => get('eventBridge', region),
     sns: (region) => get('sns', region),
     sfn: (region) => get('sfn', region),
+    organizations: (region) => get('organizations', iamRegion(region)),
   };
 }
 

@@ -9,6 +9,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientFactory, type ClientFactory, type ServiceConstructors } from './client-factory';
@@ -24,6 +25,7 @@ export const ALL_SERVICES: Required<ServiceConstructors> = {
   eventBridge: EventBridgeClient,
   sns: SNSClient,
   sfn: SFNClient,
+  organizations: OrganizationsClient,
 };
 
 /** Every service, memoised per account and region; `stsRegion` is where AssumeRole is called. */

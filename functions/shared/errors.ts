@@ -44,6 +44,10 @@ export class ImageNotYetVisibleError extends RetryableError {
 export class GrantNotYetPropagatedError extends RetryableError {
   override name = 'GrantNotYetPropagatedError';
 }
+/** A new account's role or key is not there yet (its StackSet instance deploys asynchronously); retried for a bounded time. */
+export class TargetNotYetDeployedError extends RetryableError {
+  override name = 'TargetNotYetDeployedError';
+}
 
 // Terminal
 /** How many problems an InvalidInputError's message lists; the rest are counted (100,000 repeated regions were 7.7 MB). */
@@ -98,6 +102,10 @@ export class PublishFailedError extends TerminalError {
 export class PreflightFailedError extends TerminalError {
   override name = 'PreflightFailedError';
 }
+/** Organizations refused to list the organization: neither organization.roleArn nor a delegated administrator is set up. */
+export class OrganizationAccessDeniedError extends TerminalError {
+  override name = 'OrganizationAccessDeniedError';
+}
 export class AccessDeniedError extends TerminalError {
   override name = 'AccessDeniedError';
 }
@@ -115,6 +123,7 @@ export const RETRYABLE_ERROR_NAMES = [
   'CopyLimitExceededError',
   'ImageNotYetVisibleError',
   'GrantNotYetPropagatedError',
+  'TargetNotYetDeployedError',
 ] as const;
 
 /** Names that end a target (or, before the fan-out, the run) without retry. */
@@ -132,6 +141,7 @@ export const TERMINAL_ERROR_NAMES = [
   'LaunchFailedError',
   'PreflightFailedError',
   'PublishFailedError',
+  'OrganizationAccessDeniedError',
   'AccessDeniedError',
   'ShareLedgerFullError',
   'AwsRequestFailedError',

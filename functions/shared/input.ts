@@ -27,6 +27,10 @@ const PARAMETER_TEMPLATE_RE = /^\/[a-zA-Z0-9_.\-/{}]{1,1010}$/;
 const LAUNCH_TEMPLATE_NAME_RE = /^[a-zA-Z0-9().\-/_]{3,128}$/;
 const LINEAGE_RE = /^[a-zA-Z0-9_.\-/:]{1,128}$/;
 const SNS_ARN_RE = /^arn:(aws|aws-cn|aws-us-gov):sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/;
+// Organizations' ID patterns (API reference, ParentId): an OU "ou-" + root part + OU part, a root "r-" + 4-32.
+const OU_RE = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
+const ROOT_RE = /^r-[0-9a-z]{4,32}$/;
+const ROLE_ARN_RE = /^arn:(aws|aws-cn|aws-us-gov):iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 
 const accountId = z.string({ error: 'must be a string of 12 digits, e.g. "111111111111"' }).regex(ACCOUNT_RE, {
   error: 'must be 12 digits, e.g. "111111111111" (quote it: as a JSON number leading zeros are lost)',
@@ -98,7 +102,16 @@ export const sourceSchema = z
 
 export const targetSchema = z.strictObject(
   {
-    accountId,
+    accountId: accountId.optional().describe('One target account; or give organizationalUnitId instead'),
+    organizationalUnitId: z
+      .string({ error: 'must be an OU ID such as "ou-ab12-34cd56ef" or the root ID such as "r-ab12"' })
+      .refine((s) => OU_RE.test(s) || ROOT_RE.test(s), { error: 'must be an OU ID such as "ou-ab12-34cd56ef" or the root ID such as "r-ab12"' })
+      .optional()
+      .describe('Every ACTIVE account of this OU (or root) and of its child OUs at any depth, resolved at run time; instead of accountId'),
+    excludeAccountIds: z
+      .array(accountId, { error: 'must be a list of account IDs' })
+      .optional()
+      .describe('Accounts of the OU that are not targets (only with organizationalUnitId)'),
     regions: z
       .array(region, { error: 'must be a list of region names, e.g. ["eu-west-1"]' })
       .min(1, { error: 'must list at least one region' }),
@@ -112,7 +125,7 @@ export const targetSchema = z.strictObject(
       .optional()
       .describe('Subnet per region for the launch check in this account (overrides verify.subnetIds)'),
   },
-  { error: 'must be an object with accountId, regions and kmsKey' },
+  { error: 'must be an object with accountId (or organizationalUnitId), regions and kmsKey' },
 );
 
 export const VERIFY_MODES = ['auto-scaling', 'run-instances', 'none'] as const;
@@ -215,6 +228,23 @@ export const inputSchema = z
         .array(region, { error: 'must be a list of region names, e.g. ["xx-newregion-1"]' })
         .optional()
         .describe("Regions to accept although this release's AWS SDK does not list them yet (a region newer than the SDK); every other region name is checked against the SDK's partition data"),
+      organization: z
+        .strictObject({
+          roleArn: z
+            .string()
+            .regex(ROLE_ARN_RE, { error: 'must be an IAM role ARN such as "arn:aws:iam::111111111111:role/ami-pipeline-org-reader"' })
+            .optional()
+            .describe('Role (templates/organization.yml) to read the organization with; without it the builder account reads it as a delegated administrator'),
+        })
+        .prefault({})
+        .describe('How organizationalUnitId targets are resolved'),
+      newAccount: z
+        .strictObject({
+          accountId,
+          event: z.string().max(64).optional().describe('The Organizations event that announced it (CreateAccountResult, MoveAccount, AcceptHandshake)'),
+        })
+        .optional()
+        .describe('Set by the new-account rule: run only for this account, waiting (bounded) for its StackSet-deployed role and key'),
       maxConcurrency: z
         .number({ error: 'must be a number' })
         .int({ error: 'must be a whole number' })
@@ -258,14 +288,26 @@ export const inputSchema = z
     }
     const seen = new Map<string, number>();
     (input.targets ?? []).forEach((target, i) => {
-      const first = seen.get(target.accountId);
+      const key = target.accountId ?? target.organizationalUnitId;
+      if ((target.accountId === undefined) === (target.organizationalUnitId === undefined) || key === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', i],
+          message: 'give exactly one of "accountId" (one account) or "organizationalUnitId" (every ACTIVE account of an OU or the root, resolved at run time)',
+        });
+        return;
+      }
+      if (target.excludeAccountIds !== undefined && target.organizationalUnitId === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['targets', i, 'excludeAccountIds'], message: 'only applies to an organizationalUnitId entry; remove it or target the OU' });
+      }
+      const first = seen.get(key);
       if (first !== undefined) {
         ctx.addIssue({
           code: 'custom',
-          path: ['targets', i, 'accountId'],
-          message: `repeats account ${target.accountId} of targets[${first}]; list each account once with all its regions`,
+          path: ['targets', i, target.accountId !== undefined ? 'accountId' : 'organizationalUnitId'],
+          message: `repeats ${target.accountId !== undefined ? 'account' : 'OU'} ${key} of targets[${first}]; list each ${target.accountId !== undefined ? 'account' : 'OU'} once with all its regions`,
         });
-      } else seen.set(target.accountId, i);
+      } else seen.set(key, i);
       const regions = new Set<string>();
       target.regions.forEach((r, j) => {
         if (regions.has(r)) {
@@ -273,29 +315,53 @@ export const inputSchema = z
         }
         regions.add(r);
       });
-      checkKeys(target.accountId, target.regions, target.kmsKey, i, ctx);
+      if (target.accountId !== undefined) checkKeys(target.accountId, target.regions, target.kmsKey, i, ctx);
+      else checkOuKeys(target.kmsKey, i, ctx);
       for (const r of Object.keys(target.subnetIds ?? {})) {
         if (!regions.has(r)) {
           ctx.addIssue({ code: 'custom', path: ['targets', i, 'subnetIds', r], message: `names region ${r}, which is not in this target's regions` });
         }
       }
     });
-    const pairs = (input.targets ?? []).reduce((n, t) => n + t.regions.length, 0);
-    const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
-    if (pairs > budget.maxPairs) {
-      // At the fixed cap no setting helps: only fewer targets per run do. Below it, the copy budget sets the limit.
-      const message =
-        budget.maxPairs === MAX_PAIRS_PER_RUN
-          ? `${pairs} account-region pairs are too many for one run (at most ${MAX_PAIRS_PER_RUN} per run, whatever the timeouts: ` +
-            `the run's output carries one manifest line per target, within Step Functions' 262,144-byte payload limit); ` +
-            `split the targets over ${Math.ceil(pairs / MAX_PAIRS_PER_RUN)} or more runs of at most ${MAX_PAIRS_PER_RUN} pairs each, e.g. one input per group of accounts`
-          : `${pairs} account-region pairs are too many for one run (at most ${budget.maxPairs} with copy.timeoutMinutes ${input.copy.timeoutMinutes}: ` +
-            `a batch execution of ${budget.maxBatchSize} targets could need ${budget.maxBatchSize * budget.perTarget + EVENTS_PER_BATCH_FIXED} history events at worst, ` +
-            `and this pipeline keeps every execution under ${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000); ` +
-            `split the targets over several runs or lower copy.timeoutMinutes`;
-      ctx.addIssue({ code: 'custom', path: ['targets'], message });
-    }
+    // OU entries are counted once resolved (functions/shared/organization.ts holds them to the same limit).
+    const pairs = (input.targets ?? []).reduce((n, t) => n + (t.accountId !== undefined ? t.regions.length : 0), 0);
+    const tooMany = pairLimitProblem(pairs, input);
+    if (tooMany) ctx.addIssue({ code: 'custom', path: ['targets'], message: tooMany });
   });
+
+/**
+ * Why `pairs` account-region pairs are too many for one run with these settings, or undefined when they fit.
+ * Validation applies it to the inline accounts, ResolveSource again once the OU entries are resolved.
+ */
+export function pairLimitProblem(
+  pairs: number,
+  input: { copy: { timeoutMinutes: number }; verify: { timeoutMinutes: number }; maxConcurrency?: number | undefined },
+): string | undefined {
+  const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
+  if (pairs <= budget.maxPairs) return undefined;
+  // At the fixed cap no setting helps: only fewer targets per run do. Below it, the copy budget sets the limit.
+  return budget.maxPairs === MAX_PAIRS_PER_RUN
+    ? `${pairs} account-region pairs are too many for one run (at most ${MAX_PAIRS_PER_RUN} per run, whatever the timeouts: ` +
+        `the run's output carries one manifest line per target, within Step Functions' 262,144-byte payload limit); ` +
+        `split the targets over ${Math.ceil(pairs / MAX_PAIRS_PER_RUN)} or more runs of at most ${MAX_PAIRS_PER_RUN} pairs each, e.g. one input per group of accounts`
+    : `${pairs} account-region pairs are too many for one run (at most ${budget.maxPairs} with copy.timeoutMinutes ${input.copy.timeoutMinutes}: ` +
+        `a batch execution of ${budget.maxBatchSize} targets could need ${budget.maxBatchSize * budget.perTarget + EVENTS_PER_BATCH_FIXED} history events at worst, ` +
+        `and this pipeline keeps every execution under ${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000); ` +
+        `split the targets over several runs or lower copy.timeoutMinutes`;
+}
+
+/** An OU entry names its key for every account: an alias (each account's own key of that name), never one key's ID or ARN. */
+function checkOuKeys(kmsKey: string | Record<string, string>, i: number, ctx: z.RefinementCtx): void {
+  const keys = typeof kmsKey === 'string' ? [['', kmsKey] as const] : Object.entries(kmsKey);
+  for (const [r, key] of keys) {
+    if (ALIAS_RE.test(key)) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: r === '' ? ['targets', i, 'kmsKey'] : ['targets', i, 'kmsKey', r],
+      message: `names one key of one account, but an organizationalUnitId entry covers many accounts: give an alias such as "alias/ami-encryption" that each account's own key carries (templates/target-account.yml)`,
+    });
+  }
+}
 
 function checkKeys(
   account: string,

@@ -4,6 +4,7 @@
  */
 import * as z from 'zod';
 import { InvalidInputError } from './errors';
+import type { OuExpansion } from './organization';
 
 export const resolvedSourceSchema = z.object({
   imageId: z.string(),
@@ -28,6 +29,8 @@ export type ResolvedSource = z.infer<typeof resolvedSourceSchema>;
 
 export const targetPairSchema = z.object({
   accountId: z.string(),
+  /** The OU entry that reached this account; null for an explicit accountId entry. */
+  organizationalUnitId: z.string().nullable().default(null),
   region: z.string(),
   kmsKey: z.string(),
   subnetId: z.string().nullable(),
@@ -48,6 +51,8 @@ export const settingsSchema = z.object({
   publish: z.object({ parameterName: z.string().nullable(), launchTemplates: z.array(z.string()) }),
   /** Lineage as given (the handlers fall back to the expanded publish.parameterName), copies to keep, dry run. */
   retention: z.object({ lineage: z.string().nullable(), keep: z.number().int(), dryRun: z.boolean() }),
+  /** A new-account run: a role or key not there yet is waited for (TargetNotYetDeployedError), not a failure. */
+  awaitDeployment: z.boolean().default(false),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -81,6 +86,8 @@ export interface RunPlan {
   runningBatches: number;
   perBatchConcurrency: number;
   settings: Settings;
+  /** What each organizationalUnitId entry expanded to (found, targeted, skipped with state, excluded); empty without OU entries. */
+  organization: OuExpansion[];
   /** Where NotifyCompletion also sends its summary. */
   notify: { topicArn: string | null };
 }

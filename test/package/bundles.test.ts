@@ -10,7 +10,7 @@ import { buildBundles, type Bundle } from '../../local/bundle';
 
 /** The SDK clients (package names without `@aws-sdk/client-`) each function sends commands with. STS: AssumeRole. */
 const USES: Record<string, string[]> = {
-  snapshot: ['ec2', 'kms', 'ssm', 'sts'],
+  snapshot: ['ec2', 'kms', 'organizations', 'ssm', 'sts'],
   modifyAttributes: ['ec2', 'sfn', 'sts'],
   preflight: ['ec2', 'iam', 'kms', 'sts'],
   copyEncrypt: ['ec2', 'kms', 'sts'],

@@ -45,6 +45,7 @@ import { GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { ListAccountsForParentCommand, ListOrganizationalUnitsForParentCommand, OrganizationsClient, type Account } from '@aws-sdk/client-organizations';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -160,13 +161,17 @@ export class FakeAws {
   ebsEncryptionByDefault = false;
   /** Accounts whose role cannot be assumed. */
   readonly unassumable = new Set<string>();
+  /** Accounts whose role appears only after this many refused AssumeRole calls (a StackSet still deploying it). */
+  readonly roleDeployedAfter = new Map<string, number>();
+  /** The organization, as the builder account (a delegated administrator) reads it: accounts and child OUs per parent ID. */
+  readonly organization = new Map<string, { accounts: Account[]; ous: string[] }>();
   /** Commands that fail once with RequestLimitExceeded, then work. */
   readonly throttleOnce = new Set<string>();
   /** Optional hooks (see FakeAwsHooks); empty by default. */
   hooks: FakeAwsHooks = {};
 
   private seq = 0;
-  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient)];
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient), mockClient(OrganizationsClient)];
 
   /**
    * `singleDispatch` (off by default): one fake per client that picks the handler by the command's class, instead
@@ -220,7 +225,7 @@ export class FakeAws {
   }
 
   private install(): void {
-    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn] = this.mocks;
+    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn, organizations] = this.mocks;
     type Fake = (input: never, getClient: () => AnyClient) => Promise<unknown>;
     const dispatch = new Map<unknown, Map<unknown, Fake>>();
     const register = (mock: unknown, command: unknown, fake: Fake) => {
@@ -285,12 +290,23 @@ export class FakeAws {
 
     on(sts, AssumeRoleCommand, 'sts', (input) => {
       const account = /iam::(\d{12}):/.exec(String(input.RoleArn))?.[1] ?? '';
-      if (this.unassumable.has(account)) {
+      const refusals = this.roleDeployedAfter.get(account) ?? 0;
+      if (refusals > 0) this.roleDeployedAfter.set(account, refusals - 1);
+      if (this.unassumable.has(account) || refusals > 0) {
         throw awsError('AccessDenied', `User: arn:aws:sts::${BUILDER}:assumed-role/x is not authorized to perform: sts:AssumeRole on resource: ${String(input.RoleArn)}`, 403);
       }
       return { Credentials: { AccessKeyId: `ASIA${account}`, SecretAccessKey: 'secret-for-tests', SessionToken: `token-${account}`, Expiration: new Date(Date.now() + 3_600_000) } };
     });
     on(sts, GetCallerIdentityCommand, 'sts', (_i, who) => ({ Account: who.account }));
+    const parent = (input: Record<string, unknown>) => {
+      const found = this.organization.get(String(input.ParentId));
+      if (!found) throw awsError('ParentNotFoundException', "We can't find a root or OU with the ParentId that you specified.", 400);
+      return found;
+    };
+    on(organizations, ListAccountsForParentCommand, 'organizations', (input) => ({ Accounts: parent(input).accounts }));
+    on(organizations, ListOrganizationalUnitsForParentCommand, 'organizations', (input) => ({
+      OrganizationalUnits: parent(input).ous.map((Id) => ({ Id, Name: Id })),
+    }));
     on(ssm, GetParameterCommand, 'ssm', (input, who) => {
       const own = this.targetParameters.get(`${who.account}/${who.region}/${String(input.Name)}`);
       if (own) return { Parameter: { Name: input.Name, Value: own.value, Version: own.version, DataType: own.dataType } };

@@ -26,7 +26,7 @@ export function item(overrides: Partial<TargetItem['target']> = {}, settings: Pa
   return {
     executionName: 'exec-1',
     source,
-    target: { accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null, ...overrides },
+    target: { accountId: ACCOUNT_A, organizationalUnitId: null, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null, ...overrides },
     settings: {
       mode: 'distribute',
       targetRoleName: 'AmiPipelineTarget',
@@ -35,6 +35,7 @@ export function item(overrides: Partial<TargetItem['target']> = {}, settings: Pa
       copy: { name: null, timeoutMinutes: 180 },
       publish: { parameterName: null, launchTemplates: [] },
       retention: { lineage: null, keep: 3, dryRun: false },
+      awaitDeployment: false,
       ...settings,
     },
   };

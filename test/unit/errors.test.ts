@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   AccessDeniedError,
+  OrganizationAccessDeniedError,
+  TargetNotYetDeployedError,
   aws,
   awsCode,
   AwsRequestFailedError,
@@ -165,6 +167,7 @@ describe('error names', () => {
     new CopyLimitExceededError('x'),
     new ImageNotYetVisibleError('x'),
     new GrantNotYetPropagatedError('x'),
+    new TargetNotYetDeployedError('x'),
     new InvalidInputError(['x']),
     new SourceImageNotFoundError('x'),
     new SourceImageNotAvailableError('x'),
@@ -178,6 +181,7 @@ describe('error names', () => {
     new LaunchFailedError('x'),
     new PreflightFailedError('x'),
     new PublishFailedError('x'),
+    new OrganizationAccessDeniedError('x'),
     new AccessDeniedError('x'),
     new AwsRequestFailedError('x'),
   ];

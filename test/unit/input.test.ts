@@ -276,6 +276,36 @@ const rows: Row[] = [
     fix: 'names region zz-nowhere-9, which the AWS SDK\'s partition data does not list',
   },
   { what: 'a source region the AWS SDK does not know', input: edit((i) => { i.source.region = 'eu-wset-1'; }), path: 'source.region', fix: 'add it to "allowRegions"' },
+  {
+    what: 'a target with both accountId and organizationalUnitId',
+    input: edit((i) => { i.targets[0].organizationalUnitId = 'ou-ab12-34cd56ef'; }),
+    path: 'targets[0]',
+    fix: 'exactly one of "accountId" (one account) or "organizationalUnitId"',
+  },
+  {
+    what: 'a target with neither accountId nor organizationalUnitId',
+    input: edit((i) => { delete i.targets[0].accountId; }),
+    path: 'targets[0]',
+    fix: 'exactly one of "accountId"',
+  },
+  { what: 'a malformed OU ID', input: edit((i) => { delete i.targets[0].accountId; i.targets[0].organizationalUnitId = 'ou-12'; }), path: 'targets[0].organizationalUnitId', fix: 'ou-ab12-34cd56ef' },
+  { what: 'excludeAccountIds on an accountId entry', input: edit((i) => { i.targets[0].excludeAccountIds = [ACCOUNT_B]; }), path: 'targets[0].excludeAccountIds', fix: 'only applies to an organizationalUnitId entry' },
+  {
+    what: 'an OU entry that names one key by ARN',
+    input: edit((i) => { delete i.targets[1].accountId; i.targets[1].organizationalUnitId = 'r-ab12'; }),
+    path: 'targets[1].kmsKey.eu-west-1',
+    fix: 'give an alias',
+    issues: 2,
+  },
+  {
+    what: 'an OU listed twice',
+    input: edit((i) => {
+      for (const t of i.targets) { delete t.accountId; t.organizationalUnitId = 'ou-ab12-34cd56ef'; t.kmsKey = 'alias/ami-encryption'; }
+    }),
+    path: 'targets[1].organizationalUnitId',
+    fix: 'list each OU once',
+  },
+  { what: 'an organization role that is not a role ARN', input: edit((i) => { i.organization = { roleArn: 'arn:aws:iam::123456789012:user/me' }; }), path: 'organization.roleArn', fix: 'role ARN' },
 ];
 
 function invalidInputError(call: () => unknown): InvalidInputError {
@@ -315,6 +345,20 @@ describe('parseInput', () => {
     expect(input.verify).toEqual({ mode: 'run-instances', instanceType: 'm7g.large', timeoutMinutes: 30 });
     expect(input.copy).toEqual({ name: '{sourceName}-{region}-{date}', timeoutMinutes: 60 });
     expect(input.maxConcurrency).toBe(40);
+  });
+
+  it('accepts OU and root entries with exclusions beside accountId entries, and an organization role', () => {
+    const input = parseInput(
+      edit((i) => {
+        i.targets.push(
+          { organizationalUnitId: 'ou-ab12-34cd56ef', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption', excludeAccountIds: ['444444444444'] },
+          { organizationalUnitId: 'r-ab12', regions: ['us-east-1'], kmsKey: { 'us-east-1': 'alias/ami-encryption' } },
+        );
+        i.organization = { roleArn: 'arn:aws:iam::123456789012:role/ami-pipeline-org-reader' };
+      }),
+    );
+    expect(input.targets?.map((t) => t.organizationalUnitId ?? t.accountId)).toEqual([ACCOUNT_A, ACCOUNT_B, 'ou-ab12-34cd56ef', 'r-ab12']);
+    expect(input.organization.roleArn).toBe('arn:aws:iam::123456789012:role/ami-pipeline-org-reader');
   });
 
   it('has at least 35 malformed inputs in its table', () => {

@@ -158,7 +158,7 @@ describe('resolveSource', () => {
         { accountId: ACCOUNT_B, region: 'eu-west-1', kmsKey: KEY_B_EU, subnetId: SUBNET_VERIFY },
         { accountId: ACCOUNT_B, region: 'us-east-1', kmsKey: KEY_B_US, subnetId: null },
         { accountId: BUILDER, region: 'us-east-1', kmsKey: 'alias/builder-ami', subnetId: null },
-      ].map((target, index) => ({ index, name: `exec-1-b00${index}`, targets: [target] })),
+      ].map((target, index) => ({ index, name: `exec-1-b00${index}`, targets: [{ ...target, organizationalUnitId: null }] })),
       runningBatches: 5,
       perBatchConcurrency: 1,
       settings: {
@@ -169,7 +169,9 @@ describe('resolveSource', () => {
         copy: { name: null, timeoutMinutes: 180 },
         publish: { parameterName: null, launchTemplates: [] },
         retention: { lineage: null, keep: 3, dryRun: false },
+        awaitDeployment: false,
       },
+      organization: [],
       notify: { topicArn: null },
     };
     expect(plan).toEqual(expected);
@@ -430,7 +432,7 @@ describe('resolveSource with targetsParameter', () => {
 
     expect(ssmMock).toHaveReceivedCommandExactlyOnceWith(GetParameterCommand, { Name: PARAMETER });
     expect(await regionOf(ssmMock.call(0).thisValue)).toBe('us-east-1');
-    expect(plan.batches.flatMap((b) => b.targets)).toEqual([{ accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null }]);
+    expect(plan.batches.flatMap((b) => b.targets)).toEqual([{ accountId: ACCOUNT_A, organizationalUnitId: null, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null }]);
     expect(plan.shareAccountIds).toEqual([ACCOUNT_A]);
     expect(plan.runningBatches * plan.perBatchConcurrency).toBeLessThanOrEqual(4);
     expect(plan.settings.copy.timeoutMinutes).toBe(240);

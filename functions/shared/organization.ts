@@ -1,0 +1,171 @@
+/**
+ * Targets from AWS Organizations: each `organizationalUnitId` entry becomes one target per ACTIVE account of that OU
+ * (or root) and of its child OUs at any depth, minus `excludeAccountIds`. Read with the SDK's paginators
+ * (ListOrganizationalUnitsForParent, ListAccountsForParent) as the builder account (a delegated administrator) or
+ * through `organization.roleArn`. An explicit `accountId` entry wins over an OU entry; two OU entries that reach one
+ * account with different settings are refused, naming both OUs. docs/organizations.md walks through the rules.
+ */
+import {
+  paginateListAccountsForParent,
+  paginateListOrganizationalUnitsForParent,
+  type Account,
+  type OrganizationsClient,
+} from '@aws-sdk/client-organizations';
+import type { ClientFactory } from './client-factory';
+import {
+  awsCode,
+  awsErrorDetail,
+  InvalidInputError,
+  OrganizationAccessDeniedError,
+  TargetRoleNotAssumableError,
+  toPipelineError,
+} from './errors';
+import type { PipelineInput, Target } from './input';
+
+/** A target entry for one account, as the run plans it: the OU it came from, or null for an explicit entry. */
+export type ResolvedTarget = Omit<Target, 'accountId' | 'organizationalUnitId' | 'excludeAccountIds'> & {
+  accountId: string;
+  organizationalUnitId: string | null;
+};
+
+/** What one OU entry expanded to, for the run's output. */
+export interface OuExpansion {
+  organizationalUnitId: string;
+  /** Every account found under the OU and its children. */
+  found: number;
+  /** The accounts this entry targets. */
+  targeted: string[];
+  /** Accounts not ACTIVE, with their state: listed, not targeted, not failed. */
+  skipped: { accountId: string; state: string }[];
+  excluded: string[];
+  /** Accounts an explicit accountId entry (or an earlier OU entry with the same settings) already targets. */
+  coveredElsewhere: string[];
+}
+
+export interface Resolution {
+  targets: ResolvedTarget[];
+  organization: OuExpansion[];
+}
+
+const ACCESS_CODES = new Set(['AccessDeniedException', 'AccessDenied', 'AWSOrganizationsNotInUseException']);
+
+function accessFix(roleArn: string | undefined): string {
+  return roleArn
+    ? `Organizations refused ${roleArn}: deploy templates/organization.yml in the management account (it creates that role with ` +
+        'organizations:ListAccountsForParent, ListOrganizationalUnitsForParent, ListParents and DescribeOrganization, trusting the ' +
+        'pipeline), or fix "organization.roleArn".'
+    : 'The builder account cannot read the organization: either make it a delegated administrator for AWS Organizations ' +
+        '(from the management account, aws organizations put-resource-policy allowing it organizations:ListAccountsForParent and ' +
+        'ListOrganizationalUnitsForParent; see docs/organizations.md), or deploy templates/organization.yml in the management account ' +
+        'and set "organization.roleArn" to the role it creates.';
+}
+
+/** Translate what an Organizations call threw: access problems say which of the two set-ups is missing. */
+function orgError(error: unknown, action: string, roleArn: string | undefined, ouId: string): Error {
+  const code = awsCode(error);
+  if (error instanceof TargetRoleNotAssumableError || ACCESS_CODES.has(code)) {
+    const detail = error instanceof TargetRoleNotAssumableError ? error.aws ?? awsErrorDetail(error) : awsErrorDetail(error);
+    return new OrganizationAccessDeniedError(`${action} failed: ${detail.code}: ${detail.message}. ${accessFix(roleArn)}`, {
+      cause: error,
+      aws: detail,
+    });
+  }
+  if (code === 'ParentNotFoundException' || code === 'InvalidInputException') {
+    return new InvalidInputError([`targets: organizationalUnitId ${ouId} is not an OU or root of the organization (${code}); check the ID (aws organizations list-roots, list-organizational-units-for-parent)`]);
+  }
+  return toPipelineError(error, action);
+}
+
+export interface OrganizationDeps {
+  clients: ClientFactory;
+  /** Region of the pipeline: picks the partition's Organizations endpoint and STS region. */
+  pipelineRegion: string;
+  sessionName: string;
+}
+
+/** The Organizations client: the builder's own, or through organization.roleArn. */
+function organizationsClient(roleArn: string | undefined, deps: OrganizationDeps): OrganizationsClient {
+  if (!roleArn) return deps.clients.builder().organizations(deps.pipelineRegion);
+  const [, , , , accountId = '', resource = ''] = roleArn.split(':');
+  return deps.clients.target({ accountId, roleName: resource.slice('role/'.length), sessionName: deps.sessionName }).organizations(deps.pipelineRegion);
+}
+
+/** Every account under `parentId` and its child OUs, breadth first; each account once. */
+export async function accountsUnder(org: OrganizationsClient, parentId: string): Promise<Account[]> {
+  const accounts = new Map<string, Account>();
+  const queue = [parentId];
+  for (let parent = queue.shift(); parent !== undefined; parent = queue.shift()) {
+    for await (const page of paginateListAccountsForParent({ client: org }, { ParentId: parent })) {
+      for (const account of page.Accounts ?? []) if (account.Id) accounts.set(account.Id, account);
+    }
+    for await (const page of paginateListOrganizationalUnitsForParent({ client: org }, { ParentId: parent })) {
+      for (const ou of page.OrganizationalUnits ?? []) if (ou.Id) queue.push(ou.Id);
+    }
+  }
+  return [...accounts.values()];
+}
+
+/** The account's lifecycle state: `State` (Status is retired on 9 September 2026), else `Status`. */
+export function stateOf(account: Account): string {
+  return account.State ?? account.Status ?? 'UNKNOWN';
+}
+
+const settingsKey = (t: Pick<Target, 'regions' | 'kmsKey' | 'subnetIds'>) =>
+  JSON.stringify({ regions: [...t.regions].sort(), kmsKey: t.kmsKey, subnetIds: t.subnetIds ?? {} });
+
+/**
+ * Resolve the input's targets into one entry per account. Explicit entries pass through; each OU entry is read from
+ * Organizations. Throws InvalidInputError for overlapping OU entries with different settings (naming both OUs) and for
+ * an unknown OU, OrganizationAccessDeniedError when Organizations refuses, and the retryable errors of every AWS call.
+ */
+export async function resolveTargets(input: PipelineInput, deps: OrganizationDeps): Promise<Resolution> {
+  const entries = input.targets ?? [];
+  const explicit: ResolvedTarget[] = entries.flatMap(({ accountId, organizationalUnitId: _ou, excludeAccountIds: _ex, ...rest }) =>
+    accountId !== undefined ? [{ ...rest, accountId, organizationalUnitId: null }] : [],
+  );
+  const ouEntries = entries.filter((t) => t.organizationalUnitId !== undefined);
+  if (ouEntries.length === 0) return { targets: explicit, organization: [] };
+
+  const roleArn = input.organization.roleArn;
+  const org = organizationsClient(roleArn, deps);
+  const explicitIds = new Set(explicit.map((t) => t.accountId));
+  const claimedBy = new Map<string, { ouId: string; key: string }>();
+  const targets = [...explicit];
+  const organization: OuExpansion[] = [];
+  const conflicts: string[] = [];
+
+  for (const entry of ouEntries) {
+    const ouId = entry.organizationalUnitId ?? '';
+    const accounts = await accountsUnder(org, ouId).catch((error: unknown) => {
+      throw orgError(error, `Listing the accounts of ${ouId}`, roleArn, ouId);
+    });
+    const excluded = new Set(entry.excludeAccountIds ?? []);
+    const key = settingsKey(entry);
+    const expansion: OuExpansion = { organizationalUnitId: ouId, found: accounts.length, targeted: [], skipped: [], excluded: [], coveredElsewhere: [] };
+    for (const account of accounts.sort((a, b) => (a.Id ?? '').localeCompare(b.Id ?? ''))) {
+      const id = account.Id ?? '';
+      const state = stateOf(account);
+      if (excluded.has(id)) expansion.excluded.push(id);
+      else if (state !== 'ACTIVE') expansion.skipped.push({ accountId: id, state });
+      else if (explicitIds.has(id)) expansion.coveredElsewhere.push(id);
+      else {
+        const earlier = claimedBy.get(id);
+        if (earlier && earlier.key !== key) {
+          conflicts.push(`account ${id} is in both ${earlier.ouId} and ${ouId}, whose entries differ (regions, kmsKey or subnetIds)`);
+        } else if (earlier) expansion.coveredElsewhere.push(id);
+        else {
+          claimedBy.set(id, { ouId, key });
+          expansion.targeted.push(id);
+          targets.push({ accountId: id, organizationalUnitId: ouId, regions: entry.regions, kmsKey: entry.kmsKey, ...(entry.subnetIds ? { subnetIds: entry.subnetIds } : {}) });
+        }
+      }
+    }
+    organization.push(expansion);
+  }
+  if (conflicts.length > 0) {
+    throw new InvalidInputError(
+      conflicts.map((c) => `targets: ${c}; give both entries the same settings, exclude the account from one (excludeAccountIds), or list it explicitly with accountId (an explicit entry wins)`),
+    );
+  }
+  return { targets, organization };
+}
