@@ -10,7 +10,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
-import { PreflightFailedError } from './shared/errors';
+import { PreflightFailedError, TargetNotYetDeployedError, TargetRoleNotAssumableError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
@@ -35,15 +35,39 @@ const line = (c: Check) => `${c.check}: ${c.message}${c.awsError ? ` (${c.awsErr
 export async function preflightTarget(item: TargetItem, deps: PreflightDeps = defaultDeps): Promise<PreflightResult> {
   const clients = targetClients(item, deps);
   // An account the pipeline cannot enter fails as such (TargetRoleNotAssumableError), not as a failed check.
-  await clients.kms(item.target.region).config.credentials();
+  try {
+    await clients.kms(item.target.region).config.credentials();
+  } catch (error) {
+    if (item.settings.awaitDeployment && error instanceof TargetRoleNotAssumableError) {
+      throw notYetDeployed(item, `its role ${item.settings.targetRoleName} cannot be assumed yet (${error.aws?.code ?? 'AccessDenied'})`, error);
+    }
+    throw error;
+  }
   const checks = await checkTarget(item, clients);
   const failed = checks.filter((c) => c.verdict === 'fail');
+  const missingKey = failed.find((c) => c.check === 'kms-key' && c.awsError?.startsWith('NotFoundException'));
+  if (item.settings.awaitDeployment && missingKey) throw notYetDeployed(item, `its key ${item.target.kmsKey} does not exist yet in ${item.target.region}`);
   const warnings = checks.filter((c) => c.verdict === 'warn').map(line);
   for (const warning of warnings) logger.warn('Preflight warning', { warning });
   if (failed.length > 0) {
     throw new PreflightFailedError(`Preflight of ${item.target.accountId}/${item.target.region} failed: ${failed.map(line).join(' | ')}`);
   }
   return { passed: checks.length - warnings.length, warnings };
+}
+
+/**
+ * A new account (a new-account run, settings.awaitDeployment) whose role or key the StackSet has not deployed yet:
+ * retryable, so PreflightTarget's TargetNotYetDeployedError retrier waits (about an hour at most); the last one fails the target.
+ */
+function notYetDeployed(item: TargetItem, what: string, cause?: TargetRoleNotAssumableError): TargetNotYetDeployedError {
+  const { accountId, region } = item.target;
+  return new TargetNotYetDeployedError(
+    `New account ${accountId}: ${what}. templates/target-account.yml reaches a new account through the StackSet's automatic deployment, ` +
+      `asynchronously, so PreflightTarget retries for about an hour (10 tries, 60 s growing to 600 s apart). If this is the target's final error, ` +
+      `the StackSet instance for ${accountId}/${region} did not deploy: check the StackSet's operations (aws cloudformation list-stack-set-operations) ` +
+      `and that it deploys to this account's OU and to ${region}.`,
+    cause ? { cause, ...(cause.aws ? { aws: cause.aws } : {}) } : {},
+  );
 }
 
 export const makeHandler = (deps: PreflightDeps = defaultDeps) =>

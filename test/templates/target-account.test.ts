@@ -126,4 +126,31 @@ describe('the target-account template', () => {
     expect(JSON.stringify(trust[0])).toContain('sts:ExternalId');
     expect(JSON.stringify(trust[0])).toContain('aws:PrincipalOrgID');
   });
+
+  it('works as a service-managed StackSet: the same parameters in every region create the role once, a key everywhere, and keep the key when an instance is removed', () => {
+    type Cond = Record<string, unknown>;
+    const conditions = (template.Conditions ?? {}) as Record<string, Cond>;
+    const params = template.Parameters as Record<string, { Default?: string; AllowedPattern?: string }>;
+    // What CloudFormation evaluates per stack instance: the StackSet's parameters plus the instance's own region.
+    const evaluate = (c: unknown, region: string, given: Record<string, string>): unknown => {
+      const v = c as Record<string, unknown[]> & { Ref?: string; Condition?: string };
+      if (typeof c === 'string') return c;
+      if (v.Ref !== undefined) return v.Ref === 'AWS::Region' ? region : (given[v.Ref] ?? params[v.Ref]?.Default ?? '');
+      if (v.Condition !== undefined) return evaluate(conditions[v.Condition], region, given);
+      if (v['Fn::Equals']) return evaluate(v['Fn::Equals'][0], region, given) === evaluate(v['Fn::Equals'][1], region, given);
+      if (v['Fn::Not']) return !evaluate(v['Fn::Not'][0], region, given);
+      throw new Error(`condition ${JSON.stringify(c)} is not modelled`);
+    };
+    const regions = ['eu-west-1', 'eu-central-1', 'us-east-1'];
+    const given = { PipelineAccountId: '999999999999', RoleRegion: 'eu-central-1', OrganizationId: 'o-abcdefghij' };
+    const created = (region: string) =>
+      Object.entries(template.Resources).filter(([, r]) => !r.Condition || evaluate(conditions[r.Condition], region, given) === true).map(([id]) => id);
+    expect(regions.filter((r) => created(r).includes('PipelineTargetRole'))).toEqual(['eu-central-1']);
+    for (const region of regions) expect(created(region)).toEqual(expect.arrayContaining(['AmiEncryptionKey', 'AmiEncryptionKeyAlias']));
+    // A RoleRegion outside the StackSet's regions would create no role: the parameter only takes region names.
+    expect(new RegExp(params.RoleRegion?.AllowedPattern ?? '').test('eu-central-1')).toBe(true);
+    expect(new RegExp(params.RoleRegion?.AllowedPattern ?? '').test('eu-central')).toBe(false);
+    const key = template.Resources.AmiEncryptionKey as unknown as { DeletionPolicy?: string; UpdateReplacePolicy?: string };
+    expect([key.DeletionPolicy, key.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
+  });
 });

@@ -7,7 +7,7 @@ import { preflightTarget } from '../../functions/preflight';
 import type { ClientFactory } from '../../functions/shared/clients';
 import { TargetRoleNotAssumableError } from '../../functions/shared/errors';
 import { checkTarget, ebsDefaultCheck, type Check } from '../../functions/shared/preflight';
-import { ACCOUNT_A, awsError, item, KEY_A_EU, testClients } from '../support/fixtures';
+import { ACCOUNT_A, awsError, item, KEY_A_EU, rejection, testClients } from '../support/fixtures';
 
 const ec2 = mockClient(EC2Client);
 const kms = mockClient(KMSClient);
@@ -165,5 +165,30 @@ describe('the PreflightTarget step', () => {
       }),
     };
     await expect(preflightTarget(item(), { clients: unassumable })).rejects.toMatchObject({ name: 'TargetRoleNotAssumableError' });
+  });
+
+  it('waits for a new account whose role or key its StackSet has not deployed yet (TargetNotYetDeployedError), and only in a new-account run', async () => {
+    const locked = testClients().builder();
+    const unassumable: ClientFactory = {
+      builder: () => locked,
+      target: () => ({
+        ...locked,
+        kms: () => ({
+          config: { credentials: () => Promise.reject(new TargetRoleNotAssumableError('Cannot assume it', { aws: { code: 'AccessDenied', message: 'not authorized' } })) },
+        }) as unknown as KMSClient,
+      }),
+    };
+    const newAccount = item({}, { awaitDeployment: true });
+    const role = await rejection(preflightTarget(newAccount, { clients: unassumable }));
+    expect(role).toMatchObject({ name: 'TargetNotYetDeployedError', retryable: true });
+    expect(role.message).toContain('role AmiPipelineTarget cannot be assumed yet (AccessDenied)');
+    expect(role.message).toContain('StackSet');
+    expect(role.message).toContain('about an hour');
+
+    kms.on(DescribeKeyCommand).rejects(awsError('NotFoundException', `Alias arn:aws:kms:eu-west-1:${ACCOUNT_A}:alias/ami-encryption is not found.`));
+    const key = await rejection(preflightTarget(newAccount, { clients: testClients() }));
+    expect(key).toMatchObject({ name: 'TargetNotYetDeployedError' });
+    expect(key.message).toContain('key alias/ami-encryption does not exist yet in eu-west-1');
+    await expect(preflightTarget(item(), { clients: testClients() })).rejects.toMatchObject({ name: 'PreflightFailedError' });
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * The new-account path end to end over the in-memory AWS: an Organizations event goes through the shipped rule
+ * (serverless.yml) into the real definition, whose targets come from the SSM document's OU entry; the run targets the
+ * new account alone, waits (bounded) for a role its StackSet has not deployed yet, and fails with that explanation
+ * when it never appears.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runDefinition, type EventLog, type Json } from '../../local/asl';
+import { FakeAws } from '../support/fake-aws';
+import { matches, pipelineRules, transform } from '../support/event-pattern';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
+import { createAccountResult, moveAccount } from '../support/organization-events';
+import { pipelineHandlers } from '../support/pipeline';
+
+const ROOT = 'r-ab12';
+const OU_APPS = 'ou-ab12-11111111';
+const OU_SANDBOX = 'ou-ab12-22222222';
+const OUTSIDER = '333333333333';
+
+let aws: FakeAws;
+
+/** What the shipped rules start for `event` (exactly one rule must match). */
+function startedBy(event: unknown): Json {
+  const started = pipelineRules().filter((r) => matches(r.pattern, event));
+  expect(started).toHaveLength(1);
+  const transformer = started[0]?.inputTransformer;
+  if (!transformer) throw new Error('the new-account rule has no input transformer');
+  return transform(transformer, event) as Json;
+}
+
+const retried = (events: EventLog[], state: string) => events.filter((e) => e.type === 'StateRetried' && e.state?.name === state).length;
+
+interface Result { accountId: string; organizationalUnitId: string | null; region: string; status: string; error: { name: string; message: string } | null }
+
+beforeEach(() => {
+  aws = new FakeAws();
+  const image = aws.addSourceImage('eu-west-1');
+  const source = aws.images.get(image);
+  if (source) source.tags = [{ Key: 'ami-pipeline:distribute', Value: 'true' }];
+  aws.organization.set(ROOT, { accounts: [], ous: [OU_APPS, OU_SANDBOX] });
+  aws.organization.set(OU_APPS, { accounts: [{ Id: ACCOUNT_A, State: 'ACTIVE' }, { Id: ACCOUNT_B, State: 'ACTIVE' }], ous: [] });
+  aws.organization.set(OU_SANDBOX, { accounts: [{ Id: OUTSIDER, State: 'ACTIVE' }], ous: [] });
+  aws.parameters.set('/ami-pipeline/targets', JSON.stringify({ targets: [{ organizationalUnitId: OU_APPS, regions: ['eu-west-1', 'us-east-1'], kmsKey: 'alias/ami-encryption' }] }));
+  for (const account of [ACCOUNT_A, ACCOUNT_B]) for (const region of ['eu-west-1', 'us-east-1']) aws.addKey(account, region);
+});
+afterEach(() => aws.restore());
+
+describe('a new account', () => {
+  it('moved into a targeted OU gets the current image in that account alone', async () => {
+    const run = await runDefinition(startedBy(moveAccount(ACCOUNT_B, OU_SANDBOX, OU_APPS)), pipelineHandlers(), { executionName: 'moved' });
+    expect(run.error).toBeUndefined();
+    const manifest = run.manifest as unknown as { status: string; results: Result[]; organization: { organizationalUnitId: string; targeted: string[] }[] };
+    expect(manifest.status).toBe('SUCCEEDED');
+    expect(manifest.results.map((r) => [r.accountId, r.organizationalUnitId, r.region, r.status])).toEqual([
+      [ACCOUNT_B, OU_APPS, 'eu-west-1', 'succeeded'],
+      [ACCOUNT_B, OU_APPS, 'us-east-1', 'succeeded'],
+    ]);
+    expect(manifest.organization).toMatchObject([{ organizationalUnitId: OU_APPS, targeted: [ACCOUNT_A, ACCOUNT_B] }]);
+    const touched = new Set(aws.calls.filter((c) => c.account !== BUILDER).map((c) => c.account));
+    expect([...touched]).toEqual([ACCOUNT_B]);
+    expect(aws.images.get([...aws.images.keys()][0] ?? '')?.launchPermission.size).toBe(0);
+  });
+
+  it('waits for the role its StackSet is still deploying, then copies', async () => {
+    aws.roleDeployedAfter.set(ACCOUNT_B, 3);
+    const run = await runDefinition(startedBy(createAccountResult(ACCOUNT_B)), pipelineHandlers(), { executionName: 'created' });
+    expect(run.error).toBeUndefined();
+    expect((run.manifest as unknown as { status: string }).status).toBe('SUCCEEDED');
+    // Three refused AssumeRole calls, each failing a PreflightTarget attempt (the two regions' targets may share one).
+    expect(retried(run.events, 'PreflightTarget')).toBeGreaterThanOrEqual(3);
+    expect(retried(run.events, 'PreflightTarget')).toBeLessThanOrEqual(6);
+    expect(aws.roleDeployedAfter.get(ACCOUNT_B)).toBe(0);
+  });
+
+  it('fails with the StackSet explanation when the role never appears, after a bounded wait', async () => {
+    aws.unassumable.add(ACCOUNT_B);
+    const run = await runDefinition(startedBy(createAccountResult(ACCOUNT_B)), pipelineHandlers(), { executionName: 'never' });
+    const manifest = run.manifest as unknown as { status: string; results: Result[] };
+    expect(manifest.status).toBe('FAILED');
+    expect(manifest.results.map((r) => r.error?.name)).toEqual(['TargetNotYetDeployedError', 'TargetNotYetDeployedError']);
+    expect(manifest.results[0]?.error?.message).toContain('StackSet');
+    // Each target: its first try and the retrier's 10 more, then the Catch.
+    expect(retried(run.events, 'PreflightTarget')).toBe(20);
+  });
+
+  it('outside every targeted OU starts a run that does nothing', async () => {
+    const run = await runDefinition(startedBy(moveAccount(OUTSIDER, OU_APPS, OU_SANDBOX)), pipelineHandlers(), { executionName: 'outsider' });
+    expect(run.error).toBeUndefined();
+    expect(run.events.some((e) => e.type === 'StateEntered' && e.state?.name === 'SourceNotOptedIn')).toBe(true);
+    expect(aws.calls.filter((c) => c.account !== BUILDER)).toEqual([]);
+    expect(aws.callsTo('ModifyImageAttribute')).toEqual([]);
+  });
+});
