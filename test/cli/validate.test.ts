@@ -19,6 +19,25 @@ describe.concurrent('ami-pipeline validate and usage', () => {
     expect(result.stdout).toContain('valid: targets come from the SSM parameter /ami-pipeline/targets');
   });
 
+  const ou = { organizationalUnitId: 'ou-ab12-34cd56ef', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' };
+
+  it('says that OU targets are resolved at run time', async () => {
+    const file = writeJson(dir, 'ou.json', { source: STUB_INPUT.source, targets: [{ accountId: '111111111111', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }, ou] });
+    const result = await runCli(['validate', '-i', file]);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toBe(
+      'valid: 1 target (account × region pairs), run as 1 batch execution of up to 1, 1 at once; ' +
+        'the accounts of ou-ab12-34cd56ef are resolved from AWS Organizations at run time (ami-pipeline doctor lists them)\n',
+    );
+  });
+
+  it('refuses an entry with both accountId and organizationalUnitId (exit 2)', async () => {
+    const both = writeJson(dir, 'both.json', { source: STUB_INPUT.source, targets: [{ ...ou, accountId: '111111111111' }] });
+    const refused = await runCli(['validate', '-i', both]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('targets[0]: give exactly one of "accountId" (one account) or "organizationalUnitId"');
+  });
+
   it('says when the input file does not exist', async () => {
     const result = await runCli(['validate', '--input', `${dir}/missing.json`]);
     expect(result.code).toBe(2);

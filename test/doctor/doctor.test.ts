@@ -49,6 +49,54 @@ describe('the doctor over the in-memory AWS', () => {
   });
 });
 
+describe('the doctor with OU targets', () => {
+  it('resolves each OU, reports found, skipped and excluded accounts, and checks every resolved account', async () => {
+    const aws = new FakeAws();
+    try {
+      const imageId = aws.addSourceImage(REGION);
+      aws.organization.set('ou-ab12-11111111', {
+        accounts: [{ Id: '111111111111', State: 'ACTIVE' }, { Id: '222222222222', State: 'SUSPENDED' }, { Id: '333333333333', State: 'ACTIVE' }],
+        ous: [],
+      });
+      aws.addKey('111111111111', REGION);
+      const report = await doctor(
+        {
+          source: { imageId, region: REGION },
+          targets: [{ organizationalUnitId: 'ou-ab12-11111111', regions: [REGION], kmsKey: 'alias/ami-encryption', excludeAccountIds: ['333333333333'] }],
+        },
+        createClientFactory(REGION),
+        { pipelineRegion: REGION, builderAccountId: async () => BUILDER },
+      );
+      const ou = verdictOf(report, 'ou-ab12-11111111', 'organization');
+      expect(ou?.verdict).toBe('pass');
+      expect(ou?.message).toBe('3 account(s) found: 1 targeted (111111111111); skipped, not ACTIVE: 222222222222 (SUSPENDED); excluded: 333333333333');
+      expect(verdictOf(report, `111111111111/${REGION}`, 'kms-key')?.verdict).toBe('pass');
+      expect(report.checks.filter((c) => c.scope.startsWith('222222222222') || c.scope.startsWith('333333333333'))).toEqual([]);
+    } finally {
+      aws.restore();
+    }
+  });
+
+  it('fails the organization check with the set-up to fix when Organizations refuses', async () => {
+    const aws = new FakeAws();
+    try {
+      const imageId = aws.addSourceImage(REGION);
+      // No such parent: Organizations answers ParentNotFoundException, which is bad input.
+      const report = await doctor(
+        { source: { imageId, region: REGION }, targets: [{ organizationalUnitId: 'ou-ab12-99999999', regions: [REGION], kmsKey: 'alias/ami-encryption' }] },
+        createClientFactory(REGION),
+        { pipelineRegion: REGION, builderAccountId: async () => BUILDER },
+      );
+      const check = verdictOf(report, 'organization', 'organization');
+      expect(check?.verdict).toBe('fail');
+      expect(check?.message).toContain('ou-ab12-99999999 is not an OU or root of the organization');
+      expect(report.verdict).toBe('fail');
+    } finally {
+      aws.restore();
+    }
+  });
+});
+
 describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
   let moto: Moto;
   let saved: string | undefined;

@@ -15,8 +15,8 @@ import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
 import { recordCalls, EXTERNAL_ID, type Evaluable } from './record';
-import type { IamRequest, RecordedCall } from './requests';
-import { builderRoles, sourceKeyPolicy, targetAccount, TARGET_ACCESS_ROLE, type NamedPolicy, type PolicyDocument, type TargetDeployment } from './shipped';
+import { ORG_ID as OU_ORG_ID, ORG_MANAGEMENT, type IamRequest, type RecordedCall } from './requests';
+import { builderRoles, organizationDelegationPolicy, organizationReader, sourceKeyPolicy, targetAccount, TARGET_ACCESS_ROLE, type NamedPolicy, type PolicyDocument, type TargetDeployment } from './shipped';
 
 const ORG_ID = 'o-abcdefghij';
 const TARGET_ROLE = 'AmiPipelineTarget';
@@ -63,6 +63,10 @@ function resourcePolicyOf(request: IamRequest): { name: string; policy: PolicyDo
     if (account === BUILDER) return { name: 'source key policy (README)', policy: sourceKeyPolicy(BUILDER, [ACCOUNT_A, ACCOUNT_B]) };
     const target = targets[account];
     if (target) return { name: `key policy of ${account}/${region}`, policy: target.keyPolicy(region) };
+  }
+  if (request.action.startsWith('organizations:')) {
+    // From the management account: the resource-based delegation policy docs/organizations.md gives.
+    return { name: 'delegation policy (docs/organizations.md)', policy: organizationDelegationPolicy(BUILDER) };
   }
   if (request.action === 'sts:AssumeRole') {
     const account = request.resourceAccount ?? '';
@@ -220,4 +224,41 @@ describe('calls that must be denied', () => {
       expect(verdict.describe).not.toContain('simulation error');
     });
   }
+});
+
+describe("templates/organization.yml's reader role (organization.roleArn)", () => {
+  const reader = () => organizationReader(ORG_MANAGEMENT, BUILDER);
+  const simulate = (principal: string, policies: NamedPolicy[], action: string, resource: string, resourceAccount: string, resourcePolicy?: PolicyDocument) =>
+    runSimulation(
+      {
+        request: { principal, action, resource: { resource, accountId: resourceAccount }, contextVariables: { 'aws:PrincipalAccount': principal.split(':')[4] ?? '' } },
+        identityPolicies: policies,
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        ...(resourcePolicy ? { resourcePolicy } : {}),
+      },
+      {},
+    );
+
+  it('may be assumed by ResolveSource\'s role, and lists the OUs and their accounts', async () => {
+    const snapshot = callerOf({ fn: 'snapshot', account: BUILDER });
+    const assume = await simulate(snapshot.principal, snapshot.policies, 'sts:AssumeRole', reader().arn, ORG_MANAGEMENT, reader().trust);
+    expect(assume.resultType === 'single' && assume.overallResult).toBe('Allowed');
+    const principal = `arn:aws:sts::${ORG_MANAGEMENT}:assumed-role/AmiPipelineOrganizationReader/ami-pipeline`;
+    for (const action of ['organizations:ListAccountsForParent', 'organizations:ListOrganizationalUnitsForParent']) {
+      for (const parent of [`root/${OU_ORG_ID}/r-ab12`, `ou/${OU_ORG_ID}/ou-ab12-11111111`]) {
+        const list = await simulate(principal, reader().policies, action, `arn:aws:organizations::${ORG_MANAGEMENT}:${parent}`, ORG_MANAGEMENT);
+        expect(list.resultType === 'single' && list.overallResult, `${action} ${parent}`).toBe('Allowed');
+      }
+    }
+  });
+
+  it('may not be assumed by the target-access role, and may not move accounts', async () => {
+    const access = callerOf({ fn: 'copyEncrypt', account: BUILDER });
+    const assume = await simulate(access.principal, access.policies, 'sts:AssumeRole', reader().arn, ORG_MANAGEMENT, reader().trust);
+    expect(assume.resultType === 'single' && assume.overallResult).not.toBe('Allowed');
+    const principal = `arn:aws:sts::${ORG_MANAGEMENT}:assumed-role/AmiPipelineOrganizationReader/ami-pipeline`;
+    const move = await simulate(principal, reader().policies, 'organizations:MoveAccount', `arn:aws:organizations::${ORG_MANAGEMENT}:account/${OU_ORG_ID}/111111111111`, ORG_MANAGEMENT);
+    expect(move.resultType === 'single' && move.overallResult).not.toBe('Allowed');
+  });
 });

@@ -66,6 +66,14 @@ const SCENARIOS: Scenario[] = [
     },
     input: { targets: null, targetsParameter: '/ami-pipeline/targets', externalId: EXTERNAL_ID, notify: { topicArn: TOPIC_ARN } },
   },
+  {
+    name: 'targets from an OU and its child OU, read by the builder account as a delegated administrator',
+    setup: (aws) => {
+      aws.organization.set('ou-ab12-11111111', { accounts: [{ Id: ACCOUNT_A, State: 'ACTIVE' }], ous: ['ou-ab12-22222222'] });
+      aws.organization.set('ou-ab12-22222222', { accounts: [], ous: [] });
+    },
+    input: { targets: [{ organizationalUnitId: 'ou-ab12-11111111', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }] },
+  },
 ];
 
 /** The world the table reads, over a FakeAws and what the create calls said. */

@@ -57,6 +57,13 @@ const ec2Arn = (c: RecordedCall, type: string, id: string) => `arn:aws:ec2:${c.r
 const asgArn = (c: RecordedCall, name: string) => `arn:aws:autoscaling:${c.region}:${c.account}:autoScalingGroup:00000000-0000-0000-0000-000000000000:autoScalingGroupName/${name}`;
 const wildcard = (action: string): Entry => () => [{ action, resource: '*' }];
 
+/** The organization the policy test reads OUs of: its management account and ID (test/iam/record.ts sets it up). */
+export const ORG_MANAGEMENT = '111122223333';
+export const ORG_ID = 'o-abcdefghij';
+/** A root or OU ARN (Service Authorization Reference, AWS Organizations: root/o-id/r-id, ou/o-id/ou-id, in the management account). */
+const parentArn = (id: string) => `arn:aws:organizations::${ORG_MANAGEMENT}:${id.startsWith('r-') ? 'root' : 'ou'}/${ORG_ID}/${id}`;
+const listParent = (action: string): Entry => (c) => [{ action, resource: parentArn(String(c.input.ParentId)), resourceAccount: ORG_MANAGEMENT }];
+
 /** aws:RequestTag/… and aws:TagKeys of the tags a create call puts on a resource type. */
 function requestTags(tags: Tag[] | undefined): Context {
   const context: Context = { 'aws:TagKeys': (tags ?? []).map((t) => t.Key ?? '') };
@@ -126,6 +133,8 @@ export const REQUESTS: Record<string, Entry> = {
   'events:PutEvents': (c) => [{ action: 'events:PutEvents', resource: `arn:aws:events:${c.region}:${c.account}:event-bus/default` }],
   'sns:Publish': (c) => [{ action: 'sns:Publish', resource: String(c.input.TopicArn), resourceAccount: String(c.input.TopicArn).split(':')[4] }],
   'iam:GetRole': (c, w) => [{ action: 'iam:GetRole', resource: w.autoScalingRole(c.account) }],
+  'organizations:ListAccountsForParent': listParent('organizations:ListAccountsForParent'),
+  'organizations:ListOrganizationalUnitsForParent': listParent('organizations:ListOrganizationalUnitsForParent'),
 
   'ec2:DescribeImages': wildcard('ec2:DescribeImages'),
   'ec2:DescribeSnapshots': wildcard('ec2:DescribeSnapshots'),

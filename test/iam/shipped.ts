@@ -106,3 +106,33 @@ export function sourceKeyPolicy(builderAccountId: string, targetAccountIds: stri
     ],
   };
 }
+
+/**
+ * The organization's resource-based delegation policy that makes the builder account a delegated administrator for
+ * reading OUs (docs/organizations.md; Organizations User Guide, "Resource-based policy examples").
+ */
+export function organizationDelegationPolicy(builderAccountId: string): PolicyDocument {
+  return {
+    Version: '2012-10-17',
+    Statement: [{
+      Sid: 'AmiPipelineReadsOus', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${builderAccountId}:root` },
+      Action: ['organizations:ListAccountsForParent', 'organizations:ListOrganizationalUnitsForParent'], Resource: '*',
+    }],
+  };
+}
+
+const ORGANIZATION_TEMPLATE = new URL('../../templates/organization.yml', import.meta.url);
+
+/** templates/organization.yml's reader role as deployed in the management account for this builder (stage "test"). */
+export function organizationReader(managementAccountId: string, builderAccountId: string): ShippedRole {
+  const template = loadTemplate(ORGANIZATION_TEMPLATE);
+  const ctx: RenderContext = {
+    accountId: managementAccountId,
+    region: 'us-east-1',
+    parameters: { PipelineAccountId: builderAccountId, PipelineRegion: PIPELINE_REGION, PipelineRoleName: `${SERVICE}-${STAGE}-resolve-source` },
+    resource: (id) => {
+      throw new Error(`organizationReader: cannot resolve ${id}`);
+    },
+  };
+  return roleOf('OrganizationReaderRole', render(template.Resources.OrganizationReaderRole?.Properties, template, ctx) as RoleProperties, managementAccountId);
+}
