@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagedDir } from '../support/package';
 
-type Resource = { Type: string; Properties: Record<string, unknown> };
+type Resource = { Type: string; Condition?: string; Properties: Record<string, unknown> };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
 let dir: string;
 
@@ -87,7 +87,12 @@ describe('serverless package', () => {
     const scheduleInput = JSON.parse(String((schedule?.Targets as { Input: string }[])[0]?.Input)) as { targetsParameter: string; source: { filter: unknown } };
     expect(scheduleInput.targetsParameter).toBe('/ami-pipeline/targets');
     expect(scheduleInput.source.filter).toBeDefined();
-    const onImage = rules.find((r) => r.EventPattern !== undefined);
+    const onImage = rules.find((r) => (r.EventPattern as { source?: string[] } | undefined)?.source?.[0] === 'aws.ec2');
+    // The new-account rules (test/unit/organization-events.test.ts feeds them recorded events), and the bus policy
+    // that lets the management account's forwarding rule in only when managementAccountId is set.
+    const joins = rules.filter((r) => (r.EventPattern as { source?: string[] } | undefined)?.source?.[0] === 'aws.organizations');
+    expect(joins.map((r) => (r.EventPattern as { detail: { eventName: string[] } }).detail.eventName[0]).sort()).toEqual(['AcceptHandshake', 'CreateAccountResult', 'MoveAccount']);
+    expect(template.Resources.OrganizationEventsBusPolicy?.Condition).toBe('AcceptsOrganizationEvents');
     expect(onImage?.EventPattern).toEqual({ source: ['aws.ec2'], 'detail-type': ['EC2 AMI State Change'], detail: { State: ['available'] } });
     const transformer = (onImage?.Targets as { InputTransformer: { InputTemplate: string } }[])[0]?.InputTransformer;
     expect(transformer?.InputTemplate).toContain('optInTag');
