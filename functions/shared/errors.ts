@@ -157,11 +157,15 @@ export const START_EXECUTION_ERROR_NAMES = [
   'StepFunctions.AWSStepFunctionsException',
 ] as const;
 
-/** Errors Step Functions raises around a Lambda invoke; retried before ours. */
+/**
+ * Errors Step Functions raises around a Lambda invoke; retried before ours. The first four are AWS's recommended
+ * Lambda retrier (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
+ */
 export const LAMBDA_SERVICE_ERROR_NAMES = [
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
+  'Lambda.ClientExecutionTimeoutException',
   'Lambda.TooManyRequestsException',
   'Lambda.Unknown',
 ] as const;
