@@ -4,7 +4,7 @@
  * janitor and `ami-pipeline cleanup` use it.
  */
 import { DeleteAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
-import { DeleteLaunchTemplateCommand, DescribeInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { DeleteLaunchTemplateCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import type { ClientFactory } from './client-factory';
 import { aws, awsCode, toPipelineError } from './errors';
 import { logger } from './logger';
@@ -40,13 +40,25 @@ export async function cleanUpLaunchCheck(item: LaunchCheckTarget, deps: { client
       const gone = (code === 'ValidationError' && /not found|does not exist/i.test(message)) || code === 'ScalingActivityInProgress';
       if (!gone) throw toPipelineError(error, `Deleting Auto Scaling group ${name} in ${where(item)}`);
     }
-    try {
-      await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name }));
-      result.launchTemplateDeleted = true;
-    } catch (error) {
+    // Look first: the target role may delete only launch templates tagged as the pipeline's (docs/iam.md), and
+    // one that was never made has no tags to match.
+    const notFound = (error: unknown) => {
       const code = awsCode(error);
-      if (!code.startsWith('InvalidLaunchTemplateName') && !code.startsWith('InvalidLaunchTemplateId')) {
-        throw toPipelineError(error, `Deleting launch template ${name} in ${where(item)}`);
+      return code.startsWith('InvalidLaunchTemplateName') || code.startsWith('InvalidLaunchTemplateId');
+    };
+    const exists = await ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] })).then(
+      (out) => (out.LaunchTemplates?.length ?? 0) > 0,
+      (error: unknown) => {
+        if (notFound(error)) return false;
+        throw toPipelineError(error, `Looking for launch template ${name} in ${where(item)}`);
+      },
+    );
+    if (exists) {
+      try {
+        await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name }));
+        result.launchTemplateDeleted = true;
+      } catch (error) {
+        if (!notFound(error)) throw toPipelineError(error, `Deleting launch template ${name} in ${where(item)}`);
       }
     }
   }

@@ -143,7 +143,6 @@ export const REQUESTS: Record<string, Entry> = {
   'ec2:GetEbsDefaultKmsKeyId': wildcard('ec2:GetEbsDefaultKmsKeyId'),
   'ec2:DescribeInstances': wildcard('ec2:DescribeInstances'),
   'ec2:DescribeVolumes': wildcard('ec2:DescribeVolumes'),
-  'ec2:DescribeLaunchTemplates': wildcard('ec2:DescribeLaunchTemplates'),
   'ec2:DescribeLaunchTemplateVersions': wildcard('ec2:DescribeLaunchTemplateVersions'),
   'autoscaling:DescribeAutoScalingGroups': wildcard('autoscaling:DescribeAutoScalingGroups'),
   'autoscaling:DescribeScalingActivities': wildcard('autoscaling:DescribeScalingActivities'),
@@ -203,6 +202,7 @@ export const REQUESTS: Record<string, Entry> = {
       { action: 'ec2:CreateTags', resource: ec2Arn(c, 'launch-template', '*'), context: { ...requestTags(tags), 'ec2:CreateAction': 'CreateLaunchTemplate' } },
     ];
   },
+  'ec2:DescribeLaunchTemplates': wildcard('ec2:DescribeLaunchTemplates'),
   'ec2:DeleteLaunchTemplate': (c, w) => [
     { action: 'ec2:DeleteLaunchTemplate', resource: ec2Arn(c, 'launch-template', String(c.input.LaunchTemplateName)), context: resourceTags(w.tagsOf(String(c.input.LaunchTemplateName))) },
   ],

@@ -457,11 +457,21 @@ export class FakeAws {
       if (!template) throw awsError('InvalidLaunchTemplateName.NotFoundException', 'At least one of the launch templates specified in the request does not exist.');
       return template;
     };
-    on(ec2, DescribeLaunchTemplatesCommand, 'ec2', (_i, who) => ({
+    on(ec2, DescribeLaunchTemplatesCommand, 'ec2', (input, who) => {
+      const names = input.LaunchTemplateNames as string[] | undefined;
+      if (names?.length) {
+        // By name (the launch check's own templates): AWS answers NotFound when one of them does not exist.
+        const found = names.flatMap((n) => (this.templates.has(n) ? [{ LaunchTemplateName: n }] : []));
+        if (found.length < names.length) throw awsError('InvalidLaunchTemplateName.NotFoundException', 'At least one of the launch templates specified in the request does not exist.');
+        return { LaunchTemplates: found };
+      }
+      return listUserTemplates(who);
+    });
+    const listUserTemplates = (who: { account: string; region: string }) => ({
       LaunchTemplates: [...this.userTemplates.entries()]
         .filter(([k]) => k.startsWith(`${who.account}/${who.region}/`))
         .map(([k, t]) => ({ LaunchTemplateId: t.id, LaunchTemplateName: k.split('/').pop(), DefaultVersionNumber: t.defaultVersion, LatestVersionNumber: t.versions.length })),
-    }));
+    });
     on(ec2, DescribeLaunchTemplateVersionsCommand, 'ec2', (input, who) => {
       const t = userTemplate(who, input);
       const wanted = (input.Versions as string[] | undefined) ?? ['$Default'];

@@ -9,6 +9,7 @@ import {
 import {
   CreateLaunchTemplateCommand,
   DeleteLaunchTemplateCommand,
+  DescribeLaunchTemplatesCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeSubnetsCommand,
@@ -449,6 +450,7 @@ describe('checkLaunch', () => {
 describe('cleanUpLaunchCheck', () => {
   it('deletes the group and the template and terminates every instance of the check', async () => {
     asMock.on(DeleteAutoScalingGroupCommand).resolves({});
+    ec2Mock.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [{ LaunchTemplateName: NAME }] });
     ec2Mock.on(DeleteLaunchTemplateCommand).resolves({});
     ec2Mock.on(DescribeInstancesCommand).resolves({
       Reservations: [{ Instances: [{ InstanceId: INSTANCE_ID }] }, { Instances: [{ InstanceId: 'i-0fedcba9876543210' }] }],
@@ -479,12 +481,15 @@ describe('cleanUpLaunchCheck', () => {
       .on(DeleteAutoScalingGroupCommand)
       .rejects(awsError('ValidationError', `AutoScalingGroup name not found - AutoScalingGroup '${NAME}' not found`));
     ec2Mock
-      .on(DeleteLaunchTemplateCommand)
+      .on(DescribeLaunchTemplatesCommand)
       .rejects(awsError('InvalidLaunchTemplateName.NotFoundException', 'At least one of the launch templates specified in the request does not exist.'));
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
 
     const result = await cleanUpLaunchCheck(withMode('auto-scaling'), deps());
 
+    // The template is looked for first: the role may delete only tagged templates, and a missing one has no tags.
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeLaunchTemplatesCommand, { LaunchTemplateNames: [NAME] });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeleteLaunchTemplateCommand, 0);
     expect(ec2Mock).toHaveReceivedCommandTimes(TerminateInstancesCommand, 0);
     expect(result).toEqual({ name: NAME, autoScalingGroupDeleted: false, launchTemplateDeleted: false, terminatedInstanceIds: [] });
   });
