@@ -38,6 +38,7 @@ import { logger } from './shared/logger';
 import { imageSizeGiB, type Batch, type ResolvedSource, type RunPlan, type TargetPair } from './shared/plan';
 import { historyBudget } from './shared/budget';
 import { digest } from './shared/tags';
+import { deploymentIssues, limitsFromEnv, type DeploymentLimits } from './shared/deployment';
 
 export interface ResolveSourceEvent {
   input: unknown;
@@ -49,6 +50,8 @@ export interface SnapshotDeps {
   /** Region of the pipeline itself, where the targets document lives. */
   pipelineRegion: string;
   builderAccountId: () => Promise<string>;
+  /** What the deployment allows (role names, publish prefix); from the function's environment by default. */
+  deployment?: DeploymentLimits;
 }
 
 let callerAccount: Promise<string> | undefined;
@@ -61,10 +64,21 @@ export const defaultDeps: SnapshotDeps = {
       .then((r) => r.Account ?? '');
     return callerAccount;
   },
+  deployment: limitsFromEnv(),
 };
 
-/** Read the automatic runs' targets document and merge it under the inline input (inline fields win). */
+/**
+ * The input, validated, with the automatic runs' targets document merged under it (inline fields win), and
+ * checked against what the deployment allows.
+ */
 export async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
+  const input = await mergeTargetsDocument(raw, deps);
+  const issues = deploymentIssues(input, deps.deployment ?? { targetRoleNames: [], publishParameterPrefix: '' });
+  if (issues.length > 0) throw new InvalidInputError(issues);
+  return input;
+}
+
+async function mergeTargetsDocument(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
   const first = parseInput(raw);
   if (first.targets !== undefined || first.targetsParameter === undefined) return first;
   const name = first.targetsParameter;

@@ -5,9 +5,11 @@
  * and least-privilege roles.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagedDir } from '../support/package';
+import { loadTemplate } from '../support/cfn';
 
 type Resource = { Type: string; Condition?: string; Properties: Record<string, unknown> };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
@@ -117,6 +119,28 @@ describe('serverless package', () => {
     expect(actions(notify).filter((a) => !a.startsWith('logs:')).sort()).toEqual(['events:PutEvents', 'sns:Publish']);
     expect(JSON.stringify(statements(notify))).toContain('event-bus/default');
     expect(JSON.stringify(functions.ModifyAttributesLambdaFunction?.Properties.Role)).toContain('ModifyAttributesRole');
+  });
+
+  it('tells ResolveSource what the deployment allows, as the target template does by default', async () => {
+    const env = (template.Resources.SnapshotLambdaFunction?.Properties.Environment as { Variables: Record<string, string> }).Variables;
+    expect(env.TARGET_ROLE_NAMES).toBe('AmiPipelineTarget');
+    expect(env.PUBLISH_PARAMETER_PREFIX).toBe('/ami-pipeline/');
+    const target = loadTemplate(new URL('../../templates/target-account.yml', import.meta.url));
+    const defaults = target.Parameters as Record<string, { Default?: string }>;
+    expect((env.TARGET_ROLE_NAMES ?? '').split(',')).toContain(defaults.TargetRoleName?.Default);
+    expect(defaults.ParameterPrefix?.Default).toBe(env.PUBLISH_PARAMETER_PREFIX);
+  });
+
+  it('lets the target-access role assume exactly the role names of the param targetRoleNames', async () => {
+    const { targetRoleArns } = createRequire(import.meta.url)('../../serverless-iam.cjs') as { targetRoleArns: (a: { resolveVariable: (v: string) => Promise<string> }) => Promise<unknown[]> };
+    const arns = await targetRoleArns({ resolveVariable: async (v) => (v === 'param:targetRoleNames' ? 'AmiPipelineTarget, AmiPipelineTargetEu' : '') });
+    expect(arns).toEqual([
+      { 'Fn::Sub': 'arn:${AWS::Partition}:iam::*:role/AmiPipelineTarget' },
+      { 'Fn::Sub': 'arn:${AWS::Partition}:iam::*:role/AmiPipelineTargetEu' },
+    ]);
+    await expect(targetRoleArns({ resolveVariable: async () => 'role/with/path' })).rejects.toThrow('param targetRoleNames');
+    const role = template.Resources.TargetAccessRole as Resource;
+    expect(statements(role).find((s) => s.Action.includes('sts:AssumeRole'))?.Resource).toEqual([{ 'Fn::Sub': 'arn:${AWS::Partition}:iam::*:role/AmiPipelineTarget' }]);
   });
 
   it('outputs the state machine ARN for the CLI', () => {

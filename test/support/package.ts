@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CACHE = join(ROOT, 'node_modules', '.cache', 'ami-pipeline-package');
 /** Inputs of the package: the service file, the state machines, the code it bundles and the locked dependencies. */
-const INPUTS = ['serverless.yml', 'esbuild-plugins.cjs', 'package-lock.json', 'statemachine', 'functions'];
+const INPUTS = ['serverless.yml', 'serverless-iam.cjs', 'esbuild-plugins.cjs', 'package-lock.json', 'statemachine', 'functions'];
 export const PACKAGE_STAGE = 'test';
 export const PACKAGE_REGION = 'eu-west-1';
 
