@@ -13,6 +13,7 @@ import { resolveTargets, type ResolvedTarget } from '../functions/shared/organiz
 import { explicitTargets, loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
 import type { Output } from './render';
 import { CliError, noCredentialsMessage } from './errors';
+import { permissionsCheck } from './permissions';
 import { readInputFile } from './input';
 
 export interface DoctorOptions {
@@ -77,17 +78,18 @@ export async function doctor(raw: unknown, clients: ClientFactory, deps: Pick<Sn
   }
   const items: TargetItem[] = targetPairs(input, targets).map((target) => ({ executionName, target, settings }));
   const perTarget = await Promise.all(
-    items.map((item) =>
-      checkTarget(
-        item,
-        clients.target({
-          accountId: item.target.accountId,
-          roleName: settings.targetRoleName,
-          externalId: settings.externalId ?? undefined,
-          sessionName: sessionNameFor(executionName),
-        }),
-      ),
-    ),
+    items.map(async (item) => {
+      const target = clients.target({
+        accountId: item.target.accountId,
+        roleName: settings.targetRoleName,
+        externalId: settings.externalId ?? undefined,
+        sessionName: sessionNameFor(executionName),
+      });
+      const found = await checkTarget(item, target);
+      // The role's own policies, when the role could be assumed at all.
+      const assumed = found.some((c) => c.check === 'target-role' && c.verdict === 'pass');
+      return assumed ? [...found, await permissionsCheck(item, target)] : found;
+    }),
   );
   checks.push(...perTarget.flat());
   const verdict = checks.some((c) => c.verdict === 'fail') ? 'fail' : checks.some((c) => c.verdict === 'warn') ? 'warn' : 'pass';
