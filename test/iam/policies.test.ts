@@ -13,7 +13,8 @@
  */
 import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER, item, KEY_A_EU } from '../support/fixtures';
+import { runCalls } from '../../cli/permissions';
 import { recordCalls, EXTERNAL_ID, type Evaluable } from './record';
 import { ORG_ID as OU_ORG_ID, ORG_MANAGEMENT, type IamRequest, type RecordedCall } from './requests';
 import { builderRoles, organizationDelegationPolicy, organizationReader, sourceKeyPolicy, targetAccount, TARGET_ACCESS_ROLE, type NamedPolicy, type PolicyDocument, type TargetDeployment } from './shipped';
@@ -83,9 +84,12 @@ interface Verdict {
   describe: string;
 }
 
-async function evaluate(call: Pick<RecordedCall, 'fn' | 'account' | 'region'>, request: IamRequest): Promise<Verdict> {
+async function evaluate(call: Pick<RecordedCall, 'fn' | 'account' | 'region'>, request: IamRequest, options: { identityOnly?: boolean } = {}): Promise<Verdict> {
   const caller = callerOf(call);
-  const resourcePolicy = resourcePolicyOf(request);
+  // Identity policies only (as SimulatePrincipalPolicy): for a KMS key, a key policy that leaves it to IAM.
+  const account = request.resource.split(':')[4] || call.account;
+  const iamDecides = { name: 'key policy leaving it to IAM', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }] } };
+  const resourcePolicy = options.identityOnly ? (request.action.startsWith('kms:') ? iamDecides : undefined) : resourcePolicyOf(request);
   const context: Record<string, string | string[]> = {
     'aws:PrincipalArn': caller.roleArn,
     'aws:PrincipalAccount': call.account,
@@ -143,6 +147,24 @@ describe('the IAM we ship, evaluated', () => {
     expect(evaluated).toBeGreaterThan(100);
   });
 
+  it("allows every call the doctor simulates on the target role (cli/permissions.ts agrees with the template)", async () => {
+    const denied: string[] = [];
+    for (const mode of ['auto-scaling', 'run-instances'] as const) {
+      const target = item({}, { verify: { mode, instanceType: null, timeoutMinutes: 15 }, publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: [] } });
+      for (const call of runCalls(target, KEY_A_EU)) {
+        const context = Object.fromEntries((call.context ?? []).map((e) => [e.ContextKeyName ?? '', (e.ContextKeyValues?.length ?? 0) > 1 ? e.ContextKeyValues ?? [] : e.ContextKeyValues?.[0] ?? '']));
+        for (const action of call.actions) {
+          for (const resource of call.resources) {
+            // The doctor simulates identity policies only; the key policy's side is the key-policy check's.
+            const verdict = await evaluate({ fn: 'doctor', account: ACCOUNT_A, region: 'eu-west-1' }, { action, resource, context }, { identityOnly: true });
+            if (!verdict.allowed) denied.push(verdict.describe);
+          }
+        }
+      }
+    }
+    expect(denied).toEqual([]);
+  });
+
   it('shares the source: ModifySnapshotAttribute on a snapshot ARN, which has no account', async () => {
     const share = calls.find((c) => c.call.command === 'ModifySnapshotAttribute');
     expect(share?.requests?.[0]?.resource).toMatch(/^arn:aws:ec2:eu-west-1::snapshot\/snap-/);
@@ -185,6 +207,76 @@ const MUST_BE_DENIED: { name: string; fn: string; account: string; request: IamR
     fn: 'copyEncrypt',
     account: ACCOUNT_A,
     request: { action: 'kms:Decrypt', resource: `arn:aws:kms:eu-west-1:${BUILDER}:key/99999999-9999-9999-9999-999999999999`, resourceAccount: BUILDER },
+  },
+  {
+    name: 'deregistering an image the pipeline did not make',
+    fn: 'retention',
+    account: ACCOUNT_A,
+    request: { action: 'ec2:DeregisterImage', resource: 'arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0', context: { 'aws:ResourceTag/team': 'web' } },
+  },
+  {
+    name: 'deleting a snapshot the pipeline did not make',
+    fn: 'retention',
+    account: ACCOUNT_A,
+    request: { action: 'ec2:DeleteSnapshot', resource: 'arn:aws:ec2:eu-west-1::snapshot/snap-0123456789abcdef0' },
+  },
+  {
+    name: 'terminating an instance the pipeline did not launch',
+    fn: 'verifyLaunch',
+    account: ACCOUNT_A,
+    request: { action: 'ec2:TerminateInstances', resource: `arn:aws:ec2:eu-west-1:${ACCOUNT_A}:instance/i-0123456789abcdef0` },
+  },
+  {
+    name: 'deleting a launch template the pipeline did not make',
+    fn: 'verifyLaunch',
+    account: ACCOUNT_A,
+    request: { action: 'ec2:DeleteLaunchTemplate', resource: `arn:aws:ec2:eu-west-1:${ACCOUNT_A}:launch-template/lt-0123456789abcdef0` },
+  },
+  {
+    name: 'deleting an Auto Scaling group the pipeline did not make',
+    fn: 'verifyLaunch',
+    account: ACCOUNT_A,
+    request: {
+      action: 'autoscaling:DeleteAutoScalingGroup',
+      resource: `arn:aws:autoscaling:eu-west-1:${ACCOUNT_A}:autoScalingGroup:00000000-0000-0000-0000-000000000000:autoScalingGroupName/web`,
+      context: { 'autoscaling:ForceDelete': 'true' },
+    },
+  },
+  {
+    name: 'launching an instance without the pipeline tags',
+    fn: 'verifyLaunch',
+    account: ACCOUNT_A,
+    request: { action: 'ec2:RunInstances', resource: `arn:aws:ec2:eu-west-1:${ACCOUNT_A}:instance/*`, context: { 'aws:TagKeys': [] } },
+  },
+  {
+    name: 'a grant on the target key to another principal',
+    fn: 'createGrant',
+    account: ACCOUNT_A,
+    request: {
+      action: 'kms:CreateGrant',
+      resource: `arn:aws:kms:eu-west-1:${ACCOUNT_A}:key/11111111-1111-1111-1111-111111111111`,
+      context: { 'kms:GranteePrincipal': `arn:aws:iam::${ACCOUNT_A}:role/SomeoneElse`, 'kms:GrantOperations': ['Decrypt'], 'kms:GrantIsForAWSResource': 'false' },
+    },
+  },
+  {
+    name: 'a grant to Auto Scaling with other operations',
+    fn: 'createGrant',
+    account: ACCOUNT_A,
+    request: {
+      action: 'kms:CreateGrant',
+      resource: `arn:aws:kms:eu-west-1:${ACCOUNT_A}:key/11111111-1111-1111-1111-111111111111`,
+      context: {
+        'kms:GranteePrincipal': `arn:aws:iam::${ACCOUNT_A}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`,
+        'kms:GrantOperations': ['Decrypt', 'RetireGrant'],
+        'kms:GrantIsForAWSResource': 'false',
+      },
+    },
+  },
+  {
+    name: 'writing a parameter outside the publish prefix',
+    fn: 'publish',
+    account: ACCOUNT_A,
+    request: { action: 'ssm:PutParameter', resource: `arn:aws:ssm:eu-west-1:${ACCOUNT_A}:parameter/app/database-password` },
   },
   {
     name: "ResolveSource's role assuming the target role",
