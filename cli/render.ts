@@ -192,6 +192,7 @@ export function expansionLine(ou: OuExpansion): string {
   if (ou.skipped.length) parts.push(`skipped (not ACTIVE): ${ou.skipped.map((s) => `${s.accountId} ${s.state}`).join(', ')}`);
   if (ou.excluded.length) parts.push(`excluded: ${ou.excluded.join(', ')}`);
   if (ou.coveredElsewhere.length) parts.push(`targeted by another entry: ${ou.coveredElsewhere.join(', ')}`);
+  if (ou.notListed) parts.push(`not listed: ${ou.notListed.skipped} more skipped, ${ou.notListed.excluded} more excluded, ${ou.notListed.coveredElsewhere} more targeted by another entry`);
   return `${ou.organizationalUnitId}: ${parts.join('; ')}`;
 }
 

@@ -40,6 +40,27 @@ export interface OuExpansion {
   excluded: string[];
   /** Accounts an explicit accountId entry (or an earlier OU entry with the same settings) already targets. */
   coveredElsewhere: string[];
+  /** How many more accounts each list had past MAX_LISTED (left out so the run's payloads stay small); absent when none. */
+  notListed?: { skipped: number; excluded: number; coveredElsewhere: number };
+}
+
+/**
+ * Accounts listed per category (skipped, excluded, covered elsewhere) in the run's output; the rest are counted.
+ * An OU of thousands of suspended accounts must not push ResolveSource's output past Step Functions' 262,144 bytes.
+ */
+export const MAX_LISTED = 100;
+
+function capped(expansion: OuExpansion): OuExpansion {
+  const over = (n: number) => Math.max(0, n - MAX_LISTED);
+  const notListed = { skipped: over(expansion.skipped.length), excluded: over(expansion.excluded.length), coveredElsewhere: over(expansion.coveredElsewhere.length) };
+  if (notListed.skipped + notListed.excluded + notListed.coveredElsewhere === 0) return expansion;
+  return {
+    ...expansion,
+    skipped: expansion.skipped.slice(0, MAX_LISTED),
+    excluded: expansion.excluded.slice(0, MAX_LISTED),
+    coveredElsewhere: expansion.coveredElsewhere.slice(0, MAX_LISTED),
+    notListed,
+  };
 }
 
 export interface Resolution {
@@ -160,7 +181,7 @@ export async function resolveTargets(input: PipelineInput, deps: OrganizationDep
         }
       }
     }
-    organization.push(expansion);
+    organization.push(capped(expansion));
   }
   if (conflicts.length > 0) {
     throw new InvalidInputError(

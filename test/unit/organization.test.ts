@@ -9,8 +9,9 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { ClientFactory, TargetAccess } from '../../functions/shared/client-factory';
 import { InvalidInputError, TargetRoleNotAssumableError } from '../../functions/shared/errors';
 import { parseInput } from '../../functions/shared/input';
-import { resolveTargets } from '../../functions/shared/organization';
+import { MAX_LISTED, resolveTargets } from '../../functions/shared/organization';
 import { resolveSource } from '../../functions/snapshot';
+import { expansionLine } from '../../cli/render';
 import { awsError, BUILDER, rejection, testClients } from '../support/fixtures';
 
 const orgMock = mockClient(OrganizationsClient);
@@ -194,6 +195,25 @@ describe('resolveTargets', () => {
     const unknown = await rejection(resolveTargets(input([ouEntry(OU_DATA)]), deps()));
     expect(unknown.name).toBe('InvalidInputError');
     expect(unknown.message).toContain(OU_DATA);
+  });
+
+  it('counts rather than lists skipped accounts past MAX_LISTED, so the run output stays small', async () => {
+    const suspended = Array.from({ length: MAX_LISTED + 30 }, (_, n) => account(String(500000000000 + n), 'SUSPENDED'));
+    organization({ [OU_APPS]: { accounts: [account('111111111111'), ...suspended] } });
+    const { organization: [expansion] } = await resolveTargets(input([ouEntry(OU_APPS)]), deps());
+    expect(expansion?.found).toBe(MAX_LISTED + 31);
+    expect(expansion?.skipped).toHaveLength(MAX_LISTED);
+    expect(expansion?.notListed).toEqual({ skipped: 30, excluded: 0, coveredElsewhere: 0 });
+    expect(expansion?.targeted).toEqual(['111111111111']);
+  });
+
+  it('renders each OU expansion as one line of the CLI report', () => {
+    expect(
+      expansionLine({
+        organizationalUnitId: OU_APPS, found: 4, targeted: ['111111111111'], skipped: [{ accountId: '222222222222', state: 'PENDING_CLOSURE' }],
+        excluded: ['333333333333'], coveredElsewhere: ['444444444444'],
+      }),
+    ).toBe(`${OU_APPS}: 4 account(s) found; 1 targeted; skipped (not ACTIVE): 222222222222 PENDING_CLOSURE; excluded: 333333333333; targeted by another entry: 444444444444`);
   });
 
   it('makes no Organizations call without OU entries', async () => {
