@@ -11,10 +11,13 @@ import {
   stateMachineArnFromStack,
   type Outcome,
 } from './deployed';
+import { cleanUpRun, cliLiveness } from './cleanup';
+import { cleanupCommandLine } from './cleanup-command';
 import { CliError } from './errors';
+import { catchInterrupts, interruptedManifest, INTERRUPTED_EXIT, planOf, type Interrupt } from './interrupt';
 import { readInputFile } from './input';
 import { ProgressTracker, targetsOfInput, type StateEvent } from './progress';
-import { createLiveView, liveLines, type LiveView, type Output } from './render';
+import { createLiveView, leftText, liveLines, type LiveView, type Output } from './render';
 import { report, type ReportOptions } from './report';
 
 export interface Io {
@@ -64,13 +67,15 @@ function finish(outcome: Outcome, tracker: ProgressTracker, view: LiveView, opti
   return report(outcome, options, io);
 }
 
-async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTracker, view: LiveView): Promise<Outcome> {
+async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTracker, view: LiveView, io: Io): Promise<Outcome> {
   const endpointUrl = options.endpointUrl ?? process.env.AWS_ENDPOINT_URL;
   view.note(`running the state machine on this machine against ${endpointUrl}`);
   tracker.stage = 'bundling the functions';
   // Bundles of our own: a demo or test building .local-build/ at the same time cannot swap them mid-run.
   // Loaded here: esbuild and aws-local-stepfunctions take most of a second, which deployed runs need not wait for.
   const [{ buildBundles, temporaryBundleDir }, { runLocal }] = await Promise.all([import('../local/bundle'), import('../local/runner')]);
+  const command = cleanupCommandLine({ input: options.input, ...(endpointUrl ? { endpointUrl } : {}) });
+  const interrupt = catchInterrupts(io.stderr, command);
   // Removed on every way out: here on a normal end or an error, by its own hooks on exit and on signals.
   const outDir = temporaryBundleDir();
   let result: LocalRunResult;
@@ -80,12 +85,15 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
       ...(endpointUrl ? { endpointUrl } : {}),
       ...(options.region ? { region: options.region } : {}),
       ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
+      signal: interrupt.signal,
       onEvent: (event) => {
         const e = fromLocalEvent(event);
         if (e) feed(tracker, view, [e]);
       },
     });
+    if (result.status === 'ABORTED') return await afterInterrupt(result, { endpointUrl, region: options.region, command, interrupt, view, io });
   } finally {
+    interrupt.dispose();
     outDir.remove();
   }
   const skipped = result.events.find((e) => e.type === 'StateEntered' && e.state?.name === 'SourceNotOptedIn');
@@ -99,6 +107,56 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
   };
 }
 
+/** A local run stopped by a signal: remove what it left, say what was done and what is left, keep the manifest. */
+async function afterInterrupt(
+  result: LocalRunResult,
+  ctx: { endpointUrl: string | undefined; region: string | undefined; command: string; interrupt: Interrupt; view: LiveView; io: Io },
+): Promise<Outcome> {
+  ctx.view.stop();
+  const plan = planOf(result.events);
+  const { stderr } = ctx.io;
+  if (!plan) {
+    stderr.write('interrupted before the source was resolved: nothing was shared or copied\n');
+    return { status: 'ABORTED', executionName: result.executionName, error: { name: 'ExecutionAborted', cause: 'interrupted before the source was resolved' }, interrupted: true };
+  }
+  const targets = plan.batches.flatMap((b) => b.targets);
+  ctx.interrupt.setLeftover(
+    () => `left: possibly the launch checks of ${targets.length} target(s)${plan.source ? ` and the share of ${plan.source.imageId}` : ''}; remove them with ${ctx.command}\n`,
+  );
+  const saved = process.env.AWS_ENDPOINT_URL;
+  if (ctx.endpointUrl) process.env.AWS_ENDPOINT_URL = ctx.endpointUrl;
+  const { createClientFactory } = await import('../functions/shared/clients');
+  const { rootLogger } = await import('../functions/shared/logger');
+  const logLevel = rootLogger.getLevelName();
+  // The cleanup runs the functions' own code in this process: their log lines stay out of the output.
+  rootLogger.setLogLevel('SILENT');
+  let cleaned;
+  try {
+    const clients = createClientFactory(ctx.region ?? process.env.AWS_REGION ?? plan.source?.region ?? 'us-east-1');
+    cleaned = await cleanUpRun(result.executionName, plan, { clients, liveness: cliLiveness(ctx.endpointUrl) });
+  } finally {
+    rootLogger.setLogLevel(logLevel);
+    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
+    else process.env.AWS_ENDPOINT_URL = saved;
+  }
+  const removed = cleaned.targets.filter((t) => t.launchCheck && (t.launchCheck.autoScalingGroupDeleted || t.launchCheck.launchTemplateDeleted || t.launchCheck.terminatedInstanceIds.length > 0));
+  const failed = cleaned.targets.filter((t) => t.error);
+  stderr.write(`interrupted: removed the launch checks of ${removed.length} target(s)` +
+    `${cleaned.targets.some((t) => t.deregistered.length > 0) ? `, deregistered ${cleaned.targets.flatMap((t) => t.deregistered).join(', ')}` : ''}\n`);
+  const share = cleaned.share;
+  if (share && 'error' in share) stderr.write(`the source share was NOT revoked (${share.error.name}: ${share.error.message})\n`);
+  else if (share) stderr.write(`source share: revoked from ${share.accountIds.length} account(s)${leftText(share.left)}\n`);
+  for (const t of failed) stderr.write(`left in ${t.accountId}/${t.region}: ${t.error?.name ?? ''}: ${t.error?.message ?? ''}\n`);
+  if (failed.length > 0 || (share && !share.revoked)) stderr.write(`remove what is left with ${ctx.command}\n`);
+  else stderr.write('nothing of this run is left running or shared\n');
+  return {
+    status: 'ABORTED',
+    executionName: result.executionName,
+    manifest: interruptedManifest(result.executionName, plan, result.events, share, cleaned.targets),
+    interrupted: true,
+  };
+}
+
 /** Ctrl-C stops following, not the execution: say how to pick it up again. */
 async function following<T>(view: LiveView, executionArn: string, follow: () => Promise<T>): Promise<T> {
   const stop = () => {
@@ -107,10 +165,12 @@ async function following<T>(view: LiveView, executionArn: string, follow: () => 
     process.exit(130);
   };
   process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   try {
     return await follow();
   } finally {
     process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
   }
 }
 
@@ -144,8 +204,9 @@ export async function run(options: RunOptions, io: Io): Promise<number> {
   const view = createLiveView(live, tracker, options.local ? 'ami-pipeline (local run)' : 'ami-pipeline');
   if (file.targets.length === 0) view.note(`targets come from ${file.input.targetsParameter}; they appear as they start`);
   try {
-    const outcome = options.local ? await runLocally(options, file.raw, tracker, view) : await runDeployed(options, file.raw, tracker, view);
-    return finish(outcome, tracker, view, options, io);
+    const outcome = options.local ? await runLocally(options, file.raw, tracker, view, io) : await runDeployed(options, file.raw, tracker, view);
+    const code = finish(outcome, tracker, view, options, io);
+    return outcome.interrupted ? INTERRUPTED_EXIT : code;
   } catch (error) {
     view.stop();
     throw error;

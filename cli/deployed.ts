@@ -182,6 +182,8 @@ export interface Outcome {
   error?: { name: string; cause: string };
   /** The run succeeded doing nothing (the source did not carry the opt-in tag). */
   skipped?: string;
+  /** A local run stopped by SIGINT or SIGTERM: the CLI exits 130 after its cleanup. */
+  interrupted?: boolean;
 }
 
 /**

@@ -12,6 +12,8 @@ import { ebsDefaultCheck, checkTarget, type Check, type TargetItem } from '../fu
 import { resolveTargets, type ResolvedTarget } from '../functions/shared/organization';
 import { explicitTargets, loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
 import type { Output } from './render';
+import { cliLiveness, findAndRemove } from './cleanup';
+import { leftoverChecks, sourcesOf as leftoverSources } from './cleanup-command';
 import { CliError, noCredentialsMessage } from './errors';
 import { permissionsCheck } from './permissions';
 import { readInputFile } from './input';
@@ -29,7 +31,11 @@ export interface DoctorReport {
 }
 
 /** Run every check; `clients` acts as the builder account and, through the target role, as each target. */
-export async function doctor(raw: unknown, clients: ClientFactory, deps: Pick<SnapshotDeps, 'pipelineRegion' | 'builderAccountId'>): Promise<DoctorReport> {
+export async function doctor(
+  raw: unknown,
+  clients: ClientFactory,
+  deps: Pick<SnapshotDeps, 'pipelineRegion' | 'builderAccountId'> & { inputPath?: string },
+): Promise<DoctorReport> {
   const checks: Check[] = [];
   const snapshotDeps: SnapshotDeps = { clients, ...deps };
   const input = await loadInput(raw, snapshotDeps);
@@ -92,6 +98,12 @@ export async function doctor(raw: unknown, clients: ClientFactory, deps: Pick<Sn
     }),
   );
   checks.push(...perTarget.flat());
+  // What stopped or interrupted runs of this input left behind (ami-pipeline cleanup removes it).
+  const leftovers = await findAndRemove(
+    { sources: await leftoverSources(input, clients), targets: targetPairs(input), settings },
+    { clients, liveness: cliLiveness(), dryRun: true },
+  );
+  checks.push(...leftoverChecks(leftovers, `ami-pipeline cleanup --input ${deps.inputPath ?? 'FILE'}`));
   const verdict = checks.some((c) => c.verdict === 'fail') ? 'fail' : checks.some((c) => c.verdict === 'warn') ? 'warn' : 'pass';
   return { verdict, checks };
 }
@@ -140,6 +152,7 @@ export async function doctorCommand(options: DoctorOptions, io: { stdout: Output
     const clients = createClientFactory(region);
     const report = await doctor(file.raw, clients, {
       pipelineRegion: region,
+      inputPath: options.input,
       builderAccountId: async () => (await sts.send(new GetCallerIdentityCommand({}))).Account ?? '',
     }).catch((error: unknown) => {
       // A targets document that cannot be read or is invalid: bad input, before any check.

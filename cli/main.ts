@@ -133,6 +133,19 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       io,
     );
   }
+  if (command === 'cleanup') {
+    const { cleanupCommand } = await import('./cleanup-command');
+    return cleanupCommand(
+      {
+        input: values.input,
+        output,
+        dryRun: values['dry-run'] ?? false,
+        ...(values.region ? { region: values.region } : {}),
+        ...(endpoint ? { endpointUrl: endpoint } : {}),
+      },
+      io,
+    );
+  }
   if (values['wait-ms'] !== undefined && !values.local) throw usageError('--wait-ms only applies to --local runs', command);
   for (const name of ['state-machine-arn', 'stack', 'poll-ms'] as const) {
     if (values.local && values[name] !== undefined) throw usageError(`--${name} does not apply to --local runs`, command);
@@ -176,6 +189,14 @@ export async function cli(argv: string[], io: Io = { stdout: process.stdout, std
   const debug = argv.includes('--debug');
   // The SDK warns on Node 20 once per bundle loaded; the CLI shows that only with --debug.
   if (!debug) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // A reader that went away (`ami-pipeline run ... | head -3`) must not crash the run half-way, leaving the source
+  // shared: the run goes on to its end; only what it prints is lost.
+  for (const stream of [io.stdout, io.stderr]) {
+    const s = stream as Partial<NodeJS.WriteStream>;
+    s.on?.('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+    });
+  }
   try {
     return await main(argv, io);
   } catch (error) {

@@ -102,6 +102,16 @@ export const COMMANDS: Record<string, CommandSpec> = {
     notes: ['Exit codes: 0 nothing failed (warnings allowed); 1 a check failed; 2 bad usage or input.'],
     examples: ['ami-pipeline doctor --input examples/input.json', 'ami-pipeline doctor --input examples/input.json --output json'],
   },
+  cleanup: {
+    usage: 'cleanup --input FILE [options]',
+    summary: 'remove what stopped or interrupted runs of this input left: stale shares, launch checks, failed copies',
+    options: ['input', 'endpoint-url', 'region', 'output', 'dry-run'],
+    notes: [
+      '--dry-run lists what would be removed and removes nothing. A share or launch check of a run that is still running stays.',
+      'Exit codes: 0 nothing stale remains; 1 something stale remains (or could not be looked at); 2 bad usage or input.',
+    ],
+    examples: ['ami-pipeline cleanup --input examples/input.json --dry-run', 'ami-pipeline cleanup --input examples/input.json --endpoint-url http://127.0.0.1:5000'],
+  },
   help: {
     usage: 'help [COMMAND]',
     summary: 'this text, or the usage of one command',

@@ -184,9 +184,15 @@ export interface RunResult {
   events: EventLog[];
   /** The parent first, then each child execution in the order they started. */
   executions: ExecutionRecord[];
+  /** True when `signal` stopped the run (as StopExecution would: no Catch, no cleanup state ran). */
+  aborted?: boolean;
 }
 
 export interface RunOptions {
+  /** Stops the run as StopExecution does: every execution ends at once, no new one starts. */
+  signal?: AbortSignal;
+  /** After a stop, how long to let the handlers already invoked finish (default 30,000 ms), so nothing they make is missed. */
+  settleMs?: number;
   executionName?: string;
   /** Milliseconds every Wait state lasts (default 0). */
   waitMs?: number;
@@ -206,6 +212,17 @@ interface Run {
   options: RunOptions;
   all: EventLog[];
   executions: ExecutionRecord[];
+  /** Handler invocations not yet settled. */
+  inflight: Set<Promise<unknown>>;
+}
+
+function track<T>(run: Run, promise: Promise<T>): Promise<T> {
+  run.inflight.add(promise);
+  promise.then(
+    () => run.inflight.delete(promise),
+    () => run.inflight.delete(promise),
+  );
+  return promise;
 }
 
 async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: ExecutionRecord): Promise<Json> {
@@ -218,7 +235,7 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
     local[state] = (event) => {
       // The state's input after Parameters: over the limit, the execution fails (not a task failure).
       checkPayload(event, state, 'task input after Parameters');
-      return invoke(event as Json) as Promise<LibJson>;
+      return track(run, invoke(event as Json)) as Promise<LibJson>;
     };
   }
   for (const [state, child] of Object.entries(childTasks)) {
@@ -259,6 +276,9 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
   };
   // The library passes its run options on to Map iterations and Parallel branches: the checks reach them too.
   const execution = machine.run(input as LibJson, Object.assign(runOptions, { [LIMITS]: limits }));
+  const stop = () => execution.abort();
+  run.options.signal?.addEventListener('abort', stop, { once: true });
+  if (run.options.signal?.aborted) stop();
   const collecting = (async () => {
     for await (const event of execution.eventLogs) {
       const e = event as unknown as EventLog;
@@ -278,6 +298,8 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
     const e = error as { name?: string; message?: string; cause?: { name?: string; message?: string } };
     record.error = { name: failed?.Error ?? e.cause?.name ?? e.name ?? 'Error', cause: String(failed?.Cause ?? e.cause?.message ?? e.message ?? '') };
     throw new ChildExecutionFailed(record.error.cause);
+  } finally {
+    run.options.signal?.removeEventListener('abort', stop);
   }
 }
 
@@ -287,6 +309,8 @@ async function startChild(run: Run, child: LoadedDefinition & { id: string; arn:
   const refused = executionNameProblem(String(event.Name));
   // StartExecution refuses the name: the Task fails (Step Functions names the service's exception).
   if (refused) throw lambdaError(refused.code === 'InvalidName' ? 'StepFunctions.InvalidNameException' : 'StepFunctions.ValidationException', refused.message);
+  // A stopped run starts nothing new.
+  if (run.options.signal?.aborted) throw lambdaError('States.Runtime', 'The execution was stopped');
   const record: ExecutionRecord = { name: event.Name, arn, stateMachine: child.id, events: [] };
   run.executions.push(record);
   const startDate = new Date().toISOString();
@@ -319,12 +343,32 @@ export async function runDefinition(input: Json, handlers: Record<string, TaskHa
     stateMachine: 'PipelineStateMachine',
     events: [],
   };
-  const run: Run = { handlers, options, all: [], executions: [parent] };
+  const run: Run = { handlers, options, all: [], executions: [parent], inflight: new Set() };
   try {
     const output = await execute(run, loaded, input, parent);
     return { output, manifest: await manifestFrom(run, parent), events: run.all, executions: run.executions };
   } catch (error) {
     if (!(error instanceof ChildExecutionFailed)) throw error;
-    return { manifest: await manifestFrom(run, parent), error: parent.error ?? { name: 'Error', cause: error.message }, events: run.all, executions: run.executions };
+    const aborted = options.signal?.aborted === true;
+    if (aborted) await settle(run, options.settleMs ?? 30_000);
+    return {
+      manifest: await manifestFrom(run, parent),
+      error: aborted ? { name: 'ExecutionAborted', cause: 'The execution was stopped' } : (parent.error ?? { name: 'Error', cause: error.message }),
+      events: run.all,
+      executions: run.executions,
+      ...(aborted ? { aborted } : {}),
+    };
   }
+}
+
+/** Let the handlers already invoked finish (up to `ms`), as a stopped execution's in-flight Lambda invocations do. */
+async function settle(run: Run, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled([...run.inflight]),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }

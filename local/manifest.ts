@@ -35,7 +35,8 @@ export interface TargetLine {
 
 /** The run's execution output (or the cause of RunFailedError): one short line per target, whatever their number. */
 export interface RunSummary {
-  status: 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
+  /** ABORTED: a local run interrupted (Ctrl-C); the CLI's own cleanup is in each result's `cleanup`. */
+  status: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'ABORTED';
   executionName: string;
   source: { imageId: string; region: string; accountId: string; name?: string; snapshotIds?: string[] } | null;
   sourceShare: {

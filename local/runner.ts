@@ -24,10 +24,12 @@ export interface LocalRunOptions {
   onEvent?: (event: EventLog) => void;
   /** Bundles already built (the runner builds them otherwise). */
   bundles?: Bundle[];
+  /** Stops the run as StopExecution would (the CLI's Ctrl-C): status ABORTED, no Catch or cleanup state runs. */
+  signal?: AbortSignal;
 }
 
 export interface LocalRunResult {
-  status: 'SUCCEEDED' | 'FAILED';
+  status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
   executionName: string;
   manifest?: Manifest;
   error?: { name: string; cause: string };
@@ -76,7 +78,7 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
   // The functions ask Step Functions whether a run is still running (the share ledger): local runs are answered here.
   process.env.AWS_ENDPOINT_URL_SFN = await localStepFunctionsEndpoint();
   recordStart(executionName);
-  let ended: 'SUCCEEDED' | 'FAILED' = 'FAILED';
+  let ended: 'SUCCEEDED' | 'FAILED' | 'ABORTED' = 'FAILED';
   process.env.AWS_REGION = region;
   process.env.POWERTOOLS_LOG_LEVEL = options.logLevel ?? 'SILENT';
   // Bundles this run builds for itself go when it ends (and on every other way out: see temporaryBundleDir).
@@ -89,11 +91,12 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
       executionName,
       waitMs: options.waitMs ?? 0,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const manifest = run.manifest as Manifest | undefined;
-    ended = run.error ? 'FAILED' : 'SUCCEEDED';
+    ended = run.aborted ? 'ABORTED' : run.error ? 'FAILED' : 'SUCCEEDED';
     return {
-      status: run.error ? 'FAILED' : 'SUCCEEDED',
+      status: ended,
       executionName,
       ...(manifest ? { manifest } : {}),
       ...(run.error ? { error: run.error } : {}),
