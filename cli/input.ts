@@ -1,8 +1,9 @@
 /** Reading the input file: it must exist, be JSON, and pass the pipeline's own validation (parseInput). */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { historyBudget } from '../functions/shared/budget';
 import { InvalidInputError } from '../functions/shared/errors';
 import { parseInput, type PipelineInput } from '../functions/shared/input';
+import { STATE_PAYLOAD_BYTES } from '../functions/shared/payload';
 import { CliError } from './errors';
 import type { TargetKey } from './progress';
 
@@ -12,6 +13,33 @@ export interface InputFile {
   input: PipelineInput;
   /** Every (account, region) pair of the inline targets; empty when they come from targetsParameter. */
   targets: TargetKey[];
+}
+
+/**
+ * The file's text, read up to Step Functions' 262,144-byte limit for an execution input and no further (a device
+ * such as /dev/zero, or a huge file, is refused once past it, not read into memory).
+ */
+function readCapped(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(STATE_PAYLOAD_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+    }
+    if (length > STATE_PAYLOAD_BYTES) {
+      throw new CliError(
+        `the input file ${path} is larger than ${STATE_PAYLOAD_BYTES.toLocaleString('en-US')} bytes, Step Functions' limit for an execution input; ` +
+          'split the targets over several runs, or keep them in an SSM parameter (targetsParameter)',
+        2,
+      );
+    }
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** JSON.parse names a character offset; add the line and column an editor shows. */
@@ -26,8 +54,9 @@ function withLine(message: string, text: string): string {
 export function readInputFile(path: string, adjust?: (raw: Record<string, unknown>) => Record<string, unknown>): InputFile {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readCapped(path);
   } catch (error) {
+    if (error instanceof CliError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
     throw new CliError(`cannot read the input file ${path}: ${why}`, 2);

@@ -30,15 +30,16 @@ import {
   SourceNotShareableError,
   toPipelineError,
 } from './shared/errors';
-import { keyFor, pairLimitProblem, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
-import { resolveTargets, type ResolvedTarget } from './shared/organization';
+import { pairLimitProblem, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
+import { resolveTargets } from './shared/organization';
 import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import { imageSizeGiB, type Batch, type ResolvedSource, type RunPlan, type TargetPair } from './shared/plan';
+import { batchesOf, explicitTargets, imageSizeGiB, settingsOf, targetPairs, type ResolvedSource, type RunPlan } from './shared/plan';
 import { historyBudget } from './shared/budget';
-import { digest } from './shared/tags';
 import { deploymentIssues, limitsFromEnv, type DeploymentLimits } from './shared/deployment';
+
+export { explicitTargets, settingsOf, targetPairs };
 
 export interface ResolveSourceEvent {
   input: unknown;
@@ -213,49 +214,6 @@ async function preexistingShares(
     );
   }
   return { launchPermission, createVolumePermission };
-}
-
-export function settingsOf(input: PipelineInput): RunPlan['settings'] {
-  return {
-    mode: input.mode,
-    targetRoleName: input.targetRoleName,
-    externalId: input.externalId ?? null,
-    verify: { mode: input.verify.mode, instanceType: input.verify.instanceType ?? null, timeoutMinutes: input.verify.timeoutMinutes },
-    copy: { name: input.copy.name ?? null, timeoutMinutes: input.copy.timeoutMinutes },
-    publish: { parameterName: input.publish.parameterName ?? null, launchTemplates: input.publish.launchTemplates },
-    retention: { lineage: input.retention.lineage ?? null, keep: input.retention.keep, dryRun: input.retention.dryRun },
-    awaitDeployment: input.newAccount !== undefined,
-  };
-}
-
-/** The inline accountId entries as resolved targets (OU entries need Organizations: resolveTargets). */
-export function explicitTargets(input: PipelineInput): ResolvedTarget[] {
-  return (input.targets ?? []).flatMap(({ accountId, organizationalUnitId: _ou, excludeAccountIds: _ex, ...rest }) =>
-    accountId !== undefined ? [{ ...rest, accountId, organizationalUnitId: null }] : [],
-  );
-}
-
-/** One item per (account, region), with the key and launch-check subnet of that region. */
-export function targetPairs(input: PipelineInput, targets: ResolvedTarget[] = explicitTargets(input)): TargetPair[] {
-  return targets.flatMap((t) =>
-    t.regions.map((r) => ({
-      accountId: t.accountId,
-      organizationalUnitId: t.organizationalUnitId,
-      region: r,
-      kmsKey: keyFor(t, r),
-      subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
-    })),
-  );
-}
-
-/** Split the targets into batches of `size`, each named after the run (at most 80 characters, as Step Functions allows). */
-export function batchesOf(executionName: string, targets: TargetPair[], size: number): Batch[] {
-  const prefix = executionName.length <= 72 ? executionName : `${executionName.slice(0, 63)}-${digest(executionName).slice(0, 8)}`;
-  const batches: Batch[] = [];
-  for (let i = 0; i * size < targets.length; i += 1) {
-    batches.push({ index: i, name: `${prefix}-b${String(i).padStart(3, '0')}`, targets: targets.slice(i * size, (i + 1) * size) });
-  }
-  return batches;
 }
 
 export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {

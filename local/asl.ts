@@ -241,7 +241,10 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
   for (const [state, child] of Object.entries(childTasks)) {
     local[state] = (async (event: unknown) => {
       checkPayload(event, state, 'task input after Parameters');
-      return startChild(run, child, event as { Name: string; Input: Json });
+      const result = await startChild(run, child, event as { Name: string; Input: Json });
+      // DescribeExecution's answer, the child's input and output included: the Task's result, held to the limit.
+      checkPayload(result, 'states', 'task result', false);
+      return result;
     }) as LibHandlers[string];
   }
   const waits: Record<string, number> = {};

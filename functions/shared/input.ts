@@ -6,6 +6,7 @@
 import { partition } from '@aws-sdk/core/client';
 import * as z from 'zod';
 import { InvalidInputError } from './errors';
+import { mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES } from './payload';
 import { EVENTS_PER_BATCH_FIXED, historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
 
 const ACCOUNT_RE = /^\d{12}$/;
@@ -511,16 +512,34 @@ export function parseInput(raw: unknown): PipelineInput {
   if (!result.success || refused.length > 0) {
     throw new InvalidInputError([...refused, ...(result.error?.issues.flatMap(describe) ?? [])]);
   }
+  const tooLarge = payloadProblems(raw, result.data);
+  if (tooLarge.length > 0) throw new InvalidInputError(tooLarge);
   return result.data;
 }
 
-/** The key reference to use in one region of a target. */
-export function keyFor(target: Pick<Target, 'kmsKey'>, targetRegion: string): string {
-  if (typeof target.kmsKey === 'string') return target.kmsKey;
-  const key = target.kmsKey[targetRegion];
-  if (key === undefined) throw new InvalidInputError([`kmsKey: no key given for region ${targetRegion}`]);
-  return key;
+const n = (x: number) => x.toLocaleString('en-US');
+
+/** What a run of this input cannot carry within AWS's limits (functions/shared/payload.ts), each with the fix. */
+function payloadProblems(raw: unknown, input: PipelineInput): string[] {
+  const inputBytes = Buffer.byteLength(JSON.stringify(raw), 'utf8');
+  if (inputBytes > STATE_PAYLOAD_BYTES) {
+    return [
+      `(input): is ${n(inputBytes)} bytes as JSON, over Step Functions' ${n(STATE_PAYLOAD_BYTES)}-byte limit for an execution input; ` +
+        'split the targets over several runs, or shorten the key references (an alias instead of one key ARN per region)',
+    ];
+  }
+  const over = payloadsOverLimit(input);
+  if (over.length === 0) return [];
+  const pairs = (input.targets ?? []).reduce((k, t) => k + t.regions.length, 0);
+  const fit = mostPairsThatFit(input);
+  const sizes = over.map((p) => `${p.payload} would be ${n(p.size)} ${p.unit} (limit ${n(p.limit)}: ${p.limitName})`).join('; ');
+  return [
+    `targets: ${n(pairs)} account-region pairs do not fit AWS's payload limits at worst: ${sizes}; ` +
+      (fit > 0 ? `split the targets over runs of at most ${n(fit)} pairs each with these settings` : 'shorten the settings (publish.launchTemplates, names)'),
+  ];
 }
+
+export { keyFor } from './plan';
 
 /** The input contract as JSON Schema (draft 2020-12), published in schema/ for editors and other tools. */
 export function inputJsonSchema(): Record<string, unknown> {

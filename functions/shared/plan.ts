@@ -4,7 +4,9 @@
  */
 import * as z from 'zod';
 import { InvalidInputError } from './errors';
-import type { OuExpansion } from './organization';
+import type { OuExpansion, ResolvedTarget } from './organization';
+import type { PipelineInput, Target } from './input';
+import { digest } from './tags';
 
 export const resolvedSourceSchema = z.object({
   imageId: z.string(),
@@ -106,4 +108,56 @@ export function parsePayload<T>(schema: z.ZodType<T>, raw: unknown, what: string
     );
   }
   return result.data;
+}
+
+/** The key reference to use in one region of a target. */
+export function keyFor(target: Pick<Target, 'kmsKey'>, targetRegion: string): string {
+  if (typeof target.kmsKey === 'string') return target.kmsKey;
+  const key = target.kmsKey[targetRegion];
+  if (key === undefined) throw new InvalidInputError([`kmsKey: no key given for region ${targetRegion}`]);
+  return key;
+}
+
+/** The settings every per-target step needs, from the validated input. */
+export function settingsOf(input: PipelineInput): RunPlan['settings'] {
+  return {
+    mode: input.mode,
+    targetRoleName: input.targetRoleName,
+    externalId: input.externalId ?? null,
+    verify: { mode: input.verify.mode, instanceType: input.verify.instanceType ?? null, timeoutMinutes: input.verify.timeoutMinutes },
+    copy: { name: input.copy.name ?? null, timeoutMinutes: input.copy.timeoutMinutes },
+    publish: { parameterName: input.publish.parameterName ?? null, launchTemplates: input.publish.launchTemplates },
+    retention: { lineage: input.retention.lineage ?? null, keep: input.retention.keep, dryRun: input.retention.dryRun },
+    awaitDeployment: input.newAccount !== undefined,
+  };
+}
+
+/** The inline accountId entries as resolved targets (OU entries need Organizations: resolveTargets). */
+export function explicitTargets(input: PipelineInput): ResolvedTarget[] {
+  return (input.targets ?? []).flatMap(({ accountId, organizationalUnitId: _ou, excludeAccountIds: _ex, ...rest }) =>
+    accountId !== undefined ? [{ ...rest, accountId, organizationalUnitId: null }] : [],
+  );
+}
+
+/** One item per (account, region), with the key and launch-check subnet of that region. */
+export function targetPairs(input: PipelineInput, targets: ResolvedTarget[] = explicitTargets(input)): TargetPair[] {
+  return targets.flatMap((t) =>
+    t.regions.map((r) => ({
+      accountId: t.accountId,
+      organizationalUnitId: t.organizationalUnitId,
+      region: r,
+      kmsKey: keyFor(t, r),
+      subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
+    })),
+  );
+}
+
+/** Split the targets into batches of `size`, each named after the run (at most 80 characters, as Step Functions allows). */
+export function batchesOf(executionName: string, targets: TargetPair[], size: number): Batch[] {
+  const prefix = executionName.length <= 72 ? executionName : `${executionName.slice(0, 63)}-${digest(executionName).slice(0, 8)}`;
+  const batches: Batch[] = [];
+  for (let i = 0; i * size < targets.length; i += 1) {
+    batches.push({ index: i, name: `${prefix}-b${String(i).padStart(3, '0')}`, targets: targets.slice(i * size, (i + 1) * size) });
+  }
+  return batches;
 }
