@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: the whole pipeline on this machine. Starts moto (unless an endpoint is given with
- * --endpoint-url or AWS_ENDPOINT_URL), seeds the builder account's base image and three target accounts ×
- * two regions with their own keys, runs the pipeline through the local runner with the CLI's live view,
+ * --endpoint-url or AWS_ENDPOINT_URL), seeds the builder account's base image and deploys templates/target-account.yml
+ * (key, alias, role) in three target accounts × two regions, runs the pipeline through the local runner with the CLI's live view,
  * prints the manifest and where each encrypted image is, stops moto.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,7 @@ async function demo(): Promise<number> {
       moto = await startMoto();
       endpoint = moto.endpoint;
     }
-    process.stderr.write(`Seeding ${endpoint}: the builder account's base image, and a KMS key in each of ${TARGETS.length} accounts × 2 regions...\n`);
+    process.stderr.write(`Seeding ${endpoint}: the builder account's base image, and templates/target-account.yml (key, alias, role) in each of ${TARGETS.length} accounts × 2 regions...\n`);
     const { sourceImageId, keys } = await seed({ endpointUrl: endpoint, sourceRegion: SOURCE_REGION, sourceImageName: 'ami-pipeline-demo-base', targets: TARGETS });
     const dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-demo-'));
     const inputPath = join(dir, 'input.json');

@@ -4,11 +4,9 @@
  * and nothing broader.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeAws } from '../support/fake-aws';
 import { checkTemplate, loadTemplate, type Template } from '../support/cfn';
 import { BUILDER } from '../support/fixtures';
-import { runDefinition, type Json } from '../../local/asl';
-import { pipelineHandlers } from '../support/pipeline';
+import { recordCalls } from '../iam/record';
 
 const template = loadTemplate(new URL('../../templates/target-account.yml', import.meta.url));
 
@@ -26,51 +24,15 @@ function roleStatements(t: Template): Statement[] {
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 const matches = (pattern: string, action: string) => new RegExp(`^${pattern.replace(/\*/g, '.*')}$`, 'i').test(action);
 
-/** IAM actions the functions call inside target accounts, from runs of the real definition over every path. */
+/**
+ * IAM actions AWS evaluates for the calls the functions make inside target accounts, from the policy test's
+ * recording of every path (test/iam/record.ts, test/iam/requests.ts), which also evaluates them properly.
+ */
 async function callsInsideTargets(): Promise<Set<string>> {
   const actions = new Set<string>();
-  const scenarios: { setup?: (aws: FakeAws) => void; verify?: string; runs?: number; rekey?: boolean }[] = [
-    {
-      runs: 3,
-      setup: (aws) => {
-        aws.ebsEncryptionByDefault = true;
-        aws.addUserTemplate('111111111111', 'eu-west-1', 'web-servers', 'ami-00000000000000old');
-      },
-    },
-    { verify: 'run-instances' },
-    { rekey: true },
-    { setup: (aws) => aws.failingCopies.add('111111111111/eu-west-1') },
-    { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client.InternalError: Client error on launch') },
-    { setup: (aws) => aws.failingLaunches.set('111111111111/eu-west-1', 'Client error on launch'), verify: 'run-instances' },
-  ];
-  for (const scenario of scenarios) {
-    const aws = new FakeAws();
-    try {
-      aws.addKey('111111111111', 'eu-west-1');
-      scenario.setup?.(aws);
-      const input = (imageId: string) => ({
-        source: { imageId, region: 'eu-west-1' },
-        targets: [{ accountId: '111111111111', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }],
-        verify: { mode: scenario.verify ?? 'auto-scaling' },
-        publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: scenario.runs ? ['web-servers'] : [] },
-        retention: { keep: 1 },
-      });
-      // Re-runs of one source (reuse) and a new source (retention retires the older copy).
-      const first = aws.addSourceImage('eu-west-1');
-      for (let i = 0; i < (scenario.runs ?? 1); i += 1) {
-        await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), pipelineHandlers(), { executionName: `iam-${i}` });
-      }
-      if (scenario.rekey) {
-        aws.addKey('111111111111', 'eu-west-1', 'alias/ami-encryption-2');
-        const rekey = { ...input(first), mode: 'rekey', source: undefined, targets: [{ accountId: '111111111111', regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption-2' }] };
-        await runDefinition(JSON.parse(JSON.stringify(rekey)) as Json, pipelineHandlers(), { executionName: 'iam-rekey' });
-      }
-      for (const call of aws.calls) {
-        if (call.account !== BUILDER && call.service !== 'sts') actions.add(`${call.service}:${call.command}`);
-      }
-    } finally {
-      aws.restore();
-    }
+  for (const { call, requests } of await recordCalls()) {
+    if (call.account === BUILDER || call.service === 'sts') continue;
+    for (const request of requests ?? []) actions.add(request.action);
   }
   return actions;
 }
