@@ -17,6 +17,7 @@ interface ManifestResult {
   grantId: string | null;
   launchCheck: { mode: string; instanceId: string | null; state: string };
   error: { name: string; message: string } | null;
+  cleanup?: unknown;
 }
 interface Manifest {
   status: string;
@@ -154,6 +155,21 @@ describe('the pipeline state machine', () => {
     expect(aws.groups.size).toBe(0);
     expect(aws.templates.size).toBe(0);
     expect(leftRunning()).toEqual([]);
+  });
+
+  it("gives a failed target's cleanup error as { name, message }, not a raw cause", async () => {
+    aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch');
+    aws.hooks.beforeCall = (call) => {
+      if (call.command === 'DeleteAutoScalingGroup') {
+        throw Object.assign(new Error('User is not authorized to perform: autoscaling:DeleteAutoScalingGroup'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+      }
+    };
+    const run = await runDefinition(input({ targets: [{ accountId: ACCOUNT_A, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }] }), pipelineHandlers());
+    const [result] = manifestOf(run).results;
+    expect(result?.error?.name).toBe('LaunchFailedError');
+    expect(result?.cleanup).toEqual({
+      error: { name: 'AccessDeniedError', message: expect.stringContaining('autoscaling:DeleteAutoScalingGroup') as unknown },
+    });
   });
 
   it('terminates the instance of a run-instances check that went terminated', async () => {
