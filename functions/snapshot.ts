@@ -30,7 +30,7 @@ import {
   SourceNotShareableError,
   toPipelineError,
 } from './shared/errors';
-import { pairLimitProblem, parseInput, type PipelineInput, type SourceSpec } from './shared/input';
+import { pairLimitProblem, parseInput, payloadProblems, type PipelineInput, type SourceSpec } from './shared/input';
 import { resolveTargets } from './shared/organization';
 import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
@@ -221,8 +221,16 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
   const resolution = await resolveTargets(input, { clients: deps.clients, pipelineRegion: deps.pipelineRegion, sessionName: sessionNameFor(event.executionName) });
   const only = input.newAccount?.accountId;
   const targets = targetPairs(input, resolution.targets.filter((t) => only === undefined || t.accountId === only));
+  const resolvedFrom = `targets (resolved from ${resolution.organization.map((o) => o.organizationalUnitId).join(', ')})`;
   const tooMany = pairLimitProblem(targets.length, input);
-  if (tooMany) throw new InvalidInputError([`targets (resolved from ${resolution.organization.map((o) => o.organizationalUnitId).join(', ')}): ${tooMany}`]);
+  if (tooMany) throw new InvalidInputError([`${resolvedFrom}: ${tooMany}`]);
+  if (resolution.organization.length > 0) {
+    // The resolved accounts held to the payload model validation applies to inline targets (functions/shared/payload.ts).
+    const entries = resolution.targets.filter((t) => only === undefined || t.accountId === only).map(({ organizationalUnitId: _ou, ...t }) => t);
+    const resolved = { ...input, targets: entries };
+    const tooLarge = payloadProblems({ ...(event.input as Record<string, unknown>), targets: entries }, resolved);
+    if (tooLarge.length > 0) throw new InvalidInputError(tooLarge.map((problem) => `${resolvedFrom}: ${problem}`));
+  }
   const budget = historyBudget(targets.length, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
   const plan: RunPlan = {
     executionName: event.executionName,

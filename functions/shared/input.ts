@@ -520,7 +520,7 @@ export function parseInput(raw: unknown): PipelineInput {
 const n = (x: number) => x.toLocaleString('en-US');
 
 /** What a run of this input cannot carry within AWS's limits (functions/shared/payload.ts), each with the fix. */
-function payloadProblems(raw: unknown, input: PipelineInput): string[] {
+export function payloadProblems(raw: unknown, input: PipelineInput): string[] {
   const inputBytes = Buffer.byteLength(JSON.stringify(raw), 'utf8');
   if (inputBytes > STATE_PAYLOAD_BYTES) {
     return [

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AccessDeniedError,
   OrganizationAccessDeniedError,
+  ShareLedgerFullError,
   TargetNotYetDeployedError,
   aws,
   awsCode,
@@ -182,6 +183,7 @@ describe('error names', () => {
     new PreflightFailedError('x'),
     new PublishFailedError('x'),
     new OrganizationAccessDeniedError('x'),
+    new ShareLedgerFullError('x'),
     new AccessDeniedError('x'),
     new AwsRequestFailedError('x'),
   ];

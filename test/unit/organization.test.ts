@@ -253,6 +253,14 @@ describe('resolveSource with OU entries', () => {
     expect(error.message).toContain('1010 account-region pairs are too many for one run (at most 1000 per run');
   });
 
+  it("holds the resolved accounts to the payload model's limits, as validation holds inline targets", async () => {
+    organization({ [OU_APPS]: { accounts: Array.from({ length: 400 }, (_, n) => account(String(300000000000 + n))) } });
+    const error = await rejection(resolveSource({ input: rekey([ouEntry(OU_APPS)]), executionName: 'exec-1' }, snapshotDeps));
+    expect(error.name).toBe('InvalidInputError');
+    expect(error.message).toContain(`targets (resolved from ${OU_APPS}): targets: 400 account-region pairs do not fit AWS's payload limits at worst`);
+    expect(error.message).toContain('split the targets over runs of at most');
+  });
+
   it('limits a new-account run to that account, and skips the run when the account is not a target', async () => {
     organization({ [OU_APPS]: { accounts: [account('111111111111'), account('222222222222'), account('333333333333', 'SUSPENDED')] } });
     const only = await resolveSource(
