@@ -3,10 +3,14 @@
  * - copy: checks the target key (exists, enabled, symmetric, customer managed, owned by the target account), reuses
  *   an existing copy of the same source with the same key (found by tags), else CopyImage with Encrypted=true,
  *   the target's key and a deterministic ClientToken. Returns the copy and the first wait of the poll loop.
- * - status: reads the copy's state for the wait loop; tags it (and its snapshots) once available;
- *   a `failed` copy is deregistered and becomes ImageCopyFailedError carrying AWS's StateReason.
+ * - status: reads the copy's state for the wait loop; once available, tags it (and its snapshots), checks its
+ *   provenance (SourceImageId / SourceImageRegion must be the run's source: else ProvenanceMismatchError, before any
+ *   grant or launch) and sets its deprecation (copy.deprecateAfterDays, EnableImageDeprecation);
+ *   a `failed` copy is deregistered with its snapshots and becomes ImageCopyFailedError carrying AWS's StateReason.
  * - find: on the failure path, reports the copy this run made (if any) so the manifest accounts for it.
- * Throws KmsKeyUnusableError, ImageCopyFailedError, TargetRoleNotAssumableError, AccessDeniedError (terminal);
+ * The copy carries the pipeline's tags plus copy.tags (placeholders expanded) and the source tags ResolveSource
+ * selected (copy.copySourceTags), all in CopyImage's TagSpecifications so tag policies requiring tags at creation hold.
+ * Throws KmsKeyUnusableError, ImageCopyFailedError, ProvenanceMismatchError, TargetRoleNotAssumableError, AccessDeniedError (terminal);
  * ImageNotYetVisibleError, CopyLimitExceededError, throttling and 5xx (retryable).
  */
 import {
@@ -16,6 +20,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
   EC2Client,
+  EnableImageDeprecationCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
@@ -31,13 +36,14 @@ import {
   ImageCopyFailedError,
   ImageNotYetVisibleError,
   KmsKeyUnusableError,
+  ProvenanceMismatchError,
   TargetRoleNotAssumableError,
   toPipelineError,
 } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
-import { digest, MANAGED_BY, TAGS, tagList } from './shared/tags';
+import { digest, expandTagTemplates, MANAGED_BY, TAGS, tagList } from './shared/tags';
 
 export const copyStateSchema = z.object({
   imageId: z.string(),
@@ -133,9 +139,9 @@ async function findCopies(ec2: EC2Client, item: TargetItem, extra: { Name: strin
   return (out.Images ?? []).sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? ''));
 }
 
-export function copyName(item: TargetItem, now: Date): string {
-  const template = item.settings.copy.name ?? (item.settings.mode === 'rekey' ? '{sourceName} rekeyed {sourceImageId}' : '{sourceName} encrypted {sourceImageId}');
-  const values: Record<string, string> = {
+/** What {placeholders} of copy.name and copy.tags stand for. */
+function placeholderValues(item: TargetItem, now: Date): Record<string, string> {
+  return {
     sourceName: item.source.name,
     sourceImageId: item.source.imageId,
     accountId: item.target.accountId,
@@ -143,6 +149,16 @@ export function copyName(item: TargetItem, now: Date): string {
     date: now.toISOString().slice(0, 10),
     executionName: item.executionName,
   };
+}
+
+/** The user's tags of a copy: the selected source tags, then copy.tags (expanded), which win on the same key. */
+export function userTags(item: TargetItem, now: Date): Record<string, string> {
+  return { ...item.source.tags, ...expandTagTemplates(item.settings.copy.tags, placeholderValues(item, now)) };
+}
+
+export function copyName(item: TargetItem, now: Date): string {
+  const template = item.settings.copy.name ?? (item.settings.mode === 'rekey' ? '{sourceName} rekeyed {sourceImageId}' : '{sourceName} encrypted {sourceImageId}');
+  const values = placeholderValues(item, now);
   const name = template.replace(/\{(\w+)\}/g, (_, k: string) => values[k] ?? '').replace(/[^a-zA-Z0-9()[\] ./\-'@_]/g, '-');
   return name.slice(0, 128);
 }
@@ -183,14 +199,17 @@ export async function startCopy(item: TargetItem, deps: CopyEncryptDeps = defaul
     logger.info('Existing copy reused', { imageId: reuse.ImageId, state: reuse.State });
     return pollState(reuse.ImageId, kmsKeyArn, reuse.State ?? 'pending', true, item, now);
   }
+  // The user's first; a Name among them wins over the pipeline's (their ami-pipeline: keys are refused by the schema).
+  const { Name: userName, ...user } = userTags(item, now);
   const tags = tagList({
+    ...user,
     [TAGS.sourceImage]: item.source.imageId,
     [TAGS.sourceRegion]: item.source.region,
     [TAGS.sourceAccount]: item.source.accountId,
     [TAGS.execution]: item.executionName,
     [TAGS.kmsKey]: kmsKeyArn,
     [TAGS.managedBy]: MANAGED_BY,
-    Name: copyName(item, now),
+    Name: userName ?? copyName(item, now),
   });
   const out = await aws(
     `Copying ${item.source.imageId} into ${where(item)}`,
@@ -235,6 +254,30 @@ async function tagCopy(ec2: EC2Client, item: TargetItem, image: Image, kmsKeyArn
   await aws(`Tagging copy ${image.ImageId} in ${where(item)}`, () =>
     ec2.send(new CreateTagsCommand({ Resources: resources, Tags: tagList(wanted) })),
   );
+}
+
+/** The copy must descend from the run's source (AMI ancestry: SourceImageId, SourceImageRegion); else nothing more is done with it. */
+export function checkProvenance(item: TargetItem, image: Image): void {
+  if (image.SourceImageId === item.source.imageId && image.SourceImageRegion === item.source.region) return;
+  throw new ProvenanceMismatchError(
+    `Copy ${image.ImageId ?? ''} in ${where(item)} reports source ${image.SourceImageId ?? 'none'} in ${image.SourceImageRegion ?? 'no region'}, ` +
+      `not the run's source ${item.source.imageId} in ${item.source.region}. It is not granted, launched or published: ` +
+      'check who else copies into this account (a copy tagged with this source but made from another image), deregister that copy, and run again.',
+    { aws: { code: 'ProvenanceMismatch', message: `SourceImageId ${image.SourceImageId ?? 'none'}, SourceImageRegion ${image.SourceImageRegion ?? 'none'}` } },
+  );
+}
+
+/** EnableImageDeprecation at copy.deprecateAfterDays from now, unless the copy already has a deprecation time. */
+async function deprecate(ec2: EC2Client, item: TargetItem, image: Image, now: Date): Promise<void> {
+  const days = item.settings.copy.deprecateAfterDays;
+  if (days === null || image.DeprecationTime) return;
+  const deprecateAt = new Date(now.getTime() + days * 86_400_000);
+  await aws(
+    `Setting the deprecation of copy ${image.ImageId ?? ''} in ${where(item)}`,
+    () => ec2.send(new EnableImageDeprecationCommand({ ImageId: image.ImageId, DeprecateAt: deprecateAt })),
+    'The target role needs ec2:EnableImageDeprecation on its images (templates/target-account.yml).',
+  );
+  logger.info('Copy deprecation set', { imageId: image.ImageId, deprecateAt: deprecateAt.toISOString() });
 }
 
 /** The copy as DescribeImages sees it, and its snapshots' least progress (integer %; null when not known yet). */
@@ -290,6 +333,8 @@ export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEn
   const next: CopyState = { ...copy, state, progress: percent, checkedAt: now.toISOString() };
   if (state === 'available') {
     await tagCopy(ec2, item, image, copy.kmsKeyArn);
+    checkProvenance(item, image);
+    await deprecate(ec2, item, image, now);
     logger.info('Image copy available', { imageId: copy.imageId, attempt: copy.attempt });
     return { ...next, progress: 100, waitSeconds: 0 };
   }
@@ -300,7 +345,7 @@ export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEn
   const reason = image.StateReason ? `${image.StateReason.Code ?? ''}: ${image.StateReason.Message ?? ''}` : 'no reason given';
   if (state === 'failed') {
     await aws(`Deregistering failed copy ${copy.imageId} in ${where(item)}`, () =>
-      ec2.send(new DeregisterImageCommand({ ImageId: copy.imageId })),
+      ec2.send(new DeregisterImageCommand({ ImageId: copy.imageId, DeleteAssociatedSnapshots: true })),
     );
   }
   throw new ImageCopyFailedError(
@@ -322,7 +367,9 @@ export async function findCopy(item: TargetItem, deps: CopyEncryptDeps = default
     if (copy.State === 'deregistered') return { imageId: copy.ImageId, state: 'deregistered', kmsKeyArn: null, deregistered: true };
     const kmsKeyArn = copy.Tags?.find((t) => t.Key === TAGS.kmsKey)?.Value ?? null;
     if (copy.State === 'failed') {
-      await aws(`Deregistering failed copy ${copy.ImageId}`, () => ec2.send(new DeregisterImageCommand({ ImageId: copy.ImageId })));
+      await aws(`Deregistering failed copy ${copy.ImageId}`, () =>
+        ec2.send(new DeregisterImageCommand({ ImageId: copy.ImageId, DeleteAssociatedSnapshots: true })),
+      );
       return { imageId: copy.ImageId, state: 'failed', kmsKeyArn, deregistered: true };
     }
     return { imageId: copy.ImageId, state: copy.State ?? null, kmsKeyArn, deregistered: false };

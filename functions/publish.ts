@@ -2,15 +2,23 @@
  * PublishImage: after the launch check passed, inside the target account and region (through the target role),
  * makes the verified copy the one to use there: the SSM parameter of publish.parameterName (DataType aws:ec2:image)
  * points at it, each of publish.launchTemplates gets a new default version with it, and the copy and its snapshots
- * are tagged with the check they passed and their lineage. Idempotent: a parameter or template already on the
- * copy is left as it is.
- * Takes the item and the copy; returns the parameter name and version, the lineage and each template's version.
+ * are tagged with the check they passed, their lineage and when they were published. With publish.protect the copy
+ * gets deregistration protection (EnableImageDeregistrationProtection, WithCooldown for "with-cooldown"), and the
+ * protection this pipeline put on older copies of the lineage is disabled: it moves to the newest published copy
+ * (a cooldown keeps an old one protected for 24 hours more; ApplyRetention keeps it meanwhile and says so).
+ * Idempotent: a parameter or template already on the copy is left as it is.
+ * Takes the item and the copy; returns the parameter name and version, the lineage, each template's version and
+ * where protection now is.
  * Throws PublishFailedError, AccessDeniedError, AwsRequestFailedError (terminal); throttling and 5xx (retryable).
  */
 import {
   CreateLaunchTemplateVersionCommand,
   CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeImagesCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EnableImageDeregistrationProtectionCommand,
+  paginateDescribeImages,
   DescribeLaunchTemplateVersionsCommand,
   EC2Client,
   type Image,
@@ -23,7 +31,7 @@ import { aws, awsCode, awsErrorDetail, PublishFailedError, toPipelineError } fro
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
-import { digest, TAGS, tagList } from './shared/tags';
+import { digest, MANAGED_BY, TAGS, tagList } from './shared/tags';
 import { targetClients } from './copy-encrypt';
 
 export const publishEventSchema = z.object({
@@ -43,6 +51,8 @@ export interface PublishResult {
   parameterVersion: number | null;
   lineage: string | null;
   launchTemplates: LaunchTemplateResult[];
+  /** Deregistration protection: the copy it is on now (null: publish.protect is false), and older copies it left. */
+  protection: { imageId: string | null; withCooldown: boolean; movedFrom: { imageId: string; state: string }[] };
 }
 
 export interface PublishDeps {
@@ -203,7 +213,8 @@ export async function publishImage(event: PublishEvent, deps: PublishDeps = defa
 
   // Tagged last: the lineage tag is what retention counts, so a copy only joins its lineage once it is published.
   const snapshotIds = (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
-  const tags: Record<string, string> = { [TAGS.verified]: item.settings.verify.mode };
+  // published-at: launches of the copy before it were the launch check's (retention's LastLaunchedTime check skips them).
+  const tags: Record<string, string> = { [TAGS.verified]: item.settings.verify.mode, [TAGS.publishedAt]: deps.now().toISOString() };
   if (lineage !== null) tags[TAGS.lineage] = lineage;
   await aws(
     `Tagging copy ${imageId} in ${where(item)}`,
@@ -211,8 +222,62 @@ export async function publishImage(event: PublishEvent, deps: PublishDeps = defa
     'The target role needs ec2:CreateTags on its images and snapshots.',
   );
 
-  logger.info('Image published', { imageId, parameterName, parameterVersion, lineage, launchTemplates });
-  return { parameterName, parameterVersion, lineage, launchTemplates };
+  const protection = await moveProtection(ec2, item, imageId, lineage);
+  logger.info('Image published', { imageId, parameterName, parameterVersion, lineage, launchTemplates, protection });
+  return { parameterName, parameterVersion, lineage, launchTemplates, protection };
+}
+
+const PROTECTION_FIX =
+  'The target role needs ec2:EnableImageDeregistrationProtection, ec2:DisableImageDeregistrationProtection and ec2:DeleteTags on its images (templates/target-account.yml), or set publish.protect to false.';
+
+/** Protect the new copy (publish.protect) and lift the protection this pipeline put on the lineage's older copies. */
+async function moveProtection(ec2: EC2Client, item: TargetItem, imageId: string, lineage: string | null): Promise<PublishResult['protection']> {
+  const setting = item.settings.publish.protect;
+  const withCooldown = setting === 'with-cooldown';
+  if (setting !== false) {
+    await aws(
+      `Protecting copy ${imageId} from deregistration in ${where(item)}`,
+      async () => {
+        await ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: TAGS.protectedBy, Value: withCooldown ? 'with-cooldown' : 'true' }] }));
+        await ec2.send(new EnableImageDeregistrationProtectionCommand({ ImageId: imageId, WithCooldown: withCooldown }));
+      },
+      PROTECTION_FIX,
+    );
+  }
+  const movedFrom: PublishResult['protection']['movedFrom'] = [];
+  if (lineage !== null) {
+    const older: Image[] = [];
+    const pages = paginateDescribeImages(
+      { client: ec2 },
+      {
+        Owners: ['self'],
+        IncludeDisabled: true,
+        Filters: [
+          { Name: `tag:${TAGS.managedBy}`, Values: [MANAGED_BY] },
+          { Name: `tag:${TAGS.lineage}`, Values: [lineage] },
+          { Name: 'tag-key', Values: [TAGS.protectedBy] },
+        ],
+      },
+    );
+    await aws(`Listing protected copies of lineage ${lineage} in ${where(item)}`, async () => {
+      for await (const page of pages) older.push(...(page.Images ?? []));
+    });
+    for (const image of older) {
+      const id = image.ImageId;
+      if (!id || id === imageId || !image.Tags?.some((t) => t.Key === TAGS.protectedBy)) continue;
+      const out = await aws(
+        `Moving deregistration protection off ${id} in ${where(item)}`,
+        async () => {
+          const result = await ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: id }));
+          await ec2.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: TAGS.protectedBy }] }));
+          return result;
+        },
+        PROTECTION_FIX,
+      );
+      movedFrom.push({ imageId: id, state: out.Return ?? 'disabled' });
+    }
+  }
+  return { imageId: setting === false ? null : imageId, withCooldown, movedFrom };
 }
 
 export const makeHandler = (deps: PublishDeps = defaultDeps) =>

@@ -91,6 +91,7 @@ export async function resolveCurrentCopy(item: RekeyItem, deps: RekeyDeps = defa
     rootDeviceName: image.RootDeviceName ?? '/dev/xvda',
     snapshotIds: (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : [])),
     sizeGiB: imageSizeGiB(image.BlockDeviceMappings),
+    tags: {},
     preexistingShares: { launchPermission: [], createVolumePermission: {} },
   };
   logger.info('Current copy resolved', { imageId, kmsKeyArn, newKeyArn });

@@ -1,35 +1,34 @@
 /**
  * ApplyRetention: after PublishImage, inside the target account and region (through the target role), keeps the
- * newest `retention.keep` verified copies of the lineage and retires the others: DeregisterImage, then DeleteSnapshot
- * for each of its EBS snapshots. The lineage is the one PublishImage tagged the copy with (else retention.lineage,
- * else the expanded parameter name); without one nothing is looked at and the result says `skipped`.
- * - Candidates are this account's available images tagged managed-by=encrypted-ami-pipeline and with the lineage,
- *   so an image the pipeline did not create is never listed, let alone retired.
- * - The new copy always takes one of the `keep` places, even when newer copies exist; the other places go to the
- *   newest copies tagged verified. A copy of the lineage without that tag never takes a place: it is retired too.
- * - Never retired, whatever its age: the image the SSM parameter points at, an image in the default or latest
- *   version of any launch template of the region, an image a pending, running, stopping or stopped instance uses.
- * - dryRun: reports what would be retired and changes nothing.
- * Returns the lineage, each kept image with its reason and each retired image with its snapshots.
+ * newest `retention.keep` verified copies of the lineage and retires the others. The lineage is the one PublishImage
+ * tagged the copy with (else retention.lineage, else the expanded parameter name); without one nothing is looked at
+ * and the result says `skipped`.
+ * - Candidates are this account's available and disabled images tagged managed-by=encrypted-ami-pipeline and with the
+ *   lineage, so an image the pipeline did not create is never listed, let alone retired.
+ * - The new copy always takes one of the `keep` places; the other places go to the newest available copies tagged
+ *   verified.
+ * - Kept whatever its age, with the check that kept it: the SSM parameter, anything DescribeImageReferences names
+ *   (live instances, launch templates, SSM parameters, Image Builder recipes), the default version of any launch
+ *   template, deregistration protection (a cooldown included: retired on a later run), a launch after publishing
+ *   within retention.keepIfLaunchedWithinDays.
+ * - Retiring is in two steps: a copy leaving the kept set is disabled (DisableImage, reversible with
+ *   `ami-pipeline restore`) and tagged with the end of its grace period (retention.graceDays; 0: at once); a later run
+ *   past that time deregisters it with DeleteAssociatedSnapshots and reports each snapshot's result.
+ * - A sweep deletes the lineage's snapshots no image uses any more (a snapshot the deregistration could not delete,
+ *   or one whose copy is gone); a snapshot still in use is left and reported.
+ * - dryRun: reports what would be disabled, deregistered and swept, and changes nothing.
  * Throws AccessDeniedError, AwsRequestFailedError (terminal); throttling and 5xx (retryable).
  */
-import {
-  DeleteSnapshotCommand,
-  DeregisterImageCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  DescribeLaunchTemplatesCommand,
-  DescribeLaunchTemplateVersionsCommand,
-  EC2Client,
-  type Image,
-} from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateTagsCommand, DeregisterImageCommand, DisableImageCommand, EC2Client, type Image, paginateDescribeImages } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import * as z from 'zod';
-import { clientFactory, type ClientFactory, type Clients } from './shared/client-factory';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, awsCode } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
+import { imagesInUse, launchedRecently, protectionOf, snapshotsOf, tagOf, type KeepCheck } from './shared/image-use';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
+import { sweepSnapshots, type SweepResult } from './shared/sweep';
 import { MANAGED_BY, TAGS } from './shared/tags';
 import { targetClients } from './copy-encrypt';
 
@@ -43,10 +42,15 @@ export type RetentionEvent = z.infer<typeof retentionEventSchema>;
 export interface RetentionResult {
   lineage: string | null;
   keep: number;
+  graceDays: number;
   dryRun: boolean;
   skipped: string | null;
-  kept: { imageId: string; reason: string }[];
-  retired: { imageId: string; snapshotIds: string[] }[];
+  kept: { imageId: string; check: KeepCheck; reason: string }[];
+  /** Disabled and waiting for the end of their grace period (this run or an earlier one disabled them). */
+  disabled: { imageId: string; retireAfter: string; since: 'this run' | 'earlier' }[];
+  /** Deregistered, with the snapshots deleted with them and those EC2 left (ReturnCode other than success). */
+  retired: { imageId: string; snapshotIds: string[]; snapshotsLeft: { snapshotId: string; code: string }[] }[];
+  swept: SweepResult;
 }
 
 export interface RetentionDeps {
@@ -56,200 +60,156 @@ export interface RetentionDeps {
 export const defaultDeps: RetentionDeps = { clients: clientFactory({ ec2: EC2Client, ssm: SSMClient }), now: () => new Date() };
 
 export const NO_LINEAGE = 'no lineage: set publish.parameterName or retention.lineage';
-const LIVE_INSTANCE_STATES = ['pending', 'running', 'stopping', 'stopped'];
-/** EC2 takes at most 200 values in one filter. */
-const FILTER_VALUES_MAX = 200;
+const NOTHING_SWEPT: SweepResult = { deleted: [], left: [] };
 
 const where = (item: TargetItem) => `${item.target.accountId}/${item.target.region}`;
-const tagOf = (image: Image, key: string) => image.Tags?.find((t) => t.Key === key)?.Value;
-const snapshotsOf = (image: Image) => (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
+const RETIRE_FIX =
+  `The target role needs ec2:DisableImage, ec2:CreateTags, ec2:DeregisterImage and ec2:DeleteSnapshot on images and snapshots tagged ${TAGS.managedBy}=${MANAGED_BY} (templates/target-account.yml).`;
 
-const READ_FIX =
-  'The target role needs ec2:DescribeImages, ec2:DescribeLaunchTemplates, ec2:DescribeLaunchTemplateVersions, ec2:DescribeInstances and ssm:GetParameter.';
-const RETIRE_FIX = `The target role needs ec2:DeregisterImage and ec2:DeleteSnapshot on images and snapshots tagged ${TAGS.managedBy}=${MANAGED_BY}.`;
-
-/** Available images of the lineage that this pipeline made, newest first. */
+/** Available and disabled images of the lineage that this pipeline made, newest first. */
 async function lineageImages(ec2: EC2Client, item: TargetItem, lineage: string): Promise<Image[]> {
   const images: Image[] = [];
-  let token: string | undefined;
-  do {
-    const out = await aws(
-      `Listing copies of lineage ${lineage} in ${where(item)}`,
-      () =>
-        ec2.send(
-          new DescribeImagesCommand({
-            Owners: ['self'],
-            Filters: [
-              { Name: `tag:${TAGS.managedBy}`, Values: [MANAGED_BY] },
-              { Name: `tag:${TAGS.lineage}`, Values: [lineage] },
-              { Name: 'state', Values: ['available'] },
-            ],
-            NextToken: token,
-          }),
-        ),
-      READ_FIX,
-    );
-    images.push(...(out.Images ?? []));
-    token = out.NextToken;
-  } while (token);
+  const pages = paginateDescribeImages(
+    { client: ec2 },
+    {
+      Owners: ['self'],
+      IncludeDisabled: true,
+      Filters: [
+        { Name: `tag:${TAGS.managedBy}`, Values: [MANAGED_BY] },
+        { Name: `tag:${TAGS.lineage}`, Values: [lineage] },
+        { Name: 'state', Values: ['available', 'disabled'] },
+      ],
+    },
+  );
+  await aws(`Listing copies of lineage ${lineage} in ${where(item)}`, async () => {
+    for await (const page of pages) images.push(...(page.Images ?? []));
+  });
   // The filters already say so; checked again so that an endpoint ignoring a filter cannot hand us a foreign image.
   return images
-    .filter((i) => i.ImageId && tagOf(i, TAGS.managedBy) === MANAGED_BY && tagOf(i, TAGS.lineage) === lineage)
+    .filter((i) => i.ImageId && tagOf(i, TAGS.managedBy) === MANAGED_BY && tagOf(i, TAGS.lineage) === lineage && (i.State === 'available' || i.State === 'disabled'))
     .sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? '') || (a.ImageId ?? '').localeCompare(b.ImageId ?? ''));
 }
 
-/** Why each of `imageIds` must stay: the SSM parameter, a launch template, an instance. */
-async function protections(clients: Clients, item: TargetItem, parameterName: string | null, imageIds: string[]): Promise<Map<string, string>> {
-  const region = item.target.region;
-  const ec2 = clients.ec2(region);
-  const wanted = new Set(imageIds);
-  const reasons = new Map<string, string>();
-  const protect = (imageId: string | undefined, reason: string) => {
-    if (imageId && wanted.has(imageId) && !reasons.has(imageId)) reasons.set(imageId, reason);
-  };
-
-  if (parameterName) {
-    const name = parameterName;
-    const value = await aws(
-      `Reading parameter ${name} in ${where(item)}`,
-      async () => (await clients.ssm(region).send(new GetParameterCommand({ Name: name }))).Parameter?.Value,
-      READ_FIX,
-    ).catch((error: unknown) => {
-      if (awsCode(error) === 'ParameterNotFound') return undefined;
-      throw error;
-    });
-    protect(value, `SSM parameter ${name}`);
-  }
-
-  let token: string | undefined;
-  do {
-    const page = await aws(`Listing launch templates in ${where(item)}`, () => ec2.send(new DescribeLaunchTemplatesCommand({ NextToken: token })), READ_FIX);
-    for (const template of page.LaunchTemplates ?? []) {
-      const id = template.LaunchTemplateId;
-      if (!id) continue;
-      const versions = await aws(
-        `Reading launch template ${template.LaunchTemplateName ?? id} in ${where(item)}`,
-        () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: id, Versions: ['$Default', '$Latest'], ResolveAlias: true })),
-        READ_FIX,
-      ).catch((error: unknown) => {
-        // Deleted between the two calls: it protects nothing.
-        if (awsCode(error).startsWith('InvalidLaunchTemplateId')) return { LaunchTemplateVersions: [] };
-        throw error;
-      });
-      for (const v of versions.LaunchTemplateVersions ?? []) {
-        protect(v.LaunchTemplateData?.ImageId, `launch template ${template.LaunchTemplateName ?? id} version ${v.VersionNumber ?? '?'}`);
-      }
-    }
-    token = page.NextToken;
-  } while (token);
-
-  for (let i = 0; i < imageIds.length; i += FILTER_VALUES_MAX) {
-    const chunk = imageIds.slice(i, i + FILTER_VALUES_MAX);
-    let next: string | undefined;
-    do {
-      const page = await aws(
-        `Looking for instances of ${chunk.length} image(s) in ${where(item)}`,
-        () =>
-          ec2.send(
-            new DescribeInstancesCommand({
-              Filters: [
-                { Name: 'image-id', Values: chunk },
-                { Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES },
-              ],
-              NextToken: next,
-            }),
-          ),
-        READ_FIX,
-      );
-      for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-        protect(instance.ImageId, `used by instance ${instance.InstanceId ?? 'unknown'}`);
-      }
-      next = page.NextToken;
-    } while (next);
-  }
-  return reasons;
+/** Disable the copy for its grace period; the tag says when a later run may deregister it. */
+async function disable(ec2: EC2Client, item: TargetItem, image: Image, retireAfter: string): Promise<void> {
+  const imageId = image.ImageId ?? '';
+  await aws(
+    `Disabling ${imageId} in ${where(item)}`,
+    async () => {
+      // Tagged first: a copy found disabled without the tag is given a grace period from then.
+      await ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: TAGS.retireAfter, Value: retireAfter }] }));
+      if (image.State !== 'disabled') await ec2.send(new DisableImageCommand({ ImageId: imageId }));
+    },
+    RETIRE_FIX,
+  );
 }
 
-/** Deregister the image, then delete its snapshots; returns the snapshots that are gone. */
-async function retire(ec2: EC2Client, item: TargetItem, image: Image): Promise<string[]> {
+/** Deregister with its snapshots in one call; null when EC2 refused because protection still holds. */
+async function deregister(ec2: EC2Client, item: TargetItem, image: Image): Promise<RetentionResult['retired'][number] | null> {
   const imageId = image.ImageId ?? '';
-  await aws(`Deregistering ${imageId} in ${where(item)}`, () => ec2.send(new DeregisterImageCommand({ ImageId: imageId })), RETIRE_FIX).catch(
-    (error: unknown) => {
-      // Already deregistered (a retried invocation): its snapshots may still be there.
-      if (!awsCode(error).startsWith('InvalidAMIID')) throw error;
-    },
-  );
-  const deleted: string[] = [];
-  for (const snapshotId of snapshotsOf(image)) {
-    const gone = await aws(
-      `Deleting snapshot ${snapshotId} of ${imageId} in ${where(item)}`,
-      async () => {
-        await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
-        return true;
-      },
-      RETIRE_FIX,
-    ).catch((error: unknown) => {
-      const code = awsCode(error);
-      if (code === 'InvalidSnapshot.NotFound') return true;
-      // Another image was registered from it; deleting the snapshot would break that image.
-      if (code === 'InvalidSnapshot.InUse') {
-        logger.warn('Snapshot left in use', { imageId, snapshotId });
-        return false;
-      }
-      throw error;
-    });
-    if (gone) deleted.push(snapshotId);
+  try {
+    const out = await ec2.send(new DeregisterImageCommand({ ImageId: imageId, DeleteAssociatedSnapshots: true }));
+    const results = out.DeleteSnapshotResults ?? [];
+    return {
+      imageId,
+      snapshotIds: results.filter((r) => r.ReturnCode === 'success').map((r) => r.SnapshotId ?? ''),
+      snapshotsLeft: results.filter((r) => r.ReturnCode !== 'success').map((r) => ({ snapshotId: r.SnapshotId ?? '', code: r.ReturnCode ?? 'unknown' })),
+    };
+  } catch (error) {
+    const code = awsCode(error);
+    // Already deregistered (a retried invocation): its snapshots, if any are left, are the sweep's.
+    if (code.startsWith('InvalidAMIID')) return { imageId, snapshotIds: [], snapshotsLeft: [] };
+    // Protection was enabled since we looked (AWS does not document the code it gives): read it back.
+    const again = await lookAgain(ec2, imageId);
+    if (again && protectionOf(again)) return null;
+    return aws(`Deregistering ${imageId} in ${where(item)}`, () => Promise.reject(error), RETIRE_FIX);
   }
-  return deleted;
+}
+
+async function lookAgain(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+  const pages = paginateDescribeImages({ client: ec2 }, { ImageIds: [imageId], IncludeDisabled: true });
+  for await (const page of pages) return page.Images?.[0];
+  return undefined;
 }
 
 export async function applyRetention(event: RetentionEvent, deps: RetentionDeps = defaultDeps): Promise<RetentionResult> {
   const { item, copy, publish } = event;
-  const { keep, dryRun } = item.settings.retention;
+  const { keep, dryRun, graceDays, keepIfLaunchedWithinDays } = item.settings.retention;
   const lineage = publish.lineage ?? item.settings.retention.lineage ?? publish.parameterName;
+  const result: RetentionResult = { lineage, keep, graceDays, dryRun, skipped: null, kept: [], disabled: [], retired: [], swept: NOTHING_SWEPT };
   if (!lineage) {
     logger.info('Retention skipped', { reason: NO_LINEAGE });
-    return { lineage: null, keep, dryRun, skipped: NO_LINEAGE, kept: [], retired: [] };
+    return { ...result, skipped: NO_LINEAGE };
   }
+  const now = deps.now();
   const clients = targetClients(item, deps);
   const ec2 = clients.ec2(item.target.region);
-  const others = (await lineageImages(ec2, item, lineage)).filter((i) => i.ImageId !== copy.imageId);
+  const images = await lineageImages(ec2, item, lineage);
+  const others = images.filter((i) => i.ImageId !== copy.imageId);
 
-  // The new copy holds one of the `keep` places.
-  const newest = new Set(others.filter((i) => tagOf(i, TAGS.verified) !== undefined).slice(0, Math.max(keep - 1, 0)));
+  // The new copy holds one of the `keep` places; the rest go to the newest available verified copies.
+  const newest = new Set(others.filter((i) => i.State === 'available' && tagOf(i, TAGS.verified) !== undefined).slice(0, Math.max(keep - 1, 0)));
   const rest = others.filter((i) => !newest.has(i));
-  const reasons = rest.length > 0 ? await protections(clients, item, publish.parameterName, rest.map((i) => i.ImageId ?? '')) : new Map<string, string>();
+  const inUse = await imagesInUse(
+    { ec2, ssm: clients.ssm(item.target.region), where: where(item), parameterName: publish.parameterName },
+    rest.map((i) => i.ImageId ?? ''),
+  );
 
-  const kept: RetentionResult['kept'] = [{ imageId: copy.imageId, reason: 'the new copy' }];
-  const doomed: Image[] = [];
+  result.kept.push({ imageId: copy.imageId, check: 'new-copy', reason: 'the new copy' });
   for (const image of others) {
     const imageId = image.ImageId ?? '';
-    const reason = newest.has(image) ? `one of the newest ${keep} verified copies` : reasons.get(imageId);
-    if (reason) kept.push({ imageId, reason });
-    else doomed.push(image);
+    if (newest.has(image)) {
+      result.kept.push({ imageId, check: 'newest', reason: `one of the newest ${keep} verified copies` });
+      continue;
+    }
+    const launched = launchedRecently(image, now, keepIfLaunchedWithinDays);
+    const protection = protectionOf(image);
+    const use =
+      inUse.get(imageId) ??
+      (protection ? { check: 'deregistration-protection' as const, reason: `deregistration protection (${protection}); retired on a later run once it is lifted` } : undefined) ??
+      (launched ? { check: 'last-launched' as const, reason: `launched ${launched}, within ${keepIfLaunchedWithinDays} days` } : undefined);
+    if (use) {
+      result.kept.push({ imageId, ...use });
+      continue;
+    }
+    const retireAfter = tagOf(image, TAGS.retireAfter);
+    const due = graceDays === 0 || (image.State === 'disabled' && retireAfter !== undefined && Date.parse(retireAfter) <= now.getTime());
+    if (!due) {
+      const since = image.State === 'disabled' && retireAfter !== undefined ? 'earlier' : 'this run';
+      const until = since === 'earlier' ? (retireAfter ?? '') : new Date(now.getTime() + graceDays * 86_400_000).toISOString();
+      if (since === 'this run' && !dryRun) await disable(ec2, item, image, until);
+      if (since === 'this run') logger.info('Image disabled', { imageId, retireAfter: until, dryRun });
+      result.disabled.push({ imageId, retireAfter: until, since });
+      continue;
+    }
+    if (dryRun) {
+      result.retired.push({ imageId, snapshotIds: snapshotsOf(image), snapshotsLeft: [] });
+      continue;
+    }
+    const retired = await deregister(ec2, item, image);
+    if (retired) {
+      logger.info('Image retired', { imageId, snapshotIds: retired.snapshotIds, snapshotsLeft: retired.snapshotsLeft });
+      result.retired.push(retired);
+    } else result.kept.push({ imageId, check: 'deregistration-protection', reason: 'deregistration protection was enabled meanwhile; retired on a later run' });
   }
 
-  const retired: RetentionResult['retired'] = [];
-  for (const image of doomed) {
-    const imageId = image.ImageId ?? '';
-    const snapshotIds = dryRun ? snapshotsOf(image) : await retire(ec2, item, image);
-    if (!dryRun) logger.info('Image retired', { imageId, snapshotIds });
-    retired.push({ imageId, snapshotIds });
-  }
+  const inImages = new Set(images.filter((i) => !result.retired.some((r) => r.imageId === i.ImageId)).flatMap(snapshotsOf));
+  result.swept = await sweepSnapshots(ec2, { where: where(item), lineage, skip: inImages, dryRun });
   logger.info('Retention applied', {
     lineage,
     keep,
+    graceDays,
     dryRun,
-    at: deps.now().toISOString(),
-    kept: kept.map((k) => k.imageId),
-    retired: retired.map((r) => r.imageId),
+    at: now.toISOString(),
+    kept: result.kept.map((k) => k.imageId),
+    disabled: result.disabled.map((d) => d.imageId),
+    retired: result.retired.map((r) => r.imageId),
+    swept: result.swept.deleted,
   });
-  return { lineage, keep, dryRun, skipped: null, kept, retired };
+  return result;
 }
 
 export const makeHandler = (deps: RetentionDeps = defaultDeps) =>
-  lambdaHandler('ApplyRetention', itemLogContext, (event) =>
-  applyRetention(parsePayload(retentionEventSchema, event, 'event'), deps),
-);
+  lambdaHandler('ApplyRetention', itemLogContext, (event) => applyRetention(parsePayload(retentionEventSchema, event, 'event'), deps));
 
 export const handler = makeHandler();

@@ -30,7 +30,7 @@ import {
   SourceNotShareableError,
   toPipelineError,
 } from './shared/errors';
-import { pairLimitProblem, parseInput, payloadProblems, type PipelineInput, type SourceSpec } from './shared/input';
+import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, pairLimitProblem, parseInput, payloadProblems, type PipelineInput, type SourceSpec } from './shared/input';
 import { resolveTargets } from './shared/organization';
 import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './shared/key-policy';
 import { lambdaHandler } from './shared/handler';
@@ -216,6 +216,28 @@ async function preexistingShares(
   return { launchPermission, createVolumePermission };
 }
 
+/**
+ * The source's user tags copy.copySourceTags asks for (never `aws:` tags, nor the pipeline's own); more than the
+ * room a copy has left is refused before anything is shared or copied.
+ */
+export function sourceTagsFor(image: { ImageId?: string; Tags?: { Key?: string; Value?: string }[] }, input: PipelineInput): Record<string, string> {
+  const wanted = input.copy.copySourceTags;
+  if (wanted === false) return {};
+  const user = (image.Tags ?? []).filter(
+    (t): t is { Key: string; Value: string } => typeof t.Key === 'string' && !/^(aws:|ami-pipeline:)/i.test(t.Key) && t.Key !== 'Name',
+  );
+  const chosen = wanted === true ? user : user.filter((t) => wanted.includes(t.Key));
+  const tags = Object.fromEntries(chosen.map((t) => [t.Key, t.Value ?? '']));
+  const total = Object.keys({ ...tags, ...input.copy.tags }).length;
+  if (total > MAX_USER_TAGS) {
+    throw new InvalidInputError([
+      `copy.copySourceTags: source image ${image.ImageId ?? ''} carries ${Object.keys(tags).length} user tags, which with copy.tags make ${total}; ` +
+        `a copy can carry at most ${MAX_USER_TAGS} besides the pipeline's own (EC2 allows ${MAX_TAGS_PER_RESOURCE} per resource): list the keys to copy instead of true`,
+    ]);
+  }
+  return tags;
+}
+
 export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps = defaultDeps): Promise<RunPlan> {
   const input = await loadInput(event.input, deps);
   const resolution = await resolveTargets(input, { clients: deps.clients, pipelineRegion: deps.pipelineRegion, sessionName: sessionNameFor(event.executionName) });
@@ -294,6 +316,7 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     rootDeviceName: image.RootDeviceName ?? '/dev/xvda',
     snapshotIds,
     sizeGiB: imageSizeGiB(image.BlockDeviceMappings),
+    tags: sourceTagsFor(image, input),
     preexistingShares: await preexistingShares(imageId, snapshotIds, shareAccountIds, spec.region, deps),
   };
   logger.info('Source resolved', { imageId, snapshots: snapshotIds.length, targets: targets.length });

@@ -96,6 +96,9 @@ export class GrantFailedError extends TerminalError {
 export class LaunchFailedError extends TerminalError {
   override name = 'LaunchFailedError';
 }
+export class ProvenanceMismatchError extends TerminalError {
+  override name = 'ProvenanceMismatchError';
+}
 export class PublishFailedError extends TerminalError {
   override name = 'PublishFailedError';
 }
@@ -139,6 +142,7 @@ export const TERMINAL_ERROR_NAMES = [
   'ImageCopyFailedError',
   'GrantFailedError',
   'LaunchFailedError',
+  'ProvenanceMismatchError',
   'PreflightFailedError',
   'PublishFailedError',
   'OrganizationAccessDeniedError',

@@ -6,6 +6,7 @@
 import { partition } from '@aws-sdk/core/client';
 import * as z from 'zod';
 import { InvalidInputError } from './errors';
+import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, PIPELINE_TAG_COUNT } from './tags';
 import { mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES } from './payload';
 import { EVENTS_PER_BATCH_FIXED, historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
 
@@ -27,6 +28,8 @@ export const PARAMETER_PLACEHOLDERS = ['sourceName', 'sourceImageId'] as const;
 const PARAMETER_TEMPLATE_RE = /^\/[a-zA-Z0-9_.\-/{}]{1,1010}$/;
 const LAUNCH_TEMPLATE_NAME_RE = /^[a-zA-Z0-9().\-/_]{3,128}$/;
 const LINEAGE_RE = /^[a-zA-Z0-9_.\-/:]{1,128}$/;
+export { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, PIPELINE_TAG_COUNT } from './tags';
+const RESERVED_TAG_PREFIXES = ['aws:', 'ami-pipeline:'];
 const SNS_ARN_RE = /^arn:(aws|aws-cn|aws-us-gov):sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/;
 // Organizations' ID patterns (API reference, ParentId): an OU "ou-" + root part + OU part, a root "r-" + 4-32.
 const OU_RE = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
@@ -60,6 +63,25 @@ const kmsKeyRef = z
 const tagMap = z
   .record(z.string().regex(TAG_KEY_RE, { error: 'tag keys must be 1-128 characters' }), z.string().max(256, { error: 'tag values must be at most 256 characters' }))
   .refine((m) => Object.keys(m).length > 0, { error: 'must name at least one tag, or be left out' });
+
+const userTagKey = z
+  .string()
+  .regex(TAG_KEY_RE, { error: 'tag keys must be 1-128 letters, digits, spaces and _ . : / = + - @' })
+  .refine((k) => !RESERVED_TAG_PREFIXES.some((p) => k.toLowerCase().startsWith(p)), {
+    error: 'tag keys may not start with "aws:" (reserved by AWS) or "ami-pipeline:" (the pipeline\'s own tags); choose another key',
+  });
+const copyTags = z
+  .record(
+    userTagKey,
+    z
+      .string()
+      .max(256, { error: 'tag values must be at most 256 characters once expanded' })
+      .refine((t) => [...t.matchAll(/\{([^}]*)\}/g)].every((m) => (NAME_PLACEHOLDERS as readonly string[]).includes(m[1] ?? '')), {
+        error: `uses an unknown placeholder; known ones are ${NAME_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
+      }),
+  )
+  .default({})
+  .describe(`Tags each copy (and its snapshots) carries besides the pipeline's own, given in CopyImage; values may use ${NAME_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
 
 const nameTemplate = z
   .string({ error: 'must be a string' })
@@ -184,6 +206,21 @@ export const inputSchema = z
             .min(10, { error: 'must be at least 10' })
             .max(720, { error: 'must be at most 720 (12 hours)' })
             .default(180),
+          deprecateAfterDays: z
+            .number({ error: 'must be a number of days, or null for no deprecation' })
+            .int({ error: 'must be a whole number of days' })
+            .min(1, { error: 'must be at least 1' })
+            .max(3650, { error: 'must be at most 3650 (EC2 deprecates at most 10 years ahead)' })
+            .nullable()
+            .default(365)
+            .describe('Days after the copy that EC2 deprecates it (EnableImageDeprecation), so it leaves default listings; null: never'),
+          tags: copyTags,
+          copySourceTags: z
+            .union([z.literal(true), z.literal(false), z.array(userTagKey).max(MAX_USER_TAGS, { error: `must list at most ${MAX_USER_TAGS} keys` })], {
+              error: 'must be true (all user tags of the source), false, or a list of tag keys',
+            })
+            .default(false)
+            .describe("Tags of the source image (read in the builder account) each copy carries too: true for all its user tags, or a list of keys"),
         })
         .prefault({}),
       publish: z
@@ -202,6 +239,10 @@ export const inputSchema = z
             .max(20, { error: 'must list at most 20 launch templates' })
             .default([])
             .describe('Launch templates (by name, in every target account and region) that get a new default version with the new image'),
+          protect: z
+            .union([z.boolean(), z.literal('with-cooldown')], { error: 'must be true, false or "with-cooldown"' })
+            .default(true)
+            .describe('Deregistration protection on the published copy, moved to each newer one ("with-cooldown": it holds 24 h after it is moved)'),
         })
         .prefault({}),
       retention: z
@@ -218,6 +259,20 @@ export const inputSchema = z
             .optional()
             .describe('What makes copies one lineage; defaults to publish.parameterName. Without either, nothing is retired'),
           dryRun: z.boolean({ error: 'must be true or false' }).default(false),
+          graceDays: z
+            .number({ error: 'must be a number of days' })
+            .int({ error: 'must be a whole number of days' })
+            .min(0, { error: 'must be at least 0 (0: deregister at once)' })
+            .max(365, { error: 'must be at most 365' })
+            .default(7)
+            .describe('Days a copy leaving the kept set stays disabled (DisableImage, reversible with `ami-pipeline restore`) before it is deregistered'),
+          keepIfLaunchedWithinDays: z
+            .number({ error: 'must be a number of days' })
+            .int({ error: 'must be a whole number of days' })
+            .min(0, { error: 'must be at least 0 (0: launches do not keep a copy)' })
+            .max(3650, { error: 'must be at most 3650' })
+            .default(14)
+            .describe('A copy launched (after its launch check) within this many days is kept'),
         })
         .prefault({}),
       notify: z
@@ -283,6 +338,14 @@ export const inputSchema = z
     };
     if (input.source) checkRegion(input.source.region, ['source', 'region']);
     (input.targets ?? []).forEach((target, i) => target.regions.forEach((r, j) => checkRegion(r, ['targets', i, 'regions', j])));
+    const userTags = Object.keys(input.copy.tags).length + (Array.isArray(input.copy.copySourceTags) ? input.copy.copySourceTags.length : 0);
+    if (userTags > MAX_USER_TAGS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['copy', 'tags'],
+        message: `with copy.copySourceTags names ${userTags} tags; a copy can carry at most ${MAX_USER_TAGS} besides the pipeline's ${PIPELINE_TAG_COUNT} (EC2 allows ${MAX_TAGS_PER_RESOURCE} per resource)`,
+      });
+    }
     if (input.targets === undefined && input.targetsParameter === undefined) {
       ctx.addIssue({ code: 'custom', path: ['targets'], message: 'is required: list the target accounts, or give "targetsParameter"' });
       return;
@@ -433,6 +496,10 @@ function formatPath(path: readonly PropertyKey[]): string {
 function describe(issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => `${formatPath([...issue.path, k])}: is not a known field; remove it or check its spelling (see schema/pipeline-input.schema.json)`);
+  }
+  if (issue.code === 'invalid_key') {
+    // A record's key: zod nests the key's own issues; their messages say what is wrong with it.
+    return [`${formatPath(issue.path)}: ${issue.issues.map((i) => i.message).join('; ')}`];
   }
   return [`${formatPath(issue.path)}: ${issue.message}`];
 }

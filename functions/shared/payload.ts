@@ -8,6 +8,7 @@
 import { historyBudget } from './budget';
 import { LAMBDA_SERVICE_ERROR_NAMES, RETRYABLE_ERROR_NAMES, START_EXECUTION_ERROR_NAMES, STATE_MACHINE_ERROR_NAMES, TERMINAL_ERROR_NAMES } from './errors';
 import type { PipelineInput } from './input';
+import { MAX_USER_TAGS } from './tags';
 import { batchesOf, settingsOf, targetPairs, type Batch, type ResolvedSource, type RunPlan, type Settings, type TargetPair } from './plan';
 
 /** Step Functions: execution input, a state's input and output, a Task's result (UTF-8 bytes). */
@@ -54,6 +55,12 @@ export interface PayloadSize {
 
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
+function worstSourceTags(input: PipelineInput): Record<string, string> {
+  const wanted = input.copy.copySourceTags;
+  const count = wanted === false ? 0 : wanted === true ? MAX_USER_TAGS : wanted.length;
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`${String(i).padStart(3, '0')}${'k'.repeat(125)}`, 'v'.repeat(256)]));
+}
+
 /** The source as ResolveSource records it, at its longest: every target account already had its permissions. */
 function worstSource(input: PipelineInput, shareAccountIds: string[]): ResolvedSource | null {
   if (input.mode === 'rekey' || input.source === undefined) return null;
@@ -67,6 +74,8 @@ function worstSource(input: PipelineInput, shareAccountIds: string[]): ResolvedS
     rootDeviceName: '/dev/sda1',
     snapshotIds,
     sizeGiB: 65_536,
+    // copy.copySourceTags: the source's tags ride in the item; at worst every key and value at EC2's 128 and 256 characters.
+    tags: worstSourceTags(input),
     preexistingShares: { launchPermission: shareAccountIds, createVolumePermission: Object.fromEntries(snapshotIds.map((s, i) => [`${s}${i}`, shareAccountIds])) },
   };
 }

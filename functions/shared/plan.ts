@@ -18,6 +18,8 @@ export const resolvedSourceSchema = z.object({
   snapshotIds: z.array(z.string()),
   /** Total size of the image's snapshots (GiB): sizes the first wait for a copy. */
   sizeGiB: z.number(),
+  /** The source's user tags that copy.copySourceTags selects (read in the builder account: CopyImage cannot copy them across accounts). */
+  tags: z.record(z.string(), z.string()),
   /**
    * Target accounts that had these permissions when the run resolved its source (what the doctor shows). ShareSource
    * decides afresh through the share ledger which of them were given by hand (functions/shared/ledger.ts).
@@ -48,11 +50,27 @@ export const settingsSchema = z.object({
     instanceType: z.string().nullable(),
     timeoutMinutes: z.number(),
   }),
-  copy: z.object({ name: z.string().nullable(), timeoutMinutes: z.number() }),
-  /** Parameter name template (placeholders not yet expanded) and launch templates; null: nothing to publish. */
-  publish: z.object({ parameterName: z.string().nullable(), launchTemplates: z.array(z.string()) }),
-  /** Lineage as given (the handlers fall back to the expanded publish.parameterName), copies to keep, dry run. */
-  retention: z.object({ lineage: z.string().nullable(), keep: z.number().int(), dryRun: z.boolean() }),
+  /** Copy name template, timeout, deprecation (days, null: none) and the user's tag templates. */
+  copy: z.object({
+    name: z.string().nullable(),
+    timeoutMinutes: z.number(),
+    deprecateAfterDays: z.number().int().nullable(),
+    tags: z.record(z.string(), z.string()),
+  }),
+  /** Parameter name template (placeholders not yet expanded), launch templates, deregistration protection. */
+  publish: z.object({
+    parameterName: z.string().nullable(),
+    launchTemplates: z.array(z.string()),
+    protect: z.union([z.boolean(), z.literal('with-cooldown')]),
+  }),
+  /** Lineage as given (the handlers fall back to the expanded publish.parameterName), copies to keep, dry run, grace and launch window. */
+  retention: z.object({
+    lineage: z.string().nullable(),
+    keep: z.number().int(),
+    dryRun: z.boolean(),
+    graceDays: z.number().int(),
+    keepIfLaunchedWithinDays: z.number().int(),
+  }),
   /** A new-account run: a role or key not there yet is waited for (TargetNotYetDeployedError), not a failure. */
   awaitDeployment: z.boolean().default(false),
 });
@@ -125,9 +143,20 @@ export function settingsOf(input: PipelineInput): RunPlan['settings'] {
     targetRoleName: input.targetRoleName,
     externalId: input.externalId ?? null,
     verify: { mode: input.verify.mode, instanceType: input.verify.instanceType ?? null, timeoutMinutes: input.verify.timeoutMinutes },
-    copy: { name: input.copy.name ?? null, timeoutMinutes: input.copy.timeoutMinutes },
-    publish: { parameterName: input.publish.parameterName ?? null, launchTemplates: input.publish.launchTemplates },
-    retention: { lineage: input.retention.lineage ?? null, keep: input.retention.keep, dryRun: input.retention.dryRun },
+    copy: {
+      name: input.copy.name ?? null,
+      timeoutMinutes: input.copy.timeoutMinutes,
+      deprecateAfterDays: input.copy.deprecateAfterDays,
+      tags: input.copy.tags,
+    },
+    publish: { parameterName: input.publish.parameterName ?? null, launchTemplates: input.publish.launchTemplates, protect: input.publish.protect },
+    retention: {
+      lineage: input.retention.lineage ?? null,
+      keep: input.retention.keep,
+      dryRun: input.retention.dryRun,
+      graceDays: input.retention.graceDays,
+      keepIfLaunchedWithinDays: input.retention.keepIfLaunchedWithinDays,
+    },
     awaitDeployment: input.newAccount !== undefined,
   };
 }

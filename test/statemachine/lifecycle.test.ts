@@ -53,12 +53,12 @@ describe('publishing', () => {
   });
 
   it('publishes and retires nothing when the launch check fails', async () => {
-    const first = await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 1 } }), pipelineHandlers(), { executionName: 'first' });
+    const first = await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 1, graceDays: 0 } }), pipelineHandlers(), { executionName: 'first' });
     expect(manifestOf(first).status).toBe('SUCCEEDED');
     const published = aws.targetParameters.get(`${ACCOUNT_A}/${REGION}/${PARAMETER}`)?.value;
     aws.failingLaunches.set(`${ACCOUNT_A}/${REGION}`, 'Client.InternalError: Client error on launch');
     const before = aws.calls.length;
-    const run = await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 1 } }), pipelineHandlers(), { executionName: 'second' });
+    const run = await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 1, graceDays: 0 } }), pipelineHandlers(), { executionName: 'second' });
     const manifest = manifestOf(run);
     expect(manifest.results.find((r) => r.accountId === ACCOUNT_A)?.error?.name).toBe('LaunchFailedError');
     const inA = aws.calls.slice(before).filter((c) => c.account === ACCOUNT_A);
@@ -74,7 +74,7 @@ describe('retention', () => {
   it('keeps exactly the newest verified copies across four runs, and each protected one', async () => {
     const made: string[][] = [];
     for (let i = 0; i < 4; i += 1) {
-      const run = await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 2 } }), pipelineHandlers(), { executionName: `run-${i}` });
+      const run = await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 2, graceDays: 0 } }), pipelineHandlers(), { executionName: `run-${i}` });
       expect(manifestOf(run).status).toBe('SUCCEEDED');
       made.push(manifestOf(run).results.map((r) => r.imageId ?? ''));
       if (i === 0) {
@@ -90,9 +90,9 @@ describe('retention', () => {
     expect(aws.deletedSnapshots).toEqual(expect.arrayContaining([aws.images.get(a0 ?? '')?.snapshotId, aws.images.get(a1 ?? '')?.snapshotId]));
     expect(copiesIn(ACCOUNT_B).sort()).toEqual([b0, b2, b3].sort());
     expect(aws.images.get(b1 ?? '')?.state).toBe('deregistered');
-    const last = manifestOf(await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 2, dryRun: true } }), pipelineHandlers(), { executionName: 'dry' }));
-    const retentionB = (last.results.find((r) => r.accountId === ACCOUNT_B) as unknown as { retention: { kept: { imageId: string; reason: string }[]; retired: { imageId: string }[] } }).retention;
-    expect(retentionB.kept.find((k) => k.imageId === b0)?.reason).toContain('launch template legacy');
+    const last = manifestOf(await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 2, graceDays: 0, dryRun: true } }), pipelineHandlers(), { executionName: 'dry' }));
+    const retentionB = (last.results.find((r) => r.accountId === ACCOUNT_B) as unknown as { retention: { kept: { imageId: string; check: string; reason: string }[]; retired: { imageId: string }[] } }).retention;
+    expect(retentionB.kept.find((k) => k.imageId === b0)).toMatchObject({ check: 'image-references', reason: expect.stringContaining('referenced by ec2:LaunchTemplate') });
     expect(retentionB.retired.map((r) => r.imageId)).toContain(b2);
     expect(aws.images.get(b2 ?? '')?.state).toBe('available');
   });
@@ -104,7 +104,7 @@ describe('retention', () => {
       image.account = ACCOUNT_A;
       image.tags = [{ Key: 'ami-pipeline:lineage', Value: PARAMETER }];
     }
-    for (let i = 0; i < 2; i += 1) await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 1 } }), pipelineHandlers(), { executionName: `f-${i}` });
+    for (let i = 0; i < 2; i += 1) await runDefinition(input(aws.addSourceImage(REGION), { retention: { keep: 1, graceDays: 0 } }), pipelineHandlers(), { executionName: `f-${i}` });
     expect(aws.images.get(foreign)?.state).toBe('available');
   });
 });

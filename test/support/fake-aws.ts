@@ -24,7 +24,13 @@ import {
   DescribeLaunchTemplateVersionsCommand,
   ModifyLaunchTemplateCommand,
   DescribeImageAttributeCommand,
+  DescribeImageReferencesCommand,
   DescribeImagesCommand,
+  DisableImageCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EnableImageCommand,
+  EnableImageDeprecationCommand,
+  EnableImageDeregistrationProtectionCommand,
   DescribeInstancesCommand,
   DescribeSnapshotAttributeCommand,
   DescribeSnapshotsCommand,
@@ -63,6 +69,12 @@ interface FakeImage {
   launchPermission: Set<string>;
   polls: number;
   kmsKeyId?: string;
+  /** What CopyImage recorded: the AMI ancestry EC2 reports (SourceImageId, SourceImageRegion). */
+  sourceImageId?: string;
+  sourceRegion?: string;
+  deprecationTime?: string;
+  /** DeregistrationProtection as DescribeImages reports it (default "disabled"). */
+  protection?: string;
   /** Order of creation: CreationDate grows with it. */
   created?: number;
   /** With the clock hooks: when the copy started and when it is done (ms on its account and region's clock). */
@@ -286,6 +298,7 @@ export class FakeAws {
       ImageId: i.id, OwnerId: i.account, Name: i.name, State: i.state, StateReason: i.stateReason, RootDeviceType: 'ebs',
       RootDeviceName: '/dev/xvda', Architecture: 'x86_64', CreationDate: new Date(Date.UTC(2026, 10, 29) + (i.created ?? 0) * 60_000).toISOString(), Tags: i.tags,
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: i.snapshotId, VolumeSize: 8, Encrypted: Boolean(i.kmsKeyId), KmsKeyId: i.kmsKeyId } }],
+      SourceImageId: i.sourceImageId, SourceImageRegion: i.sourceRegion, DeprecationTime: i.deprecationTime, DeregistrationProtection: i.protection ?? 'disabled',
     });
 
     on(sts, AssumeRoleCommand, 'sts', (input) => {
@@ -349,11 +362,14 @@ export class FakeAws {
         }
         return { Images: found.map(describeImage) };
       }
-      const images = [...this.images.values()].filter((i) => i.account === who.account && i.region === who.region && filterMatch(timed(i), input.Filters as Filter[]));
+      const images = [...this.images.values()].filter(
+        (i) => i.account === who.account && i.region === who.region && (input.IncludeDisabled === true || i.state !== 'disabled') && filterMatch(timed(i), input.Filters as Filter[]),
+      );
       return { Images: images.map(describeImage) };
     });
     on(ec2, DescribeSnapshotsCommand, 'ec2', (input) => ({
-      Snapshots: (input.SnapshotIds as string[]).map((id) => {
+      // Listing by tag (retention's sweep): this fake lists snapshots by ID only, so a sweep finds none.
+      Snapshots: ((input.SnapshotIds as string[] | undefined) ?? []).map((id) => {
         const snapshot = { SnapshotId: id, Encrypted: this.encryptedSnapshots.has(id), KmsKeyId: this.encryptedSnapshots.get(id), Tags: this.snapshotTags.get(id) ?? [] };
         const copy = clockedSnapshots.get(id);
         if (!copy || copy.readyAt === undefined || copy.startedAt === undefined) return snapshot;
@@ -397,6 +413,7 @@ export class FakeAws {
       const image: FakeImage = {
         id, account: who.account, region: who.region, name: String(input.Name), state: 'pending', snapshotId: this.id('snap'),
         tags: [...tags], launchPermission: new Set(), polls: 0, kmsKeyId: String(input.KmsKeyId), created: this.seq,
+        sourceImageId: String(input.SourceImageId), sourceRegion: String(input.SourceRegion),
       };
       if (this.hooks.now && this.hooks.copyMs) {
         image.startedAt = clock(who.account, who.region);
@@ -439,8 +456,62 @@ export class FakeAws {
     });
     on(ec2, DeregisterImageCommand, 'ec2', (input) => {
       const image = this.images.get(String(input.ImageId));
+      if (image && (image.protection ?? 'disabled') !== 'disabled') {
+        throw awsError('OperationNotPermitted', `The image ${image.id} has deregistration protection enabled.`);
+      }
       if (image) image.state = 'deregistered';
-      return {};
+      if (!image || input.DeleteAssociatedSnapshots !== true) return { Return: true };
+      this.deletedSnapshots.push(image.snapshotId);
+      return { Return: true, DeleteSnapshotResults: [{ SnapshotId: image.snapshotId, ReturnCode: 'success' }] };
+    });
+    const owned = (input: Record<string, unknown>, who: { account: string }) => {
+      const image = this.images.get(String(input.ImageId));
+      if (!image) throw awsError('InvalidAMIID.NotFound', `The image id '[${String(input.ImageId)}]' does not exist`);
+      if (image.account !== who.account) throw awsError('AuthFailure', `Not authorized for image:${image.id}`);
+      return image;
+    };
+    on(ec2, EnableImageDeprecationCommand, 'ec2', (input, who) => {
+      owned(input, who).deprecationTime = (input.DeprecateAt as Date).toISOString();
+      return { Return: true };
+    });
+    on(ec2, DisableImageCommand, 'ec2', (input, who) => {
+      owned(input, who).state = 'disabled';
+      return { Return: true };
+    });
+    on(ec2, EnableImageCommand, 'ec2', (input, who) => {
+      owned(input, who).state = 'available';
+      return { Return: true };
+    });
+    on(ec2, EnableImageDeregistrationProtectionCommand, 'ec2', (input, who) => {
+      owned(input, who).protection = input.WithCooldown === true ? 'enabled-with-cooldown' : 'enabled';
+      return { Return: input.WithCooldown === true ? 'enabled-with-cooldown' : 'enabled-without-cooldown' };
+    });
+    on(ec2, DisableImageDeregistrationProtectionCommand, 'ec2', (input, who) => {
+      const image = owned(input, who);
+      image.protection = image.protection === 'enabled-with-cooldown' ? 'disabled-until 2026-12-01T00:00:00.000Z' : 'disabled';
+      return { Return: image.protection };
+    });
+    on(ec2, DescribeImageReferencesCommand, 'ec2', (input, who) => {
+      const ids = new Set(input.ImageIds as string[]);
+      const refs: { ImageId: string; ResourceType: string; Arn: string }[] = [];
+      for (const i of this.instances.values()) {
+        if (i.account === who.account && i.region === who.region && ids.has(i.imageId ?? '') && i.state !== 'terminated') {
+          refs.push({ ImageId: i.imageId ?? '', ResourceType: 'ec2:Instance', Arn: `arn:aws:ec2:${who.region}:${who.account}:instance/${i.id}` });
+        }
+      }
+      for (const [key, t] of this.userTemplates.entries()) {
+        if (!key.startsWith(`${who.account}/${who.region}/`)) continue;
+        for (const imageId of new Set(t.versions.slice(-10).map((v) => v.imageId))) {
+          if (ids.has(imageId)) refs.push({ ImageId: imageId, ResourceType: 'ec2:LaunchTemplate', Arn: `arn:aws:ec2:${who.region}:${who.account}:launch-template/${t.id}` });
+        }
+      }
+      for (const [key, p] of this.targetParameters.entries()) {
+        const [account, region, ...name] = key.split('/');
+        if (account === who.account && region === who.region && ids.has(p.value)) {
+          refs.push({ ImageId: p.value, ResourceType: 'ssm:Parameter', Arn: `arn:aws:ssm:${who.region}:${who.account}:parameter/${name.join('/').replace(/^\//, '')}` });
+        }
+      }
+      return { ImageReferences: refs };
     });
     on(ec2, DescribeSubnetsCommand, 'ec2', (_i, who) => ({ Subnets: [{ SubnetId: `subnet-${who.account.slice(0, 8)}`, State: 'available' }] }));
     on(ec2, CreateLaunchTemplateCommand, 'ec2', (input) => {

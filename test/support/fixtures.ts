@@ -19,6 +19,7 @@ export const source: NonNullable<RunPlan['source']> = {
   rootDeviceName: '/dev/xvda',
   sizeGiB: 8,
   snapshotIds: [SOURCE_SNAPSHOT],
+  tags: {},
   preexistingShares: { launchPermission: [], createVolumePermission: { [SOURCE_SNAPSHOT]: [] } },
 };
 
@@ -32,9 +33,9 @@ export function item(overrides: Partial<TargetItem['target']> = {}, settings: Pa
       targetRoleName: 'AmiPipelineTarget',
       externalId: null,
       verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
-      copy: { name: null, timeoutMinutes: 180 },
-      publish: { parameterName: null, launchTemplates: [] },
-      retention: { lineage: null, keep: 3, dryRun: false },
+      copy: { name: null, timeoutMinutes: 180, deprecateAfterDays: 365, tags: {} },
+      publish: { parameterName: null, launchTemplates: [], protect: true },
+      retention: { lineage: null, keep: 3, dryRun: false, graceDays: 7, keepIfLaunchedWithinDays: 14 },
       awaitDeployment: false,
       ...settings,
     },

@@ -1,5 +1,6 @@
 import {
   DescribeSnapshotsCommand,
+  EnableImageDeprecationCommand,
   CopyImageCommand,
   CreateTagsCommand,
   DeregisterImageCommand,
@@ -126,6 +127,32 @@ describe('startCopy', () => {
       deadline: '2026-11-29T15:00:00.000Z',
       checkedAt: '2026-11-29T12:00:00.000Z',
     });
+  });
+
+  it("gives the user's tags (placeholders expanded) and the source's selected tags in CopyImage's TagSpecifications", async () => {
+    const target = item({}, { copy: { ...item().settings.copy, tags: { team: 'web', origin: '{sourceImageId} of {date}', Name: 'golden {region}' } } });
+    const withSourceTags = { ...target, source: { ...target.source, tags: { team: 'platform', cost: 'cc-7' } } };
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+
+    await startCopy(withSourceTags, deps());
+
+    const specs = ec2Mock.commandCalls(CopyImageCommand)[0]?.args[0].input.TagSpecifications ?? [];
+    expect(specs.map((s) => s.ResourceType)).toEqual(['image', 'snapshot']);
+    for (const spec of specs) {
+      expect(spec.Tags).toEqual(
+        expect.arrayContaining([
+          // copy.tags wins over the source's tag of the same key.
+          { Key: 'team', Value: 'web' },
+          { Key: 'cost', Value: 'cc-7' },
+          { Key: 'origin', Value: `${SOURCE_IMAGE} of 2026-11-29` },
+          { Key: 'Name', Value: 'golden eu-west-1' },
+          { Key: 'ami-pipeline:managed-by', Value: 'encrypted-ami-pipeline' },
+        ]),
+      );
+      expect(spec.Tags?.filter((t) => t.Key === 'Name')).toHaveLength(1);
+    }
   });
 
   it('reuses an available copy of the same source and key without sending CopyImage', async () => {
@@ -361,7 +388,7 @@ describe('copyStatus', () => {
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [pending] })
       .resolvesOnce({ Images: [pending] })
-      .resolves({ Images: [{ ...pending, State: 'available', Tags: [] }] });
+      .resolves({ Images: [{ ...pending, State: 'available', Tags: [], SourceImageId: SOURCE_IMAGE, SourceImageRegion: 'eu-west-1' }] });
     ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '98%', State: 'pending' }] });
     ec2Mock.on(CreateTagsCommand).resolves({});
     const started = new Date(now - 50 * 60_000).toISOString();
@@ -404,6 +431,8 @@ describe('copyStatus', () => {
         {
           ImageId: COPY_ID,
           State: 'available',
+          SourceImageId: SOURCE_IMAGE,
+          SourceImageRegion: 'eu-west-1',
           Tags: [],
           BlockDeviceMappings: [
             { DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Encrypted: true, KmsKeyId: KEY_A_EU } },
@@ -437,6 +466,8 @@ describe('copyStatus', () => {
         {
           ImageId: COPY_ID,
           State: 'available',
+          SourceImageId: SOURCE_IMAGE,
+          SourceImageRegion: 'eu-west-1',
           Tags: [
             { Key: 'ami-pipeline:source-image', Value: SOURCE_IMAGE },
             { Key: 'ami-pipeline:source-region', Value: 'eu-west-1' },
@@ -453,6 +484,51 @@ describe('copyStatus', () => {
     await copyStatus(item(), copyState(), deps());
 
     expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [COPY_ID, 'snap-0aaaaaaaaaaaaaaa1'] });
+  });
+
+  describe('once the copy is available', () => {
+    const available = (overrides: Partial<Image> = {}): Image => ({
+      ImageId: COPY_ID,
+      State: 'available',
+      SourceImageId: SOURCE_IMAGE,
+      SourceImageRegion: 'eu-west-1',
+      Tags: [],
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }],
+      ...overrides,
+    });
+
+    it('sets DeprecateAt copy.deprecateAfterDays from now with EnableImageDeprecation', async () => {
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [available()] });
+      ec2Mock.on(EnableImageDeprecationCommand).resolves({ Return: true });
+      await copyStatus(item({}, { copy: { ...item().settings.copy, deprecateAfterDays: 30 } }), copyState(), deps());
+      expect(ec2Mock).toHaveReceivedCommandWith(EnableImageDeprecationCommand, {
+        ImageId: COPY_ID,
+        DeprecateAt: new Date(fixedNow().getTime() + 30 * 86_400_000),
+      });
+    });
+
+    it('leaves the deprecation alone when copy.deprecateAfterDays is null or the copy already has one', async () => {
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [available()] });
+      await copyStatus(item({}, { copy: { ...item().settings.copy, deprecateAfterDays: null } }), copyState(), deps());
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [available({ DeprecationTime: '2027-11-30T10:00:00.000Z' })] });
+      await copyStatus(item(), copyState(), deps());
+      expect(ec2Mock).toHaveReceivedCommandTimes(EnableImageDeprecationCommand, 0);
+    });
+
+    it('ends the target with ProvenanceMismatchError when the copy descends from another image, before any deprecation', async () => {
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [available({ SourceImageId: 'ami-0fffffffffffffff0' })] });
+      const error = await copyStatus(item(), copyState(), deps()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'ProvenanceMismatchError', retryable: false });
+      expect((error as Error).message).toContain('reports source ami-0fffffffffffffff0 in eu-west-1');
+      expect(ec2Mock).toHaveReceivedCommandTimes(EnableImageDeprecationCommand, 0);
+    });
+
+    it('ends the target with ProvenanceMismatchError when the copy comes from another region or reports no source', async () => {
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [available({ SourceImageRegion: 'us-east-1' })] });
+      await expect(copyStatus(item(), copyState(), deps())).rejects.toMatchObject({ name: 'ProvenanceMismatchError' });
+      ec2Mock.on(DescribeImagesCommand).resolves({ Images: [available({ SourceImageId: undefined, SourceImageRegion: undefined })] });
+      await expect(copyStatus(item(), copyState(), deps())).rejects.toMatchObject({ name: 'ProvenanceMismatchError' });
+    });
   });
 
   it('throws the retryable ImageNotYetVisibleError while the new copy is not visible yet', async () => {
@@ -479,7 +555,7 @@ describe('copyStatus', () => {
 
     const error = await rejection(copyStatus(item(), copyState(), deps()));
 
-    expect(ec2Mock).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID });
+    expect(ec2Mock).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID, DeleteAssociatedSnapshots: true });
     expect(error.name).toBe('ImageCopyFailedError');
     expect(error.retryable).toBe(false);
     expect(error.aws).toEqual({ code: 'Server.InternalError', message: 'Internal error' });
@@ -534,7 +610,7 @@ describe('findCopy', () => {
 
     const found = await findCopy(item(), deps());
 
-    expect(ec2Mock).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID });
+    expect(ec2Mock).toHaveReceivedCommandWith(DeregisterImageCommand, { ImageId: COPY_ID, DeleteAssociatedSnapshots: true });
     expect(found).toEqual({ imageId: COPY_ID, state: 'failed', kmsKeyArn: KEY_A_EU, deregistered: true });
   });
 
@@ -583,12 +659,12 @@ describe('copyName', () => {
   });
 
   it('fills the placeholders of a custom template', () => {
-    const custom = item({ region: 'us-east-1' }, { copy: { name: '{sourceName}/{accountId}/{region}/{date}/{executionName}/{sourceImageId}', timeoutMinutes: 180 } });
+    const custom = item({ region: 'us-east-1' }, { copy: { ...item().settings.copy, name: '{sourceName}/{accountId}/{region}/{date}/{executionName}/{sourceImageId}', timeoutMinutes: 180 } });
     expect(copyName(custom, fixedNow())).toBe(`base-image-2026-11-29/${ACCOUNT_A}/us-east-1/2026-11-29/exec-1/${SOURCE_IMAGE}`);
   });
 
   it('drops unknown placeholders and replaces characters AMI names do not allow', () => {
-    const custom = item({}, { copy: { name: 'golden:{unknown}#{date}+ü', timeoutMinutes: 180 } });
+    const custom = item({}, { copy: { ...item().settings.copy, name: 'golden:{unknown}#{date}+ü', timeoutMinutes: 180 } });
     const name = copyName(custom, fixedNow());
     expect(name).toBe('golden--2026-11-29--');
     expect(name).toMatch(AMI_NAME_CHARS);

@@ -57,6 +57,20 @@ interface Row {
 }
 
 const rows: Row[] = [
+  { what: 'a copy tag key with the aws: prefix', input: edit((i) => { i.copy = { tags: { 'aws:owner': 'x' } }; }), path: 'copy.tags.aws:owner', fix: 'reserved by AWS' },
+  { what: "a copy tag key with the pipeline's prefix", input: edit((i) => { i.copy = { tags: { 'ami-pipeline:lineage': 'x' } }; }), path: 'copy.tags.ami-pipeline:lineage', fix: 'choose another key' },
+  { what: 'a copy tag with an unknown placeholder', input: edit((i) => { i.copy = { tags: { team: '{owner}' } }; }), path: 'copy.tags.team', fix: '{sourceImageId}' },
+  {
+    what: 'more copy tags than a copy has room for',
+    input: edit((i) => { i.copy = { tags: Object.fromEntries(Array.from({ length: 30 }, (_, n) => [`k${n}`, 'v'])), copySourceTags: Array.from({ length: 9 }, (_, n) => `s${n}`) }; }),
+    path: 'copy.tags',
+    fix: 'at most 38',
+  },
+  { what: 'copySourceTags that is neither a list nor a boolean', input: edit((i) => { i.copy = { copySourceTags: 'all' }; }), path: 'copy.copySourceTags', fix: 'list of tag keys' },
+  { what: 'a deprecation past EC2\'s 10 years', input: edit((i) => { i.copy = { deprecateAfterDays: 4000 }; }), path: 'copy.deprecateAfterDays', fix: 'at most 3650' },
+  { what: 'a protection setting EC2 has not', input: edit((i) => { i.publish = { protect: 'always' }; }), path: 'publish.protect', fix: '"with-cooldown"' },
+  { what: 'a negative grace period', input: edit((i) => { i.retention = { graceDays: -1 }; }), path: 'retention.graceDays', fix: 'at least 0' },
+  { what: 'a fractional launch window', input: edit((i) => { i.retention = { keepIfLaunchedWithinDays: 1.5 }; }), path: 'retention.keepIfLaunchedWithinDays', fix: 'whole number' },
   { what: 'an input without a source', input: edit((i) => ({ targets: i.targets })), path: 'source', fix: '"imageId"' },
   { what: 'a source without a region', input: edit((i) => { delete i.source.region; }), path: 'source.region', fix: 'eu-west-1' },
   { what: 'a malformed AMI ID', input: edit((i) => { i.source.imageId = 'ami-12345'; }), path: 'source.imageId', fix: 'ami-0123456789abcdef0' },
@@ -326,6 +340,9 @@ describe('parseInput', () => {
     expect(input.verify.mode).toBe('auto-scaling');
     expect(input.verify.timeoutMinutes).toBe(15);
     expect(input.copy.timeoutMinutes).toBe(180);
+    expect(input.copy).toMatchObject({ deprecateAfterDays: 365, tags: {}, copySourceTags: false });
+    expect(input.publish.protect).toBe(true);
+    expect(input.retention).toMatchObject({ graceDays: 7, keepIfLaunchedWithinDays: 14 });
     expect(input.maxConcurrency).toBeUndefined();
     expect(input.externalId).toBeUndefined();
   });
@@ -336,14 +353,18 @@ describe('parseInput', () => {
         i.source = { filter: { name: 'base-image-*', tags: { team: 'platform' } }, region: 'eu-west-1', optInTag: { key: 'distribute', value: 'true' } };
         i.targets[0].subnetIds = { 'eu-central-1': 'subnet-0123456789abcdef0' };
         i.verify = { mode: 'run-instances', instanceType: 'm7g.large', timeoutMinutes: 30 };
-        i.copy = { name: '{sourceName}-{region}-{date}', timeoutMinutes: 60 };
+        i.copy = { name: '{sourceName}-{region}-{date}', timeoutMinutes: 60, deprecateAfterDays: null, tags: { team: '{sourceName}' }, copySourceTags: ['owner'] };
+        i.publish = { parameterName: '/ami/{sourceName}', launchTemplates: ['web'], protect: 'with-cooldown' };
+        i.retention = { keep: 2, lineage: 'web', dryRun: false, graceDays: 0, keepIfLaunchedWithinDays: 30 };
         i.maxConcurrency = 40;
         i.targetRoleName = 'AmiCopier';
         i.externalId = 'ami-pipeline:prod';
       }),
     );
     expect(input.verify).toEqual({ mode: 'run-instances', instanceType: 'm7g.large', timeoutMinutes: 30 });
-    expect(input.copy).toEqual({ name: '{sourceName}-{region}-{date}', timeoutMinutes: 60 });
+    expect(input.copy).toEqual({ name: '{sourceName}-{region}-{date}', timeoutMinutes: 60, deprecateAfterDays: null, tags: { team: '{sourceName}' }, copySourceTags: ['owner'] });
+    expect(input.publish.protect).toBe('with-cooldown');
+    expect(input.retention).toEqual({ keep: 2, lineage: 'web', dryRun: false, graceDays: 0, keepIfLaunchedWithinDays: 30 });
     expect(input.maxConcurrency).toBe(40);
   });
 

@@ -1,7 +1,10 @@
 import {
   CreateLaunchTemplateVersionCommand,
   CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeImagesCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EnableImageDeregistrationProtectionCommand,
   DescribeLaunchTemplateVersionsCommand,
   EC2Client,
   type Image,
@@ -31,10 +34,14 @@ const ROLE_SESSION = `arn:aws:sts::${ACCOUNT_A}:assumed-role/AmiPipelineTarget/a
 const deps = () => ({ clients: testClients(), now: fixedNow });
 
 function event(settings: Partial<TargetItem['settings']> = {}): PublishEvent {
-  return { item: item({}, settings), copy: { imageId: COPY, kmsKeyArn: KEY_A_EU } };
+  return { item: item({}, { publish: { parameterName: null, launchTemplates: [], protect: false }, ...settings }), copy: { imageId: COPY, kmsKeyArn: KEY_A_EU } };
 }
-const publish = (parameterName: string | null, launchTemplates: string[] = []) => ({ publish: { parameterName, launchTemplates } });
-const retention = (lineage: string | null) => ({ retention: { lineage, keep: 3, dryRun: false } });
+const publish = (parameterName: string | null, launchTemplates: string[] = [], protect: boolean | 'with-cooldown' = false) => ({
+  publish: { parameterName, launchTemplates, protect },
+});
+const retention = (lineage: string | null) => ({ retention: { ...item().settings.retention, lineage } });
+const NOT_PROTECTED = { imageId: null, withCooldown: false, movedFrom: [] };
+const PUBLISHED_AT = { Key: 'ami-pipeline:published-at', Value: fixedNow().toISOString() };
 
 const copyImage: Image = {
   ImageId: COPY,
@@ -101,7 +108,7 @@ describe('publishImage: the parameter', () => {
         Description: 'encrypted-ami-pipeline: the verified, encrypted copy of base-image-2026-11-29',
       },
     ]);
-    expect(result).toEqual({ parameterName: PARAMETER, parameterVersion: 1, lineage: PARAMETER, launchTemplates: [] });
+    expect(result).toEqual({ parameterName: PARAMETER, parameterVersion: 1, lineage: PARAMETER, launchTemplates: [], protection: NOT_PROTECTED });
   });
 
   it('overwrites a parameter that points at an older copy and reports the new version', async () => {
@@ -131,7 +138,7 @@ describe('publishImage: the parameter', () => {
     const result = await publishImage(event(), deps());
 
     expect(ssmMock.calls()).toHaveLength(0);
-    expect(result).toEqual({ parameterName: null, parameterVersion: null, lineage: null, launchTemplates: [] });
+    expect(result).toEqual({ parameterName: null, parameterVersion: null, lineage: null, launchTemplates: [], protection: NOT_PROTECTED });
   });
 });
 
@@ -143,10 +150,7 @@ describe('publishImage: tags', () => {
     expect(tagInputs()).toEqual([
       {
         Resources: [COPY, ROOT_SNAPSHOT, DATA_SNAPSHOT],
-        Tags: [
-          { Key: 'ami-pipeline:verified', Value: 'auto-scaling' },
-          { Key: 'ami-pipeline:lineage', Value: PARAMETER },
-        ],
+        Tags: [{ Key: 'ami-pipeline:verified', Value: 'auto-scaling' }, PUBLISHED_AT, { Key: 'ami-pipeline:lineage', Value: PARAMETER }],
       },
     ]);
   });
@@ -161,7 +165,7 @@ describe('publishImage: tags', () => {
   it('tags only the check it passed when there is neither a lineage nor a parameter', async () => {
     await publishImage(event({ verify: { mode: 'none', instanceType: null, timeoutMinutes: 15 } }), deps());
 
-    expect(tagInputs()).toEqual([{ Resources: [COPY, ROOT_SNAPSHOT, DATA_SNAPSHOT], Tags: [{ Key: 'ami-pipeline:verified', Value: 'none' }] }]);
+    expect(tagInputs()).toEqual([{ Resources: [COPY, ROOT_SNAPSHOT, DATA_SNAPSHOT], Tags: [{ Key: 'ami-pipeline:verified', Value: 'none' }, PUBLISHED_AT] }]);
   });
 
   it('does not tag the copy into its lineage when the parameter write fails', async () => {
@@ -368,6 +372,78 @@ describe('publishImage handler', () => {
   it('publishes through the given clients for a well-formed payload', async () => {
     const result = await makeHandler(deps())(event(publish(TEMPLATE)));
 
-    expect(result).toEqual({ parameterName: PARAMETER, parameterVersion: 1, lineage: PARAMETER, launchTemplates: [] });
+    expect(result).toEqual({ parameterName: PARAMETER, parameterVersion: 1, lineage: PARAMETER, launchTemplates: [], protection: NOT_PROTECTED });
+  });
+});
+
+describe('publishImage: deregistration protection', () => {
+  const protectedOld: Image = {
+    ImageId: OLD_COPY,
+    State: 'available',
+    DeregistrationProtection: 'enabled',
+    Tags: [
+      { Key: 'ami-pipeline:lineage', Value: PARAMETER },
+      { Key: 'ami-pipeline:protected', Value: 'true' },
+    ],
+  };
+  const lineageListing = { Filters: [{ Name: 'tag:ami-pipeline:managed-by', Values: ['encrypted-ami-pipeline'] }, { Name: `tag:ami-pipeline:lineage`, Values: [PARAMETER] }, { Name: 'tag-key', Values: ['ami-pipeline:protected'] }] };
+
+  it('protects the published copy and moves the protection off the older copy the pipeline protected', async () => {
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [COPY] }).resolves({ Images: [copyImage] });
+    ec2Mock.on(DescribeImagesCommand, lineageListing).resolves({ Images: [protectedOld, { ...copyImage, Tags: [{ Key: 'ami-pipeline:protected', Value: 'true' }] }] });
+    ec2Mock.on(EnableImageDeregistrationProtectionCommand).resolves({ Return: 'enabled-without-cooldown' });
+    ec2Mock.on(DisableImageDeregistrationProtectionCommand).resolves({ Return: 'disabled' });
+
+    const result = await publishImage(event(publish(TEMPLATE, [], true)), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(EnableImageDeregistrationProtectionCommand, { ImageId: COPY, WithCooldown: false });
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [COPY], Tags: [{ Key: 'ami-pipeline:protected', Value: 'true' }] });
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeImagesCommand, { Owners: ['self'], IncludeDisabled: true, ...lineageListing });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DisableImageDeregistrationProtectionCommand, 1);
+    expect(ec2Mock).toHaveReceivedCommandWith(DisableImageDeregistrationProtectionCommand, { ImageId: OLD_COPY });
+    expect(ec2Mock).toHaveReceivedCommandWith(DeleteTagsCommand, { Resources: [OLD_COPY], Tags: [{ Key: 'ami-pipeline:protected' }] });
+    expect(result.protection).toEqual({ imageId: COPY, withCooldown: false, movedFrom: [{ imageId: OLD_COPY, state: 'disabled' }] });
+  });
+
+  it('enables it WithCooldown for "with-cooldown" and reports the cooldown EC2 gives the old copy', async () => {
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [COPY] }).resolves({ Images: [copyImage] });
+    ec2Mock.on(DescribeImagesCommand, lineageListing).resolves({ Images: [{ ...protectedOld, DeregistrationProtection: 'enabled-with-cooldown' }] });
+    ec2Mock.on(DisableImageDeregistrationProtectionCommand).resolves({ Return: 'disabled-until 2026-11-30T12:00:00.000Z' });
+
+    const result = await publishImage(event(publish(TEMPLATE, [], 'with-cooldown')), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(EnableImageDeregistrationProtectionCommand, { ImageId: COPY, WithCooldown: true });
+    expect(result.protection).toEqual({ imageId: COPY, withCooldown: true, movedFrom: [{ imageId: OLD_COPY, state: 'disabled-until 2026-11-30T12:00:00.000Z' }] });
+  });
+
+  it('leaves alone an image protected by someone else (without the pipeline\'s tag)', async () => {
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [COPY] }).resolves({ Images: [copyImage] });
+    ec2Mock.on(DescribeImagesCommand, lineageListing).resolves({ Images: [{ ...protectedOld, Tags: [{ Key: 'ami-pipeline:lineage', Value: PARAMETER }] }] });
+
+    await publishImage(event(publish(TEMPLATE, [], true)), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(DisableImageDeregistrationProtectionCommand, 0);
+  });
+
+  it('still lifts the old protection when publish.protect is false, and protects nothing new', async () => {
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [COPY] }).resolves({ Images: [copyImage] });
+    ec2Mock.on(DescribeImagesCommand, lineageListing).resolves({ Images: [protectedOld] });
+    ec2Mock.on(DisableImageDeregistrationProtectionCommand).resolves({ Return: 'disabled' });
+
+    const result = await publishImage(event(publish(TEMPLATE)), deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(EnableImageDeregistrationProtectionCommand, 0);
+    expect(result.protection).toEqual({ imageId: null, withCooldown: false, movedFrom: [{ imageId: OLD_COPY, state: 'disabled' }] });
+  });
+
+  it('names the permissions when the target role may not protect images', async () => {
+    ec2Mock.on(EnableImageDeregistrationProtectionCommand).rejects(
+      awsError('UnauthorizedOperation', 'You are not authorized to perform this operation. User: ' + ROLE_SESSION + ' is not authorized to perform: ec2:EnableImageDeregistrationProtection', 403),
+    );
+
+    const error = await rejection(publishImage(event(publish(TEMPLATE, [], true)), deps()));
+
+    expect(error.name).toBe('AccessDeniedError');
+    expect(error.message).toContain('ec2:EnableImageDeregistrationProtection');
   });
 });

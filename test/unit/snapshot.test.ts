@@ -145,6 +145,7 @@ describe('resolveSource', () => {
         rootDeviceName: '/dev/xvda',
         snapshotIds: [SOURCE_SNAPSHOT, DATA_SNAPSHOT],
         sizeGiB: 28,
+        tags: {},
         preexistingShares: {
           launchPermission: [ACCOUNT_B],
           createVolumePermission: { [SOURCE_SNAPSHOT]: [ACCOUNT_A], [DATA_SNAPSHOT]: [] },
@@ -166,15 +167,49 @@ describe('resolveSource', () => {
         targetRoleName: 'AmiPipelineTarget',
         externalId: null,
         verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
-        copy: { name: null, timeoutMinutes: 180 },
-        publish: { parameterName: null, launchTemplates: [] },
-        retention: { lineage: null, keep: 3, dryRun: false },
+        copy: { name: null, timeoutMinutes: 180, deprecateAfterDays: 365, tags: {} },
+        publish: { parameterName: null, launchTemplates: [], protect: true },
+        retention: { lineage: null, keep: 3, dryRun: false, graceDays: 7, keepIfLaunchedWithinDays: 14 },
         awaitDeployment: false,
       },
       organization: [],
       notify: { topicArn: null },
     };
     expect(plan).toEqual(expected);
+  });
+
+  describe('copy.copySourceTags', () => {
+    const tagged = (Tags: { Key: string; Value: string }[]) => ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ...image(), Tags }] });
+    const SOURCE_TAGS = [
+      { Key: 'team', Value: 'platform' },
+      { Key: 'cost-center', Value: 'cc-7' },
+      { Key: 'Name', Value: 'base' },
+      { Key: 'aws:cloudformation:stack-name', Value: 'builder' },
+      { Key: 'ami-pipeline:opt-in', Value: 'yes' },
+    ];
+
+    it('carries the listed tags of the source, read in the builder account', async () => {
+      mockSource();
+      tagged(SOURCE_TAGS);
+      const plan = await resolveSource({ input: input({ copy: { copySourceTags: ['team', 'missing'] } }), executionName: 'exec-1' }, deps());
+      expect(plan.source?.tags).toEqual({ team: 'platform' });
+    });
+
+    it('carries every user tag with true, never aws: tags, the pipeline\'s own or Name', async () => {
+      mockSource();
+      tagged(SOURCE_TAGS);
+      const plan = await resolveSource({ input: input({ copy: { copySourceTags: true } }), executionName: 'exec-1' }, deps());
+      expect(plan.source?.tags).toEqual({ team: 'platform', 'cost-center': 'cc-7' });
+    });
+
+    it('refuses a source with more user tags than a copy has room for, before anything is shared', async () => {
+      mockSource();
+      tagged(Array.from({ length: 39 }, (_, i) => ({ Key: `k${i}`, Value: 'v' })));
+      const error = await resolveSource({ input: input({ copy: { copySourceTags: true } }), executionName: 'exec-1' }, deps()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'InvalidInputError' });
+      expect((error as Error).message).toContain('copy.copySourceTags: source image');
+      expect(ec2Mock.calls().map((c) => c.args[0].constructor.name)).not.toContain('ModifyImageAttributeCommand');
+    });
   });
 
   it('checks unencrypted snapshots without asking KMS', async () => {
