@@ -171,10 +171,11 @@ describe('the IAM we ship, evaluated', () => {
     expect((await evaluate(share!.call, share!.requests![0]!)).allowed).toBe(true);
   });
 
-  it('retires copies: DeleteSnapshot on a snapshot ARN, which has no account', async () => {
-    const retire = calls.find((c) => c.call.command === 'DeleteSnapshot');
-    expect(retire?.requests?.[0]?.resource).toMatch(/^arn:aws:ec2:eu-west-1::snapshot\/snap-/);
-    expect((await evaluate(retire!.call, retire!.requests![0]!)).allowed).toBe(true);
+  it('retires copies: DeregisterImage with DeleteAssociatedSnapshots, and DeleteSnapshot on a snapshot ARN, which has no account', async () => {
+    const retire = calls.find((c) => c.call.command === 'DeregisterImage' && c.call.input.DeleteAssociatedSnapshots === true);
+    const deleteSnapshot = retire?.requests?.find((r) => r.action === 'ec2:DeleteSnapshot');
+    expect(deleteSnapshot?.resource).toMatch(/^arn:aws:ec2:eu-west-1::snapshot\/snap-/);
+    expect((await evaluate(retire!.call, deleteSnapshot!)).allowed).toBe(true);
   });
 
   it('would catch a snapshot pattern with an account (the simulator matches ARNs, it does not grep)', async () => {

@@ -143,6 +143,8 @@ export const REQUESTS: Record<string, Entry> = {
   'ec2:GetEbsDefaultKmsKeyId': wildcard('ec2:GetEbsDefaultKmsKeyId'),
   'ec2:DescribeInstances': wildcard('ec2:DescribeInstances'),
   'ec2:DescribeVolumes': wildcard('ec2:DescribeVolumes'),
+  'ec2:DescribeImageReferences': wildcard('ec2:DescribeImageReferences'),
+  'ec2:GetAllowedImagesSettings': wildcard('ec2:GetAllowedImagesSettings'),
   'ec2:DescribeLaunchTemplateVersions': wildcard('ec2:DescribeLaunchTemplateVersions'),
   'autoscaling:DescribeAutoScalingGroups': wildcard('autoscaling:DescribeAutoScalingGroups'),
   'autoscaling:DescribeScalingActivities': wildcard('autoscaling:DescribeScalingActivities'),
@@ -183,9 +185,24 @@ export const REQUESTS: Record<string, Entry> = {
     })),
   // Is the run that shared the source still running? (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)
   'states:DescribeExecution': (c) => [{ action: 'states:DescribeExecution', resource: String(c.input.executionArn) }],
-  'ec2:DeregisterImage': (c, w) => [
-    { action: 'ec2:DeregisterImage', resource: image(c.region, String(c.input.ImageId)), context: resourceTags(w.tagsOf(String(c.input.ImageId))) },
-  ],
+  // With DeleteAssociatedSnapshots, EC2 deletes each snapshot as the caller: ec2:DeleteSnapshot on it too (a
+  // missing permission is the DeleteSnapshotResults code missing-permissions, API reference).
+  'ec2:DeregisterImage': (c, w) => {
+    const id = String(c.input.ImageId);
+    const snapshots = c.input.DeleteAssociatedSnapshots === true ? (w.image(id)?.snapshotIds ?? []) : [];
+    return [
+      { action: 'ec2:DeregisterImage', resource: image(c.region, id), context: resourceTags(w.tagsOf(id)) },
+      ...snapshots.map((s) => ({ action: 'ec2:DeleteSnapshot', resource: snapshot(c.region, s), context: resourceTags(w.tagsOf(s)) })),
+    ];
+  },
+  ...Object.fromEntries(
+    ['EnableImageDeprecation', 'EnableImageDeregistrationProtection', 'DisableImageDeregistrationProtection', 'DisableImage', 'EnableImage'].map((action) => [
+      `ec2:${action}`,
+      (c: RecordedCall, w: World): IamRequest[] => [
+        { action: `ec2:${action}`, resource: image(c.region, String(c.input.ImageId)), context: resourceTags(w.tagsOf(String(c.input.ImageId))) },
+      ],
+    ]),
+  ),
   'ec2:DeleteSnapshot': (c, w) => [
     { action: 'ec2:DeleteSnapshot', resource: snapshot(c.region, String(c.input.SnapshotId)), context: resourceTags(w.tagsOf(String(c.input.SnapshotId))) },
   ],
