@@ -121,6 +121,22 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   if (rest.length > 0) throw usageError(`unexpected argument "${rest[0]}"`, command);
   if (!values.input) throw usageError(`${command} needs --input FILE`, command);
   if (command === 'validate') return (await import('./input')).validate(values.input, io);
+  if (command === 'restore') {
+    if (!values.account || !values.image || !values.region) throw usageError('restore needs --account ID, --region REGION and --image AMI', command);
+    const { restoreCommand } = await import('./restore');
+    return restoreCommand(
+      {
+        input: values.input,
+        accountId: values.account,
+        region: values.region,
+        imageId: values.image,
+        output,
+        ...(values.parameter ? { parameterName: values.parameter } : {}),
+        ...(endpoint ? { endpointUrl: endpoint } : {}),
+      },
+      io,
+    );
+  }
   if (command === 'doctor') {
     const { doctorCommand } = await import('./doctor');
     return doctorCommand(

@@ -19,6 +19,9 @@ export const OPTIONS = {
   'poll-ms': { type: 'string' },
   follow: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  account: { type: 'string' },
+  image: { type: 'string' },
+  parameter: { type: 'string' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -39,6 +42,9 @@ const OPTION_HELP: Record<OptionName, [string, string]> = {
   manifest: ['--manifest FILE', 'also write the manifest JSON to FILE (its folder must exist)'],
   'dry-run': ['--dry-run', 'retention only lists what it would retire, and why each kept copy is kept'],
   follow: ['--follow', 'keep polling until the execution ends'],
+  account: ['--account ID', 'restore: the target account of the copy'],
+  image: ['--image AMI', 'restore: the disabled copy to bring back'],
+  parameter: ['--parameter NAME', 'restore: the SSM parameter to point at it (default: from the input)'],
   debug: ['--debug', 'show stack traces and AWS SDK warnings'],
   help: ['-h, --help', 'this text'],
 };
@@ -111,6 +117,16 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'Exit codes: 0 nothing stale remains; 1 something stale remains (or could not be looked at); 2 bad usage or input.',
     ],
     examples: ['ami-pipeline cleanup --input examples/input.json --dry-run', 'ami-pipeline cleanup --input examples/input.json --endpoint-url http://127.0.0.1:5000'],
+  },
+  restore: {
+    usage: 'restore --input FILE --account ID --region REGION --image AMI [options]',
+    summary: 'bring back a copy retention disabled and point the parameter at it again',
+    options: ['input', 'account', 'region', 'image', 'parameter', 'endpoint-url', 'output'],
+    notes: [
+      'Works in the grace period (retention.graceDays): EnableImage, the retire-after tag removed, the parameter re-pointed, protection moved to it.',
+      'Exit codes: 0 restored; 1 AWS refused (the error says why); 2 bad usage or input.',
+    ],
+    examples: ['ami-pipeline restore --input examples/input.json --account 111111111111 --region eu-west-1 --image ami-0123456789abcdef0'],
   },
   help: {
     usage: 'help [COMMAND]',

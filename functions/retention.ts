@@ -193,7 +193,8 @@ export async function applyRetention(event: RetentionEvent, deps: RetentionDeps 
     } else result.kept.push({ imageId, check: 'deregistration-protection', reason: 'deregistration protection was enabled meanwhile; retired on a later run' });
   }
 
-  const inImages = new Set(images.filter((i) => !result.retired.some((r) => r.imageId === i.ImageId)).flatMap(snapshotsOf));
+  // A dry run retired nothing: those images still hold their snapshots.
+  const inImages = new Set(images.filter((i) => dryRun || !result.retired.some((r) => r.imageId === i.ImageId)).flatMap(snapshotsOf));
   result.swept = await sweepSnapshots(ec2, { where: where(item), lineage, skip: inImages, dryRun });
   logger.info('Retention applied', {
     lineage,

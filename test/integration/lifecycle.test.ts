@@ -55,6 +55,13 @@ import type { TargetResult } from '../../local/manifest';
 import { MOTO_BUILDER_ACCOUNT, type Moto } from '../../local/moto';
 import { runLocal, type LocalRunResult } from '../../local/runner';
 import { seed } from '../../local/seed';
+import { runDefinition, type Json } from '../../local/asl';
+import { cli } from '../../cli/main';
+import type { Io } from '../../cli/commands';
+import { pipelineHandlers } from '../support/pipeline';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
@@ -71,14 +78,18 @@ const publishSchema = z.object({
   parameterVersion: z.number().nullable(),
   lineage: z.string().nullable(),
   launchTemplates: z.array(z.object({ name: z.string(), version: z.number(), changed: z.boolean() })),
+  protection: z.object({ imageId: z.string().nullable(), withCooldown: z.boolean(), movedFrom: z.array(z.object({ imageId: z.string(), state: z.string() })) }),
 });
 const retentionSchema = z.object({
   lineage: z.string().nullable(),
   keep: z.number(),
+  graceDays: z.number(),
   dryRun: z.boolean(),
   skipped: z.string().nullable(),
-  kept: z.array(z.object({ imageId: z.string(), reason: z.string() })),
-  retired: z.array(z.object({ imageId: z.string(), snapshotIds: z.array(z.string()) })),
+  kept: z.array(z.object({ imageId: z.string(), check: z.string(), reason: z.string() })),
+  disabled: z.array(z.object({ imageId: z.string(), retireAfter: z.string(), since: z.string() })),
+  retired: z.array(z.object({ imageId: z.string(), snapshotIds: z.array(z.string()), snapshotsLeft: z.array(z.object({ snapshotId: z.string(), code: z.string() })) })),
+  swept: z.object({ deleted: z.array(z.string()), left: z.array(z.object({ snapshotId: z.string(), reason: z.string() })) }),
 });
 /** RecordRetentionFailure's shape: the target succeeded, retention did not. */
 const retentionFailureSchema = z.object({ failed: z.literal(true), error: z.unknown() });
@@ -110,7 +121,7 @@ function copyOf(run: LocalRunResult, accountId: string, region: string): string 
 /** The image as the account sees it in that region, or undefined (never existed there, or deregistered). */
 async function imageIn(accountId: string, region: string, imageId: string): Promise<Image | undefined> {
   try {
-    const out = await inside(accountId).ec2(region).send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    const out = await inside(accountId).ec2(region).send(new DescribeImagesCommand({ ImageIds: [imageId], IncludeDisabled: true }));
     return (out.Images ?? []).find((i) => i.ImageId === imageId && i.State !== 'deregistered');
   } catch (error) {
     if (awsCode(error).startsWith('InvalidAMIID')) return undefined;
@@ -177,6 +188,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
         source: { imageId: sourceImageId, region: SOURCE_REGION },
         targets: accounts.map((accountId) => ({ accountId, regions: REGIONS, kmsKey: KEY_ALIAS })),
         publish: { parameterName: template },
+        copy: { tags: { team: 'web', origin: '{sourceImageId}@{region}' } },
       },
       { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName: executionName('publish') },
     );
@@ -194,21 +206,46 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
     for (const { accountId, region } of pairs) {
       const imageId = copies.get(`${accountId}/${region}`) ?? '';
       const { publish, retention } = lifecycleOf(resultFor(run, accountId, region));
-      expect(publish).toMatchObject({ parameterName, lineage: parameterName, launchTemplates: [] });
+      expect(publish).toMatchObject({ parameterName, lineage: parameterName, launchTemplates: [], protection: { imageId, withCooldown: false, movedFrom: [] } });
       expect(publish.parameterVersion).toBeGreaterThanOrEqual(1);
-      // One copy in the lineage: kept as the new copy, nothing retired (keep defaults to 3).
-      expect(retention).toEqual({ lineage: parameterName, keep: 3, dryRun: false, skipped: null, kept: [{ imageId, reason: 'the new copy' }], retired: [] });
+      // One copy in the lineage: kept as the new copy, nothing retired (keep defaults to 3, graceDays to 7).
+      expect(retention).toEqual({
+        lineage: parameterName,
+        keep: 3,
+        graceDays: 7,
+        dryRun: false,
+        skipped: null,
+        kept: [{ imageId, check: 'new-copy', reason: 'the new copy' }],
+        disabled: [],
+        retired: [],
+        swept: { deleted: [], left: [] },
+      });
 
       expect(await parameterValue(accountId, region, parameterName)).toEqual({ value: imageId, dataType: 'aws:ec2:image' });
       const image = await imageIn(accountId, region, imageId);
       expect(image?.OwnerId).toBe(accountId);
       expect(tagsOf(image)).toMatchObject({ [TAGS.lineage]: parameterName, [TAGS.verified]: 'auto-scaling', [TAGS.managedBy]: MANAGED_BY });
+      // The user's tags, placeholders expanded, came with CopyImage's TagSpecifications (GetImageState re-tags only
+      // the pipeline's own keys), on the image and its snapshots.
+      const userTags = { team: 'web', origin: `${sourceImageId}@${region}` };
+      expect(tagsOf(image)).toMatchObject(userTags);
+      // Ancestry, deprecation (copy.deprecateAfterDays 365) and protection of the published copy, as EC2 reports them.
+      expect(image).toMatchObject({ SourceImageId: sourceImageId, SourceImageRegion: SOURCE_REGION, DeregistrationProtection: 'enabled' });
+      const deprecation = Date.parse(image?.DeprecationTime ?? '') - Date.parse(image?.CreationDate ?? '');
+      expect(Math.round(deprecation / 86_400_000)).toBe(365);
       // The copy's snapshots carry the same tags (publishImage tags image and snapshots in one call).
       const snapshotIds = snapshotsOf(image);
       expect(snapshotIds.length).toBeGreaterThan(0);
       const snapshots = await inside(accountId).ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
       for (const snapshot of snapshots.Snapshots ?? []) {
-        expect(snapshot.Tags).toEqual(expect.arrayContaining([{ Key: TAGS.lineage, Value: parameterName }, { Key: TAGS.verified, Value: 'auto-scaling' }]));
+        expect(snapshot.Tags).toEqual(
+          expect.arrayContaining([
+            { Key: TAGS.lineage, Value: parameterName },
+            { Key: TAGS.verified, Value: 'auto-scaling' },
+            { Key: 'team', Value: 'web' },
+            { Key: 'origin', Value: `${sourceImageId}@${region}` },
+          ]),
+        );
       }
 
       // Only this account and region holds that copy: the others' parameters and images are their own.
@@ -219,7 +256,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
     }
   }, 180_000);
 
-  it('keeps the newest two copies of a lineage over four runs, and the one a launch template uses; a dry run changes nothing', async () => {
+  it('keeps the newest two copies of a lineage over four runs (grace 0), and the one a launch template uses; protection follows the published copy; a dry run changes nothing', async () => {
     const accountId = uniqueAccount('61');
     const region = SOURCE_REGION;
     const parameterName = '/ami-pipeline/lineage-test/latest';
@@ -238,9 +275,10 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
       source: { imageId: sourceImageId, region: SOURCE_REGION },
       targets: [{ accountId, regions: [region], kmsKey: KEY_ALIAS }],
       publish: { parameterName },
-      retention,
+      retention: { ...retention, graceDays: 0 },
     });
     const templateName = `lifecycle-protect-${accountId}`;
+    let templateId = '';
 
     const runs: LocalRunResult[] = [];
     const made: string[] = [];
@@ -256,6 +294,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
             }),
           );
           expect(created.LaunchTemplate?.DefaultVersionNumber).toBe(1);
+          templateId = created.LaunchTemplate?.LaunchTemplateId ?? '';
         }
         const run = await runLocal(input(sourceImageId, { keep: 2 }), {
           endpointUrl: moto.endpoint,
@@ -275,32 +314,45 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
 
       // Run 2: the first copy is the other of the newest two. Run 3: the second is, and the first is protected.
       expect(lifecycleOf(resultFor(runs[1] as LocalRunResult, accountId, region)).retention.kept).toEqual([
-        { imageId: second, reason: 'the new copy' },
-        { imageId: first, reason: 'one of the newest 2 verified copies' },
+        { imageId: second, check: 'new-copy', reason: 'the new copy' },
+        { imageId: first, check: 'newest', reason: 'one of the newest 2 verified copies' },
       ]);
+      // Each publish moved the deregistration protection from the copy before.
+      expect(lifecycleOf(resultFor(runs[1] as LocalRunResult, accountId, region)).publish.protection).toEqual({
+        imageId: second,
+        withCooldown: false,
+        movedFrom: [{ imageId: first, state: 'disabled' }],
+      });
       const afterThird = lifecycleOf(resultFor(runs[2] as LocalRunResult, accountId, region)).retention;
+      const byTemplate = { imageId: first, check: 'image-references', reason: `referenced by ec2:LaunchTemplate arn:aws:ec2:${region}:${accountId}:launch-template/${templateId}` };
       expect(afterThird.kept).toEqual([
-        { imageId: third, reason: 'the new copy' },
-        { imageId: second, reason: 'one of the newest 2 verified copies' },
-        { imageId: first, reason: `launch template ${templateName} version 1` },
+        { imageId: third, check: 'new-copy', reason: 'the new copy' },
+        { imageId: second, check: 'newest', reason: 'one of the newest 2 verified copies' },
+        byTemplate,
       ]);
       expect(afterThird.retired).toEqual([]);
 
-      // Run 4: the second copy is neither among the newest two nor protected: retired with its snapshots.
+      // Run 4: the second copy is neither among the newest two nor in use: deregistered with its snapshots in one call.
       const last = lifecycleOf(resultFor(runs[3] as LocalRunResult, accountId, region));
       expect(last.publish).toMatchObject({ parameterName, lineage: parameterName });
       expect(last.retention).toEqual({
         lineage: parameterName,
         keep: 2,
+        graceDays: 0,
         dryRun: false,
         skipped: null,
         kept: [
-          { imageId: fourth, reason: 'the new copy' },
-          { imageId: third, reason: 'one of the newest 2 verified copies' },
-          { imageId: first, reason: `launch template ${templateName} version 1` },
+          { imageId: fourth, check: 'new-copy', reason: 'the new copy' },
+          { imageId: third, check: 'newest', reason: 'one of the newest 2 verified copies' },
+          byTemplate,
         ],
-        retired: [{ imageId: second, snapshotIds: snapshotsByCopy.get(second) }],
+        disabled: [],
+        retired: [{ imageId: second, snapshotIds: snapshotsByCopy.get(second), snapshotsLeft: [] }],
+        swept: { deleted: [], left: [] },
       });
+      // Only the published copy is protected.
+      expect((await imageIn(accountId, region, fourth))?.DeregistrationProtection).toBe('enabled');
+      for (const other of [first, third]) expect((await imageIn(accountId, region, other))?.DeregistrationProtection).toBe('disabled');
       expect(snapshotsByCopy.get(second)?.length).toBeGreaterThan(0);
 
       expect((await managedImages(accountId, region)).map((i) => i.ImageId)).toEqual([first, third, fourth].sort());
@@ -329,13 +381,13 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
       expect(dryLifecycle.retention).toEqual({
         lineage: parameterName,
         keep: 1,
+        graceDays: 0,
         dryRun: true,
         skipped: null,
-        kept: [
-          { imageId: fourth, reason: 'the new copy' },
-          { imageId: first, reason: `launch template ${templateName} version 1` },
-        ],
-        retired: [{ imageId: third, snapshotIds: snapshotsByCopy.get(third) }],
+        kept: [{ imageId: fourth, check: 'new-copy', reason: 'the new copy' }, byTemplate],
+        disabled: [],
+        retired: [{ imageId: third, snapshotIds: snapshotsByCopy.get(third), snapshotsLeft: [] }],
+        swept: { deleted: [], left: [] },
       });
       expect((await managedImages(accountId, region)).map((i) => i.ImageId)).toEqual([first, third, fourth].sort());
       for (const kept of [first, third, fourth]) {
@@ -348,6 +400,74 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
         .send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: templateName }))
         .catch(() => undefined);
     }
+  }, 300_000);
+
+  it('disables a leaving copy for its grace period, deregisters it on a run past it, and restores a disabled one with the CLI', async () => {
+    const accountId = uniqueAccount('61');
+    const region = SOURCE_REGION;
+    const parameterName = '/ami-pipeline/grace-test/latest';
+    const sources: string[] = [];
+    for (const n of [2, 3, 4]) {
+      const seeded = await seed({ endpointUrl: moto.endpoint, sourceRegion: SOURCE_REGION, sourceImageName: `ami-pipeline-lifecycle-base-${n}`, targets: [{ accountId, regions: [region] }] });
+      sources.push(seeded.sourceImageId);
+    }
+    const input = (sourceImageId: string) => ({
+      source: { imageId: sourceImageId, region: SOURCE_REGION },
+      targets: [{ accountId, regions: [region], kmsKey: KEY_ALIAS }],
+      publish: { parameterName },
+      retention: { keep: 1, graceDays: 3 },
+    });
+    const run = async (sourceImageId: string, label: string) => {
+      const result = await runLocal(input(sourceImageId), { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName: executionName(label) });
+      expect(result.error, label).toBeUndefined();
+      return result;
+    };
+    const first = copyOf(await run(sources[0] ?? '', 'grace-1'), accountId, region);
+    const secondRun = await run(sources[1] ?? '', 'grace-2');
+    const second = copyOf(secondRun, accountId, region);
+
+    // The first copy left the kept set: disabled, tagged with the end of its grace period, snapshots kept.
+    const graced = lifecycleOf(resultFor(secondRun, accountId, region)).retention;
+    expect(graced.disabled).toEqual([{ imageId: first, retireAfter: expect.any(String) as string, since: 'this run' }]);
+    const retireAfter = Date.parse(graced.disabled[0]?.retireAfter ?? '');
+    const firstImage = await imageIn(accountId, region, first);
+    expect(firstImage?.State).toBe('disabled');
+    expect(tagsOf(firstImage)[TAGS.retireAfter]).toBe(graced.disabled[0]?.retireAfter);
+    const firstSnapshots = snapshotsOf(firstImage);
+    for (const snapshotId of firstSnapshots) expect(await snapshotExists(accountId, region, snapshotId)).toBe(true);
+
+    // A run of the same source past the grace period (the functions' clock moved 4 days on): deregistered with its snapshots.
+    const later = new Date(retireAfter + 86_400_000);
+    const moved = await runDefinition(input(sources[1] ?? '') as Json, pipelineHandlers(() => later), { executionName: executionName('grace-later') });
+    expect(moved.error).toBeUndefined();
+    const afterGrace = lifecycleOf((moved.manifest as unknown as { results: TargetResult[] }).results.find((r) => r.accountId === accountId)).retention;
+    expect(afterGrace.retired).toEqual([{ imageId: first, snapshotIds: firstSnapshots, snapshotsLeft: [] }]);
+    expect(await imageIn(accountId, region, first)).toBeUndefined();
+    for (const snapshotId of firstSnapshots) expect(await snapshotExists(accountId, region, snapshotId)).toBe(false);
+
+    // A third source: the second copy is disabled in its turn; `ami-pipeline restore` brings it back.
+    const third = copyOf(await run(sources[2] ?? '', 'grace-3'), accountId, region);
+    expect((await imageIn(accountId, region, second))?.State).toBe('disabled');
+    expect((await parameterValue(accountId, region, parameterName)).value).toBe(third);
+    const dir = mkdtempSync(join(tmpdir(), 'ami-pipeline-restore-'));
+    const file = join(dir, 'input.json');
+    writeFileSync(file, JSON.stringify(input(sources[2] ?? '')));
+    const out: string[] = [];
+    const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => out.push(t) } } as unknown as Io;
+    const code = await cli(['restore', '--input', file, '--account', accountId, '--region', region, '--image', second, '--output', 'json', '--endpoint-url', moto.endpoint], io);
+    expect(code, out.join('')).toBe(0);
+    expect(JSON.parse(out.join(''))).toEqual({
+      imageId: second,
+      was: 'disabled',
+      parameter: { name: parameterName, previous: third, version: expect.any(Number) as number },
+      protection: { imageId: second, movedFrom: third },
+    });
+    const restored = await imageIn(accountId, region, second);
+    expect(restored?.State).toBe('available');
+    expect(restored?.DeregistrationProtection).toBe('enabled');
+    expect(tagsOf(restored)[TAGS.retireAfter]).toBeUndefined();
+    expect((await parameterValue(accountId, region, parameterName)).value).toBe(second);
+    expect((await imageIn(accountId, region, third))?.DeregistrationProtection).toBe('disabled');
   }, 300_000);
 
   it('puts the manifest on the builder account\'s default bus, where a rule delivers it to a queue', async () => {

@@ -34,6 +34,8 @@ async function callsInsideTargets(): Promise<Set<string>> {
     if (call.account === BUILDER || call.service === 'sts') continue;
     for (const request of requests ?? []) actions.add(request.action);
   }
+  // The CLI acts through this role too: `ami-pipeline restore` (functions/shared/restore.ts).
+  actions.add('ec2:EnableImage');
   return actions;
 }
 
