@@ -11,6 +11,7 @@ import { rootLogger } from '../functions/shared/logger';
 import { ebsDefaultCheck, checkTarget, type Check, type TargetItem } from '../functions/shared/preflight';
 import { resolveTargets, type ResolvedTarget } from '../functions/shared/organization';
 import { explicitTargets, loadInput, resolveSource, settingsOf, targetPairs, type SnapshotDeps } from '../functions/snapshot';
+import { allowedImagesCheck } from './allowed-images';
 import type { Output } from './render';
 import { cliLiveness, findAndRemove } from './cleanup';
 import { leftoverChecks, sourcesOf as leftoverSources } from './cleanup-command';
@@ -94,7 +95,7 @@ export async function doctor(
       const found = await checkTarget(item, target);
       // The role's own policies, when the role could be assumed at all.
       const assumed = found.some((c) => c.check === 'target-role' && c.verdict === 'pass');
-      return assumed ? [...found, await permissionsCheck(item, target)] : found;
+      return assumed ? [...found, await permissionsCheck(item, target), await allowedImagesCheck(item, target)] : found;
     }),
   );
   checks.push(...perTarget.flat());

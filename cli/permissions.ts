@@ -33,12 +33,18 @@ export function runCalls(item: TargetItem, keyArn: string | undefined): Simulate
       actions: [
         'ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:DescribeSubnets', 'ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId',
         'ec2:DescribeInstances', 'ec2:DescribeVolumes', 'ec2:DescribeLaunchTemplates', 'ec2:DescribeLaunchTemplateVersions',
-        'autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeScalingActivities',
+        'autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeScalingActivities', 'ec2:DescribeImageReferences',
       ],
       resources: ['*'],
     },
     { actions: ['ec2:CopyImage'], resources: [`arn:${p}:ec2:${region}::image/*`, `arn:${p}:ec2:${region}::snapshot/*`], context: tagged },
     { actions: ['ec2:DeregisterImage', 'ec2:CreateTags'], resources: [`arn:${p}:ec2:${region}::image/*`], context: own },
+    // The copy's life cycle (docs/lifecycle.md): deprecation, protection, the grace period.
+    {
+      actions: ['ec2:EnableImageDeprecation', 'ec2:EnableImageDeregistrationProtection', 'ec2:DisableImageDeregistrationProtection', 'ec2:DisableImage', 'ec2:DeleteTags'],
+      resources: [`arn:${p}:ec2:${region}::image/*`],
+      context: own,
+    },
     { actions: ['ec2:DeleteSnapshot', 'ec2:CreateTags'], resources: [`arn:${p}:ec2:${region}::snapshot/*`], context: own },
     { actions: ['iam:GetRole'], resources: [autoScalingRoleArn(accountId, region)] },
   ];

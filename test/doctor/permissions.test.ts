@@ -84,7 +84,7 @@ describe('the doctor on the target role\'s own policies', () => {
   it('simulates the launch check of the mode the input asks for, and the publish parameter', () => {
     const asg = runCalls(item(), KEY_A_EU).flatMap((c) => c.actions);
     expect(asg).toContain('autoscaling:CreateAutoScalingGroup');
-    const run = runCalls(item({}, { verify: { mode: 'run-instances', instanceType: null, timeoutMinutes: 15 }, publish: { parameterName: '/ami-pipeline/base', launchTemplates: [] } }), KEY_A_EU);
+    const run = runCalls(item({}, { verify: { mode: 'run-instances', instanceType: null, timeoutMinutes: 15 }, publish: { parameterName: '/ami-pipeline/base', launchTemplates: [], protect: true } }), KEY_A_EU);
     expect(run.flatMap((c) => c.actions)).toContain('ec2:TerminateInstances');
     expect(run.flatMap((c) => c.actions)).not.toContain('autoscaling:CreateAutoScalingGroup');
     expect(run.find((c) => c.actions.includes('ssm:PutParameter'))?.resources).toEqual([`arn:aws:ssm:eu-west-1:${ACCOUNT_A}:parameter/ami-pipeline/base`]);

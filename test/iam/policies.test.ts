@@ -150,7 +150,7 @@ describe('the IAM we ship, evaluated', () => {
   it("allows every call the doctor simulates on the target role (cli/permissions.ts agrees with the template)", async () => {
     const denied: string[] = [];
     for (const mode of ['auto-scaling', 'run-instances'] as const) {
-      const target = item({}, { verify: { mode, instanceType: null, timeoutMinutes: 15 }, publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: [] } });
+      const target = item({}, { verify: { mode, instanceType: null, timeoutMinutes: 15 }, publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: [], protect: true } });
       for (const call of runCalls(target, KEY_A_EU)) {
         const context = Object.fromEntries((call.context ?? []).map((e) => [e.ContextKeyName ?? '', (e.ContextKeyValues?.length ?? 0) > 1 ? e.ContextKeyValues ?? [] : e.ContextKeyValues?.[0] ?? '']));
         for (const action of call.actions) {

@@ -31,6 +31,7 @@ import {
   EnableImageCommand,
   EnableImageDeprecationCommand,
   EnableImageDeregistrationProtectionCommand,
+  GetAllowedImagesSettingsCommand,
   DescribeInstancesCommand,
   DescribeSnapshotAttributeCommand,
   DescribeSnapshotsCommand,
@@ -470,6 +471,8 @@ export class FakeAws {
       if (image.account !== who.account) throw awsError('AuthFailure', `Not authorized for image:${image.id}`);
       return image;
     };
+    // An account's default (GetAllowedImagesSettings, API reference).
+    on(ec2, GetAllowedImagesSettingsCommand, 'ec2', () => ({ State: 'disabled', ImageCriteria: [], ManagedBy: 'account' }));
     on(ec2, EnableImageDeprecationCommand, 'ec2', (input, who) => {
       owned(input, who).deprecationTime = (input.DeprecateAt as Date).toISOString();
       return { Return: true };

@@ -34,8 +34,10 @@ async function callsInsideTargets(): Promise<Set<string>> {
     if (call.account === BUILDER || call.service === 'sts') continue;
     for (const request of requests ?? []) actions.add(request.action);
   }
-  // The CLI acts through this role too: `ami-pipeline restore` (functions/shared/restore.ts).
+  // The CLI acts through this role too: `ami-pipeline restore` (functions/shared/restore.ts) and the doctor's
+  // Allowed AMIs check (cli/allowed-images.ts).
   actions.add('ec2:EnableImage');
+  actions.add('ec2:GetAllowedImagesSettings');
   return actions;
 }
 
