@@ -31,7 +31,7 @@ export function errorMessage(error: { name: string; cause: string }): string {
 }
 
 /** --manifest FILE is checked before a run starts: a run of an hour should not end in "no such directory". */
-export function checkManifestPath(path: string, command: string): void {
+export function checkManifestPath(path: string, command: string, canWrite: (path: string) => void = (p) => accessSync(p, constants.W_OK)): void {
   const problem = (why: string) => usageError(`--manifest ${path}: ${why}`, command);
   const stat = (p: string) => {
     try {
@@ -42,7 +42,7 @@ export function checkManifestPath(path: string, command: string): void {
   };
   const writable = (p: string) => {
     try {
-      accessSync(p, constants.W_OK);
+      canWrite(p);
       return true;
     } catch {
       return false;
