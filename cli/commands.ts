@@ -14,7 +14,7 @@ import {
 import { cleanUpRun, cliLiveness } from './cleanup';
 import { cleanupCommandLine } from './cleanup-command';
 import { CliError } from './errors';
-import { catchInterrupts, interruptedManifest, INTERRUPTED_EXIT, planOf, type Interrupt } from './interrupt';
+import { catchInterrupts, interruptedManifest, planOf, type Interrupt } from './interrupt';
 import { readInputFile } from './input';
 import { ProgressTracker, targetsOfInput, type StateEvent } from './progress';
 import { createLiveView, leftText, liveLines, type LiveView, type Output } from './render';
@@ -117,7 +117,7 @@ async function afterInterrupt(
   const { stderr } = ctx.io;
   if (!plan) {
     stderr.write('interrupted before the source was resolved: nothing was shared or copied\n');
-    return { status: 'ABORTED', executionName: result.executionName, error: { name: 'ExecutionAborted', cause: 'interrupted before the source was resolved' }, interrupted: true };
+    return { status: 'ABORTED', executionName: result.executionName, error: { name: 'ExecutionAborted', cause: 'interrupted before the source was resolved' }, interrupted: ctx.interrupt.exitCode() };
   }
   const targets = plan.batches.flatMap((b) => b.targets);
   ctx.interrupt.setLeftover(
@@ -153,7 +153,7 @@ async function afterInterrupt(
     status: 'ABORTED',
     executionName: result.executionName,
     manifest: interruptedManifest(result.executionName, plan, result.events, share, cleaned.targets),
-    interrupted: true,
+    interrupted: ctx.interrupt.exitCode(),
   };
 }
 
@@ -206,7 +206,7 @@ export async function run(options: RunOptions, io: Io): Promise<number> {
   try {
     const outcome = options.local ? await runLocally(options, file.raw, tracker, view, io) : await runDeployed(options, file.raw, tracker, view);
     const code = finish(outcome, tracker, view, options, io);
-    return outcome.interrupted ? INTERRUPTED_EXIT : code;
+    return outcome.interrupted ?? code;
   } catch (error) {
     view.stop();
     throw error;

@@ -182,8 +182,8 @@ export interface Outcome {
   error?: { name: string; cause: string };
   /** The run succeeded doing nothing (the source did not carry the opt-in tag). */
   skipped?: string;
-  /** A local run stopped by SIGINT or SIGTERM: the CLI exits 130 after its cleanup. */
-  interrupted?: boolean;
+  /** A local run stopped by SIGINT or SIGTERM: the exit code after its cleanup (128 + the signal: 130, 143). */
+  interrupted?: number;
 }
 
 /**

@@ -2,20 +2,26 @@
  * Ctrl-C (SIGINT) or SIGTERM during a local run: the run stops starting new work (as StopExecution stops an
  * execution), then the CLI does what no state of a stopped execution does: removes the launch checks of its targets,
  * deregisters copies that ended `failed`, revokes the source share through the ledger, prints what it did and what
- * is left with the command that removes it, writes the manifest so far, and exits 130. A second signal exits at once,
+ * is left with the command that removes it, writes the manifest so far, and exits 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM), as a shell reports it. A second signal exits at once,
  * still saying what is left.
  */
 import type { EventLog } from '../local/asl';
 import type { Manifest, TargetResult } from '../local/manifest';
+import { constants as osConstants } from 'node:os';
 import type { RunPlan } from '../functions/shared/plan';
 import type { RevokeResult } from '../functions/shared/share';
 import type { TargetCleanup } from '../functions/shared/cleanup';
 import type { Output } from './render';
 
-export const INTERRUPTED_EXIT = 130;
+/** The exit code a shell reports for a process ended by `signal`: 128 + its number (130 for SIGINT, 143 for SIGTERM). */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (osConstants.signals[signal] ?? 2);
+}
 
 export interface Interrupt {
   signal: AbortSignal;
+  /** 128 + the number of the first signal received (130 for Ctrl-C, 143 for SIGTERM). */
+  exitCode(): number;
   /** What to print when a second signal ends the process before the cleanup finished. */
   setLeftover(describe: () => string): void;
   dispose(): void;
@@ -25,19 +31,22 @@ export interface Interrupt {
 export function catchInterrupts(stderr: Output, cleanupCommand: string): Interrupt {
   const controller = new AbortController();
   let leftover = () => `left as it was: run ${cleanupCommand} to remove what this run made\n`;
+  let first: NodeJS.Signals = 'SIGINT';
   const handler = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) {
+      first = signal;
       stderr.write(`\n${signal}: stopping the run (nothing new starts), then removing what its targets were doing and the source share; ${signal} again exits at once\n`);
       controller.abort();
       return;
     }
     stderr.write(`\n${signal} again: exiting before the cleanup finished; ${leftover()}`);
-    process.exit(INTERRUPTED_EXIT);
+    process.exit(signalExitCode(first));
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   return {
     signal: controller.signal,
+    exitCode: () => signalExitCode(first),
     setLeftover: (describe) => {
       leftover = describe;
     },
