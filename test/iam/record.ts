@@ -42,7 +42,8 @@ const SCENARIOS: Scenario[] = [
     },
     input: { publish: { parameterName: '/ami-pipeline/base/latest', launchTemplates: ['web-servers'] } },
   },
-  { name: 'launch check with RunInstances', input: { verify: { mode: 'run-instances' } } },
+  // Three runs over two sources with keep 1: the first source's copy leaves the kept set and is disabled (graceDays 7).
+  { name: 'launch check with RunInstances, a copy disabled by retention', runs: 3, input: { verify: { mode: 'run-instances' }, retention: { keep: 1, graceDays: 7 } } },
   {
     name: 'a run after an interrupted one, whose share the ledger revokes',
     setup: (aws, source) => {
