@@ -84,7 +84,6 @@ export interface CopyEncryptDeps extends Clock {
 }
 export const defaultDeps: CopyEncryptDeps = { clients: /* @__PURE__ */ clientFactory({ ec2: EC2Client, kms: KMSClient }), now: () => new Date() };
 
-export { targetClients };
 
 const where = (item: Pick<TargetItem, 'target'>) => `${item.target.accountId}/${item.target.region}`;
 

@@ -13,7 +13,7 @@ import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { digest } from './shared/tags';
-import { targetClients } from './copy-encrypt';
+import { targetClients } from './shared/target';
 
 export const GRANT_OPERATIONS: GrantOperation[] = [
   'Encrypt',

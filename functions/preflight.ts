@@ -15,7 +15,7 @@ import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { checkTarget, type Check } from './shared/preflight';
-import { targetClients } from './copy-encrypt';
+import { targetClients } from './shared/target';
 
 export const preflightEventSchema = z.object({ item: targetItemSchema });
 export type PreflightEvent = z.infer<typeof preflightEventSchema>;

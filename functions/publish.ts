@@ -32,7 +32,7 @@ import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { digest, MANAGED_BY, TAGS, tagList } from './shared/tags';
-import { targetClients } from './copy-encrypt';
+import { targetClients } from './shared/target';
 
 export const publishEventSchema = z.object({
   item: targetItemSchema,

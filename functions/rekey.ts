@@ -19,7 +19,8 @@ import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { imageSizeGiB, parsePayload, settingsSchema, targetItemSchema, targetPairSchema, type ResolvedSource } from './shared/plan';
 import { MANAGED_BY, TAGS } from './shared/tags';
-import { resolveTargetKey, targetClients } from './copy-encrypt';
+import { resolveTargetKey } from './copy-encrypt';
+import { targetClients } from './shared/target';
 import { autoScalingRoleArn } from './create-grant';
 
 /** The item of a rekey before its source is known. */

@@ -30,7 +30,7 @@ import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { sweepSnapshots, type SweepResult } from './shared/sweep';
 import { MANAGED_BY, TAGS } from './shared/tags';
-import { targetClients } from './copy-encrypt';
+import { targetClients } from './shared/target';
 
 export const retentionEventSchema = z.object({
   item: targetItemSchema,
