@@ -1,19 +1,23 @@
 /**
  * Every AWS call the functions make, from runs of the real definitions over every path (first runs, re-runs,
  * a new source with retention, both launch-check modes, failed copies and launches, rekey, an encrypted source,
- * targets from SSM, a notification topic, an ExternalId), each with the function that made it and the IAM
+ * targets from SSM, a notification topic, an ExternalId), and what the CLI does inside a target account through the
+ * target role (`ami-pipeline restore`, the doctor's per-region checks), each with the function that made it and the IAM
  * requests AWS evaluates for it (test/iam/requests.ts), worked out against the world as it was at the call.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Tag } from '@aws-sdk/client-ec2';
 import { FakeAws, type CallRecord } from '../support/fake-aws';
-import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER, item } from '../support/fixtures';
 import { pipelineHandlers } from '../support/pipeline';
 import { runDefinition, type Json, type TaskHandler } from '../../local/asl';
 import { REQUESTS, type IamRequest, type RecordedCall, type World } from './requests';
 import { sourceKeyPolicy } from './shipped';
 import { ledgerTags } from '../../functions/shared/ledger';
 import { PACKAGE_STAGE } from '../support/package';
+import { createClientFactory, type Clients } from '../../functions/shared/clients';
+import { restoreCopy } from '../../functions/shared/restore';
+import { allowedImagesCheck } from '../../cli/allowed-images';
 
 export const EXTERNAL_ID = 'ami-pipeline-external-id';
 export const TOPIC_ARN = `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline`;
@@ -30,6 +34,11 @@ interface Scenario {
   input?: Record<string, Json>;
   runs?: number;
   rekey?: boolean;
+  /**
+   * What the CLI then does inside target account A through the target role (its `fn` is `cli:<command>`). The CLI's
+   * own calls in the builder account (AssumeRole) run as the operator's identity, which we do not ship: not recorded.
+   */
+  cli?: (ctx: { aws: FakeAws; target: Clients; as: <T>(command: string, run: () => Promise<T>) => Promise<T> }) => Promise<void>;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -50,6 +59,17 @@ const SCENARIOS: Scenario[] = [
       const image = aws.images.get(source);
       image?.tags.push(...ledgerTags('interrupted', `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-${PACKAGE_STAGE}:interrupted`, [ACCOUNT_A]));
       image?.launchPermission.add(ACCOUNT_A);
+    },
+  },
+  {
+    name: "ami-pipeline restore of a copy retention disabled, and the doctor's checks of a target region",
+    runs: 3,
+    input: { retention: { keep: 1, graceDays: 7 } },
+    cli: async ({ aws, target, as }) => {
+      const disabled = [...aws.images.values()].find((i) => i.account === ACCOUNT_A && i.state === 'disabled');
+      if (!disabled) throw new Error('retention disabled no copy: the restore scenario lost its path');
+      await as('restore', () => restoreCopy({ accountId: ACCOUNT_A, region: 'eu-west-1', imageId: disabled.id, parameterName: '/ami-pipeline/base/latest', protect: true }, target));
+      await as('doctor', () => allowedImagesCheck(item(), target));
     },
   },
   { name: 'rekey', rekey: true },
@@ -126,7 +146,9 @@ export async function recordCalls(): Promise<Evaluable[]> {
     const aws = new FakeAws();
     const { world, remember } = worldOf(aws);
     aws.hooks.beforeCall = (call) => {
-      const recorded: RecordedCall = { ...call, fn: current.getStore() ?? 'unknown' };
+      const fn = current.getStore() ?? 'unknown';
+      if (fn.startsWith('cli:') && call.account === BUILDER) return;
+      const recorded: RecordedCall = { ...call, fn };
       const entry = REQUESTS[`${call.service}:${call.command}`];
       // The requests are worked out before the call changes the world (a deleted resource's tags, say).
       out.push({ call: recorded, requests: entry?.(recorded, world) });
@@ -161,6 +183,10 @@ export async function recordCalls(): Promise<Evaluable[]> {
           publish: { parameterName: '/ami-pipeline/base/latest' },
         };
         await runDefinition(rekey, handlers, { executionName: 'iam-rekey' });
+      }
+      if (scenario.cli) {
+        const target = createClientFactory('eu-west-1').target({ accountId: ACCOUNT_A, roleName: 'AmiPipelineTarget', sessionName: 'ami-pipeline-cli' });
+        await scenario.cli({ aws, target, as: (command, run) => current.run(`cli:${command}`, run) });
       }
     } finally {
       aws.restore();

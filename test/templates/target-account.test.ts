@@ -25,8 +25,8 @@ const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Act
 const matches = (pattern: string, action: string) => new RegExp(`^${pattern.replace(/\*/g, '.*')}$`, 'i').test(action);
 
 /**
- * IAM actions AWS evaluates for the calls the functions make inside target accounts, from the policy test's
- * recording of every path (test/iam/record.ts, test/iam/requests.ts), which also evaluates them properly.
+ * IAM actions AWS evaluates for the calls the functions and the CLI (restore, the doctor's checks) make inside target
+ * accounts, from the policy test's recording of every path (test/iam/record.ts, test/iam/requests.ts), which also evaluates them properly.
  */
 async function callsInsideTargets(): Promise<Set<string>> {
   const actions = new Set<string>();
@@ -34,10 +34,6 @@ async function callsInsideTargets(): Promise<Set<string>> {
     if (call.account === BUILDER || call.service === 'sts') continue;
     for (const request of requests ?? []) actions.add(request.action);
   }
-  // The CLI acts through this role too: `ami-pipeline restore` (functions/shared/restore.ts) and the doctor's
-  // Allowed AMIs check (cli/allowed-images.ts).
-  actions.add('ec2:EnableImage');
-  actions.add('ec2:GetAllowedImagesSettings');
   return actions;
 }
 
