@@ -73,8 +73,8 @@ const ACCESS_CODES = new Set(['AccessDeniedException', 'AccessDenied', 'AWSOrgan
 function accessFix(roleArn: string | undefined): string {
   return roleArn
     ? `Organizations refused ${roleArn}: deploy templates/organization.yml in the management account (it creates that role with ` +
-        'organizations:ListAccountsForParent, ListOrganizationalUnitsForParent, ListParents and DescribeOrganization, trusting the ' +
-        'pipeline), or fix "organization.roleArn".'
+        'organizations:ListAccountsForParent and ListOrganizationalUnitsForParent, trusting the pipeline), or fix ' +
+        '"organization.roleArn".'
     : 'The builder account cannot read the organization: either make it a delegated administrator for AWS Organizations ' +
         '(from the management account, aws organizations put-resource-policy allowing it organizations:ListAccountsForParent and ' +
         'ListOrganizationalUnitsForParent; see docs/organizations.md), or deploy templates/organization.yml in the management account ' +

@@ -346,6 +346,12 @@ describe("templates/organization.yml's reader role (organization.roleArn)", () =
     }
   });
 
+  it('allows exactly the Organizations calls the pipeline makes (the recording), nothing more', () => {
+    const made = new Set(calls.flatMap((c) => c.requests ?? []).map((r) => r.action).filter((a) => a.startsWith('organizations:')));
+    const granted = reader().policies.flatMap((p) => p.policy.Statement).flatMap((s) => [s.Action].flat() as string[]);
+    expect(granted.sort()).toEqual([...made].sort());
+  });
+
   it('may not be assumed by the target-access role, and may not move accounts', async () => {
     const access = callerOf({ fn: 'copyEncrypt', account: BUILDER });
     const assume = await simulate(access.principal, access.policies, 'sts:AssumeRole', reader().arn, ORG_MANAGEMENT, reader().trust);
