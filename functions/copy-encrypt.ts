@@ -2,7 +2,7 @@
  * CopyEncryptImage / GetImageState / FindTargetCopy, inside one target account and region (through the target role):
  * - copy: checks the target key (exists, enabled, symmetric, customer managed, owned by the target account), reuses
  *   an existing copy of the same source with the same key (found by tags), else CopyImage with Encrypted=true,
- *   the target's key and a deterministic ClientToken. Returns the copy and the first wait of the poll loop.
+ *   the target's key and a ClientToken that does not depend on the run (concurrent runs get one copy). Returns the copy and the first wait of the poll loop.
  * - status: reads the copy's state for the wait loop; once available, tags it (and its snapshots), checks its
  *   provenance (SourceImageId / SourceImageRegion must be the run's source: else ProvenanceMismatchError, before any
  *   grant or launch) and sets its deprecation (copy.deprecateAfterDays, EnableImageDeprecation);
@@ -15,6 +15,7 @@
  */
 import {
   CopyImageCommand,
+  type CopyImageCommandInput,
   CreateTagsCommand,
   DeregisterImageCommand,
   DescribeImagesCommand,
@@ -162,11 +163,19 @@ export function copyName(item: TargetItem, now: Date): string {
   return name.slice(0, 128);
 }
 
-/** ClientToken: at most 64 characters, covering source, account, region (not compared by EC2), key and execution. */
-export function copyClientToken(item: TargetItem, kmsKeyArn: string): string {
-  // The execution is part of it so that a later run can retry a copy that failed; within one run the token
-  // makes a Lambda retry after a lost response return the same copy.
-  return digest(item.source.imageId, item.target.accountId, item.target.region, kmsKeyArn, item.executionName).slice(0, 64);
+/** How many failed copies one run steps past under the same token chain before it gives up. */
+export const MAX_TOKEN_LINKS = 5;
+
+/**
+ * ClientToken: at most 64 characters. It covers everything CopyImage is sent (source, account, region (EC2 does not
+ * compare the region), key, name, tags, description) but not the execution, so every run of the same source into the
+ * same target gets the same copy from EC2 however many start together, and the UTC day, so that a token whose copy
+ * failed and vanished is not reused past that day. `spent` lists the copies earlier tokens gave that had failed or
+ * been deregistered: each one moves the run (every run alike) to the next token, so a later run can retry a copy
+ * that failed (docs/concurrent-runs.md).
+ */
+export function copyClientToken(item: TargetItem, kmsKeyArn: string, request: object, day: string, spent: readonly string[] = []): string {
+  return digest(item.source.imageId, item.source.region, item.target.accountId, item.target.region, kmsKeyArn, JSON.stringify(request), day, ...spent).slice(0, 64);
 }
 
 function pollState(imageId: string, kmsKeyArn: string, state: string, reused: boolean, item: TargetItem, now: Date): CopyState {
@@ -199,42 +208,90 @@ export async function startCopy(item: TargetItem, deps: CopyEncryptDeps = defaul
     return pollState(reuse.ImageId, kmsKeyArn, reuse.State ?? 'pending', true, item, now);
   }
   // The user's first; a Name among them wins over the pipeline's (their ami-pipeline: keys are refused by the schema).
+  // No execution tag here: the request must be the same for every run (see copyClientToken); it is added below.
   const { Name: userName, ...user } = userTags(item, now);
   const tags = tagList({
     ...user,
     [TAGS.sourceImage]: item.source.imageId,
     [TAGS.sourceRegion]: item.source.region,
     [TAGS.sourceAccount]: item.source.accountId,
-    [TAGS.execution]: item.executionName,
     [TAGS.kmsKey]: kmsKeyArn,
     [TAGS.managedBy]: MANAGED_BY,
     Name: userName ?? copyName(item, now),
   });
-  const out = await aws(
-    `Copying ${item.source.imageId} into ${where(item)}`,
-    () =>
+  const request = {
+    SourceImageId: item.source.imageId,
+    SourceRegion: item.source.region,
+    Name: copyName(item, now),
+    Description: `${item.source.imageId} from ${item.source.accountId}/${item.source.region}, encrypted by encrypted-ami-pipeline`,
+    Encrypted: true,
+    KmsKeyId: kmsKeyArn,
+    TagSpecifications: [
+      { ResourceType: 'image' as const, Tags: tags },
+      { ResourceType: 'snapshot' as const, Tags: tags },
+    ],
+  };
+  const day = now.toISOString().slice(0, 10);
+  const spent: string[] = [];
+  for (let link = 0; link < MAX_TOKEN_LINKS; link += 1) {
+    const imageId = await requestCopy(ec2, item, request, copyClientToken(item, kmsKeyArn, request, day, spent));
+    if (imageId === null) {
+      // IdempotentParameterMismatch: another run sent this token with other parameters; its copy is the one to use.
+      const other = (await findCopies(ec2, item, [{ Name: `tag:${TAGS.kmsKey}`, Values: [kmsKeyArn] }])).find((i) => i.State === 'available' || i.State === 'pending');
+      if (other?.ImageId) return pollState(other.ImageId, kmsKeyArn, other.State ?? 'pending', true, item, now);
+      throw new ImageNotYetVisibleError(`Another run is copying ${item.source.imageId} into ${where(item)}; its copy is not visible yet`);
+    }
+    const image = await describeCopy(ec2, imageId);
+    if (image?.State === 'failed' || image?.State === 'deregistered') {
+      // This token's copy failed before (this run or another): step to the next token of the chain.
+      spent.push(imageId);
+      continue;
+    }
+    const owner = image?.Tags?.find((t) => t.Key === TAGS.execution)?.Value;
+    const reused = owner !== undefined && owner !== item.executionName;
+    if (!reused) await tagExecution(ec2, item, imageId);
+    logger.info(reused ? 'Copy started by another run reused' : 'Image copy started', { imageId, sourceImageId: item.source.imageId, kmsKeyArn, owner });
+    // Always through GetImageState once: it tags, checks provenance and sets the deprecation of the copy.
+    return pollState(imageId, kmsKeyArn, 'pending', reused, item, now);
+  }
+  throw new ImageCopyFailedError(`${MAX_TOKEN_LINKS} copies of ${item.source.imageId} into ${where(item)} failed today (${spent.join(', ')}); fix the cause (the target key, the source's key) and run again.`);
+}
+
+/** CopyImage with the token; null when EC2 answers IdempotentParameterMismatch (the token was sent with other parameters). */
+async function requestCopy(ec2: EC2Client, item: TargetItem, request: Omit<CopyImageCommandInput, 'ClientToken'>, token: string): Promise<string | null> {
+  try {
+    const out = await aws(
+      `Copying ${item.source.imageId} into ${where(item)}`,
       // CopyImage runs in the destination account and region and pulls from SourceRegion.
-      ec2.send(
-        new CopyImageCommand({
-          SourceImageId: item.source.imageId,
-          SourceRegion: item.source.region,
-          Name: copyName(item, now),
-          Description: `${item.source.imageId} from ${item.source.accountId}/${item.source.region}, encrypted by encrypted-ami-pipeline`,
-          Encrypted: true,
-          KmsKeyId: kmsKeyArn,
-          ClientToken: copyClientToken(item, kmsKeyArn),
-          TagSpecifications: [
-            { ResourceType: 'image', Tags: tags },
-            { ResourceType: 'snapshot', Tags: tags },
-          ],
-        }),
-      ),
-    'Check that the source is shared with this account (ShareSource) and that the target role may call ec2:CopyImage; ' +
-      'if an image with this name exists, set copy.name to a template with {date} or {executionName}.',
-  );
-  if (!out.ImageId) throw new ImageCopyFailedError(`CopyImage into ${where(item)} returned no image ID`);
-  logger.info('Image copy started', { imageId: out.ImageId, sourceImageId: item.source.imageId, kmsKeyArn });
-  return pollState(out.ImageId, kmsKeyArn, 'pending', false, item, now);
+      () => ec2.send(new CopyImageCommand({ ...request, ClientToken: token })),
+      'Check that the source is shared with this account (ShareSource) and that the target role may call ec2:CopyImage; ' +
+        'if an image with this name exists, set copy.name to a template with {date} or {executionName}.',
+    );
+    if (!out.ImageId) throw new ImageCopyFailedError(`CopyImage into ${where(item)} returned no image ID`);
+    return out.ImageId;
+  } catch (error) {
+    if (awsCode(error) === 'IdempotentParameterMismatch') return null;
+    throw error;
+  }
+}
+
+/** The copy as DescribeImages sees it now; undefined while it is not visible yet. */
+async function describeCopy(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+  try {
+    return (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
+  } catch (error) {
+    if (awsCode(error).startsWith('InvalidAMIID')) return undefined;
+    throw toPipelineError(error, `Describing copy ${imageId}`);
+  }
+}
+
+/** Record the run that made the copy (cleanup and the failure path look for it); a copy not visible yet is tagged later. */
+async function tagExecution(ec2: EC2Client, item: TargetItem, imageId: string): Promise<void> {
+  try {
+    await ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: TAGS.execution, Value: item.executionName }] }));
+  } catch (error) {
+    if (!awsCode(error).startsWith('InvalidAMIID')) throw toPipelineError(error, `Tagging copy ${imageId} in ${where(item)}`);
+  }
 }
 
 async function tagCopy(ec2: EC2Client, item: TargetItem, image: Image, kmsKeyArn: string): Promise<void> {
@@ -249,6 +306,8 @@ async function tagCopy(ec2: EC2Client, item: TargetItem, image: Image, kmsKeyArn
     [TAGS.managedBy]: MANAGED_BY,
   };
   const have = new Map((image.Tags ?? []).map((t) => [t.Key, t.Value]));
+  // A copy that was not visible yet when this run started it has no execution tag: it is this run's.
+  if (!have.has(TAGS.execution)) wanted[TAGS.execution] = item.executionName;
   if (Object.entries(wanted).every(([k, v]) => have.get(k) === v) && resources.length === 1) return;
   await aws(`Tagging copy ${image.ImageId} in ${where(item)}`, () =>
     ec2.send(new CreateTagsCommand({ Resources: resources, Tags: tagList(wanted) })),

@@ -13,7 +13,7 @@ Installing twice is harmless: every module guards itself with `_installed`.
 """
 from importlib import import_module
 
-MODULES = ["ami_lifecycle", "payload_limits"]
+MODULES = ["ami_lifecycle", "client_tokens", "payload_limits"]
 
 
 def install() -> None:

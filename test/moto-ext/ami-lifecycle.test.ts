@@ -190,4 +190,29 @@ describe.skipIf(!MOTO_AVAILABLE)('the AMI life-cycle extension of moto', () => {
     const out = await ec2.send(new GetAllowedImagesSettingsCommand({}));
     expect(out).toMatchObject({ State: 'disabled', ManagedBy: 'account' });
   });
+
+  describe("CopyImage's ClientToken (local/moto_ext/client_tokens.py)", () => {
+    const request = (token: string, name: string) => new CopyImageCommand({ SourceImageId: BASE, SourceRegion: REGION, Name: name, ClientToken: token });
+
+    it('returns the original copy for the same token and parameters, also when sent at the same time, and makes nothing new', async () => {
+      const token = `moto-ext-token-${Math.random().toString(36).slice(2)}`;
+      const [a, b] = await Promise.all([ec2.send(request(token, `t-${token}`)), ec2.send(request(token, `t-${token}`))]);
+      expect(a.ImageId).toBeDefined();
+      expect(b.ImageId).toBe(a.ImageId);
+      // Once the copy is deregistered, the token still answers with it (the original request's result).
+      await ec2.send(new DeregisterImageCommand({ ImageId: a.ImageId }));
+      expect((await ec2.send(request(token, `t-${token}`))).ImageId).toBe(a.ImageId);
+    });
+
+    it('refuses the same token with other parameters (IdempotentParameterMismatch)', async () => {
+      const token = `moto-ext-token-${Math.random().toString(36).slice(2)}`;
+      await ec2.send(request(token, 'first'));
+      expect(await codeOf(ec2.send(request(token, 'second')))).toBe('IdempotentParameterMismatch');
+    });
+
+    it('makes a new copy for every call without a token', async () => {
+      const [a, b] = await Promise.all([copy(), copy()]);
+      expect(a.ImageId).not.toBe(b.ImageId);
+    });
+  });
 });

@@ -88,24 +88,26 @@ describe('startCopy', () => {
       { Key: 'ami-pipeline:source-image', Value: SOURCE_IMAGE },
       { Key: 'ami-pipeline:source-region', Value: 'eu-west-1' },
       { Key: 'ami-pipeline:source-account', Value: '999999999999' },
-      { Key: 'ami-pipeline:execution', Value: 'exec-1' },
       { Key: 'ami-pipeline:kms-key', Value: KEY_A_US },
       { Key: 'ami-pipeline:managed-by', Value: 'encrypted-ami-pipeline' },
       { Key: 'Name', Value: `base-image-2026-11-29 encrypted ${SOURCE_IMAGE}` },
     ];
     expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 1);
-    expect(ec2Mock).toHaveReceivedCommandWith(CopyImageCommand, {
+    const request = {
       SourceImageId: SOURCE_IMAGE,
       SourceRegion: 'eu-west-1',
       Name: `base-image-2026-11-29 encrypted ${SOURCE_IMAGE}`,
+      Description: `${SOURCE_IMAGE} from 999999999999/eu-west-1, encrypted by encrypted-ami-pipeline`,
       Encrypted: true,
       KmsKeyId: KEY_A_US,
-      ClientToken: copyClientToken(target, KEY_A_US),
       TagSpecifications: [
-        { ResourceType: 'image', Tags: tags },
-        { ResourceType: 'snapshot', Tags: tags },
+        { ResourceType: 'image' as const, Tags: tags },
+        { ResourceType: 'snapshot' as const, Tags: tags },
       ],
-    });
+    };
+    expect(ec2Mock).toHaveReceivedCommandWith(CopyImageCommand, { ...request, ClientToken: copyClientToken(target, KEY_A_US, request, '2026-11-29') });
+    // The run that made the copy is recorded once CopyImage answered (not in the request: every run sends the same one).
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateTagsCommand, { Resources: [COPY_ID], Tags: [{ Key: 'ami-pipeline:execution', Value: 'exec-1' }] });
     const copyCall = ec2Mock.commandCalls(CopyImageCommand)[0];
     const token = copyCall?.args[0].input.ClientToken ?? '';
     expect(token.length).toBeGreaterThan(0);
@@ -183,12 +185,64 @@ describe('startCopy', () => {
   it.each(['failed', 'deregistered', 'invalid'])('does not reuse a %s copy and starts a new one', async (state) => {
     kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
     ec2Mock.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0aaaaaaaaaaaaaaaa', State: state as Image['State'] }] });
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [COPY_ID] }).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
     ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
 
     const result = await startCopy(item(), deps());
 
     expect(ec2Mock).toHaveReceivedCommandTimes(CopyImageCommand, 1);
     expect(result).toMatchObject({ imageId: COPY_ID, state: 'pending', reused: false });
+  });
+
+  it('reuses the copy another run started with the same token, without tagging it as its own', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock
+      .on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [] })
+      .resolves({ Images: [{ ImageId: COPY_ID, State: 'pending', Tags: [{ Key: 'ami-pipeline:execution', Value: 'exec-0' }] }] });
+    // EC2 answers a repeated token and request with the original copy.
+    ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+
+    const result = await startCopy(item(), deps());
+
+    expect(result).toMatchObject({ imageId: COPY_ID, state: 'pending', reused: true });
+    expect(ec2Mock).toHaveReceivedCommandTimes(CreateTagsCommand, 0);
+  });
+
+  it('uses the copy of a run that sent the token with other parameters (IdempotentParameterMismatch)', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolvesOnce({ Images: [] }).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
+    ec2Mock.on(CopyImageCommand).rejects(awsError('IdempotentParameterMismatch', 'The client token you have provided is associated with a resource that has different parameters.'));
+
+    const result = await startCopy(item(), deps());
+
+    expect(result).toMatchObject({ imageId: COPY_ID, reused: true });
+  });
+
+  it('waits (ImageNotYetVisibleError) when the other run\'s copy is not visible yet', async () => {
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).rejects(awsError('IdempotentParameterMismatch', 'The client token you have provided is associated with a resource that has different parameters.'));
+
+    const error = await rejection(startCopy(item(), deps()));
+
+    expect(error.name).toBe('ImageNotYetVisibleError');
+  });
+
+  it('steps to the next token when the token\'s copy had failed, so a later run retries it', async () => {
+    const FAILED = 'ami-0aaaaaaaaaaaaaaaa';
+    kmsMock.on(DescribeKeyCommand).resolves({ KeyMetadata: keyMetadata() });
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [FAILED] }).resolves({ Images: [{ ImageId: FAILED, State: 'deregistered' }] });
+    ec2Mock.on(DescribeImagesCommand, { ImageIds: [COPY_ID] }).resolves({ Images: [{ ImageId: COPY_ID, State: 'pending' }] });
+    ec2Mock.on(DescribeImagesCommand, { Owners: ['self'] }).resolves({ Images: [] });
+    ec2Mock.on(CopyImageCommand).resolvesOnce({ ImageId: FAILED }).resolves({ ImageId: COPY_ID });
+
+    const result = await startCopy(item(), deps());
+
+    const tokens = ec2Mock.commandCalls(CopyImageCommand).map((c) => c.args[0].input.ClientToken);
+    expect(tokens).toHaveLength(2);
+    expect(tokens[0]).not.toBe(tokens[1]);
+    expect(result).toMatchObject({ imageId: COPY_ID, reused: false });
   });
 
   describe('refuses a key it must not use', () => {
@@ -305,29 +359,33 @@ describe('startCopy', () => {
 });
 
 describe('copyClientToken', () => {
-  it('is stable for equal inputs', () => {
-    expect(copyClientToken(item(), KEY_A_EU)).toBe(copyClientToken(item(), KEY_A_EU));
+  const request = { Name: 'n' };
+  const token = (i = item(), key = KEY_A_EU, spent: string[] = [], day = '2026-11-29', req: object = request) => copyClientToken(i, key, req, day, spent);
+
+  it('is the same for every run of the same source, target and key (concurrent runs get one copy)', () => {
+    expect(token({ ...item(), executionName: 'exec-2' })).toBe(token());
   });
 
   it('differs per region when everything else is equal, because EC2 does not compare the region', () => {
-    expect(copyClientToken(item({ region: 'us-east-1' }), KEY_A_EU)).not.toBe(copyClientToken(item({ region: 'eu-west-1' }), KEY_A_EU));
+    expect(token(item({ region: 'us-east-1' }))).not.toBe(token(item({ region: 'eu-west-1' })));
   });
 
-  it('differs per execution so that a later run can retry a failed copy', () => {
-    expect(copyClientToken({ ...item(), executionName: 'exec-2' }, KEY_A_EU)).not.toBe(copyClientToken(item(), KEY_A_EU));
+  it('differs per account, per key and per request, so that a token is never sent with other parameters', () => {
+    const base = token();
+    expect(token(item({ accountId: ACCOUNT_B }))).not.toBe(base);
+    expect(token(item(), KEY_A_US)).not.toBe(base);
+    expect(token(item(), KEY_A_EU, [], '2026-11-29', { Name: 'other' })).not.toBe(base);
   });
 
-  it('differs per account and per key', () => {
-    const base = copyClientToken(item(), KEY_A_EU);
-    expect(copyClientToken(item({ accountId: ACCOUNT_B }), KEY_A_EU)).not.toBe(base);
-    expect(copyClientToken(item(), KEY_A_US)).not.toBe(base);
+  it('moves on past a failed copy and past the day, so that a later run can retry a copy that failed', () => {
+    expect(token(item(), KEY_A_EU, ['ami-0aaaaaaaaaaaaaaaa'])).not.toBe(token());
+    expect(token(item(), KEY_A_EU, [], '2026-11-30')).not.toBe(token());
   });
 
   it('fits the 64-character ASCII limit of ClientToken', () => {
-    const long = { ...item(), executionName: 'x'.repeat(80) };
-    const token = copyClientToken(long, KEY_A_EU);
-    expect(token.length).toBeLessThanOrEqual(64);
-    expect(token).toMatch(/^[\x21-\x7e]+$/);
+    const t = token({ ...item(), executionName: 'x'.repeat(80) });
+    expect(t.length).toBeLessThanOrEqual(64);
+    expect(t).toMatch(/^[\x21-\x7e]+$/);
   });
 });
 
@@ -456,6 +514,8 @@ describe('copyStatus', () => {
         { Key: 'ami-pipeline:source-account', Value: '999999999999' },
         { Key: 'ami-pipeline:kms-key', Value: KEY_A_EU },
         { Key: 'ami-pipeline:managed-by', Value: 'encrypted-ami-pipeline' },
+        // Not visible when the run started it, so not tagged with the run then.
+        { Key: 'ami-pipeline:execution', Value: 'exec-1' },
       ],
     });
   });
