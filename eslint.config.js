@@ -14,6 +14,39 @@ export default tseslint.config(
     },
   },
   {
+    // Dependencies run one way: handlers and the CLI import functions/shared/, never a handler.
+    files: ['functions/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\./(?!shared/)[^/]+$',
+              message: 'A handler never imports another handler: move the shared piece into functions/shared/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['cli/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./)+functions/(?!shared/)[^/]+$',
+              message: 'The CLI never imports a handler: use (or move the piece into) functions/shared/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['bin/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly' } },
   },

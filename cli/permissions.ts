@@ -7,7 +7,7 @@
  */
 import { type ContextEntry, type EvaluationResult, paginateSimulatePrincipalPolicy } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand } from '@aws-sdk/client-kms';
-import { autoScalingRoleArn, GRANT_OPERATIONS } from '../functions/create-grant';
+import { autoScalingRoleArn, GRANT_OPERATIONS } from '../functions/shared/grants';
 import { partitionOf, roleArn, type Clients } from '../functions/shared/client-factory';
 import { awsErrorDetail } from '../functions/shared/errors';
 import type { Check, TargetItem } from '../functions/shared/preflight';

@@ -24,19 +24,19 @@ import {
   EnableImageDeprecationCommand,
   type Image,
 } from '@aws-sdk/client-ec2';
-import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { KMSClient } from '@aws-sdk/client-kms';
 import * as z from 'zod';
 import { approachWindow, COPY_WAIT, copyNearlyDone, firstCopyWait, nextCopyWait } from './shared/budget';
 import { keepLooking, type Clock } from './shared/poll';
-import { clientFactory, type ClientFactory, type Clients } from './shared/client-factory';
-import { targetClients } from './shared/target';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
+import { targetClients, where } from './shared/target';
+import { resolveTargetKey } from './shared/target-key';
 import {
   AccessDeniedError,
   aws,
   awsCode,
   ImageCopyFailedError,
   ImageNotYetVisibleError,
-  KmsKeyUnusableError,
   ProvenanceMismatchError,
   TargetRoleNotAssumableError,
   toPipelineError,
@@ -83,49 +83,8 @@ export interface CopyEncryptDeps extends Clock {
   /** How long the status check keeps looking at a nearly done copy (default: approachWindow; 0: one look per check). */
   approachSeconds?: number;
 }
-export const defaultDeps: CopyEncryptDeps = { clients: /* @__PURE__ */ clientFactory({ ec2: EC2Client, kms: KMSClient }), now: () => new Date() };
+export const defaultDeps: CopyEncryptDeps = { clients: clientFactory({ ec2: EC2Client, kms: KMSClient }), now: () => new Date() };
 
-
-const where = (item: Pick<TargetItem, 'target'>) => `${item.target.accountId}/${item.target.region}`;
-
-/** Resolve the target key to its ARN and refuse any key the product must not use. */
-export async function resolveTargetKey(item: Pick<TargetItem, 'target'>, clients: Clients): Promise<string> {
-  const { accountId, region, kmsKey } = item.target;
-  let meta;
-  try {
-    meta = (await clients.kms(region).send(new DescribeKeyCommand({ KeyId: kmsKey }))).KeyMetadata;
-  } catch (error) {
-    const code = awsCode(error);
-    if (code === 'NotFoundException') {
-      throw new KmsKeyUnusableError(
-        `KMS key ${kmsKey} does not exist in account ${accountId}, region ${region}. Create it (templates/target-account.yml creates alias/ami-encryption) or fix "kmsKey" of this target.`,
-        { cause: error, aws: { code, message: String((error as Error).message) } },
-      );
-    }
-    if (code === 'AccessDeniedException') {
-      throw new KmsKeyUnusableError(
-        `The target role cannot describe KMS key ${kmsKey} in ${accountId}/${region}: ${(error as Error).message}. ` +
-          'Let the role use the key in the key policy (kms:DescribeKey, kms:CreateGrant, kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*).',
-        { cause: error, aws: { code, message: String((error as Error).message) } },
-      );
-    }
-    throw toPipelineError(error, `Describing KMS key ${kmsKey} in ${accountId}/${region}`);
-  }
-  const arn = meta?.Arn ?? '';
-  const problems: string[] = [];
-  if (meta?.AWSAccountId !== accountId) {
-    problems.push(`it belongs to account ${meta?.AWSAccountId ?? 'unknown'}, not ${accountId}: every account encrypts with a key of its own`);
-  }
-  if (meta?.KeyManager === 'AWS') problems.push('it is an AWS managed key, which cannot be granted to the Auto Scaling role');
-  if (meta?.KeyState !== 'Enabled') problems.push(`its state is ${meta?.KeyState ?? 'unknown'}; enable it (or cancel its deletion)`);
-  if ((meta?.KeySpec ?? 'SYMMETRIC_DEFAULT') !== 'SYMMETRIC_DEFAULT' || (meta?.KeyUsage ?? 'ENCRYPT_DECRYPT') !== 'ENCRYPT_DECRYPT') {
-    problems.push('EBS needs a symmetric ENCRYPT_DECRYPT key');
-  }
-  if (problems.length > 0) {
-    throw new KmsKeyUnusableError(`KMS key ${kmsKey} (${arn || 'no ARN'}) in ${where(item)} cannot encrypt the copy: ${problems.join('; ')}.`);
-  }
-  return arn;
-}
 
 async function findCopies(ec2: EC2Client, item: TargetItem, extra: { Name: string; Values: string[] }[]): Promise<Image[]> {
   const out = await aws(`Looking for copies of ${item.source.imageId} in ${where(item)}`, () =>
@@ -450,9 +409,7 @@ export async function copyEncrypt(event: CopyEncryptEvent, deps: CopyEncryptDeps
   }
 }
 
-export const makeHandler = /* @__NO_SIDE_EFFECTS__ */ (deps: CopyEncryptDeps = defaultDeps) =>
-  lambdaHandler('CopyEncrypt', itemLogContext, (event) =>
-  copyEncrypt(parsePayload(copyEncryptEventSchema, event, 'event'), deps),
-);
+export const makeHandler = (deps: CopyEncryptDeps = defaultDeps) =>
+  lambdaHandler('CopyEncrypt', itemLogContext, (event) => copyEncrypt(parsePayload(copyEncryptEventSchema, event, 'event'), deps));
 
 export const handler = makeHandler();

@@ -5,31 +5,17 @@
  * reuses it. Confirms the grant with ListGrants; returns grant ID and (for a new grant) its token.
  * Throws GrantFailedError, KmsKeyUnusableError (terminal); GrantNotYetPropagatedError, throttling, 5xx (retryable).
  */
-import { CreateGrantCommand, type GrantListEntry, type GrantOperation, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
+import { CreateGrantCommand, type GrantListEntry, KMSClient } from '@aws-sdk/client-kms';
 import * as z from 'zod';
-import { clientFactory, partitionOf, type ClientFactory } from './shared/client-factory';
-import { awsCode, GrantFailedError, GrantNotYetPropagatedError, KmsKeyUnusableError, toPipelineError } from './shared/errors';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
+import { aws, type AwsErrorFactory, GrantFailedError, GrantNotYetPropagatedError, KEY_UNUSABLE, KmsKeyUnusableError } from './shared/errors';
+import { autoScalingRoleArn, GRANT_OPERATIONS, grantName, listGrants } from './shared/grants';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
-import { digest } from './shared/tags';
+import { copyRefSchema, parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { targetClients } from './shared/target';
 
-export const GRANT_OPERATIONS: GrantOperation[] = [
-  'Encrypt',
-  'Decrypt',
-  'ReEncryptFrom',
-  'ReEncryptTo',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'DescribeKey',
-  'CreateGrant',
-];
-
-export const createGrantEventSchema = z.object({
-  item: targetItemSchema,
-  copy: z.object({ imageId: z.string(), kmsKeyArn: z.string() }),
-});
+export const createGrantEventSchema = z.object({ item: targetItemSchema, copy: copyRefSchema });
 export type CreateGrantEvent = z.infer<typeof createGrantEventSchema>;
 
 export interface GrantResult {
@@ -43,49 +29,29 @@ export interface GrantResult {
 export interface CreateGrantDeps {
   clients: ClientFactory;
 }
-export const defaultDeps: CreateGrantDeps = { clients: /* @__PURE__ */ clientFactory({ kms: KMSClient }) };
+export const defaultDeps: CreateGrantDeps = { clients: clientFactory({ kms: KMSClient }) };
 
-export function autoScalingRoleArn(accountId: string, region: string): string {
-  return `arn:${partitionOf(region)}:iam::${accountId}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
-}
-
-export function grantName(kmsKeyArn: string, grantee: string): string {
-  return `ami-pipeline-autoscaling-${digest(kmsKeyArn, grantee).slice(0, 16)}`;
-}
-
-async function listGrants(kms: KMSClient, keyArn: string, grantId?: string): Promise<GrantListEntry[]> {
-  const grants: GrantListEntry[] = [];
-  let marker: string | undefined;
-  do {
-    const out = await kms.send(new ListGrantsCommand({ KeyId: keyArn, GrantId: grantId, Marker: marker }));
-    grants.push(...(out.Grants ?? []));
-    marker = out.Truncated ? out.NextMarker : undefined;
-  } while (marker);
-  return grants;
-}
-
-function grantFailure(error: unknown, item: TargetItem, keyArn: string, grantee: string): Error {
-  const code = awsCode(error);
-  const message = error instanceof Error ? error.message : String(error);
-  const aws = { code, message };
-  if (code === 'NotFoundException' || code === 'DisabledException' || code === 'KMSInvalidStateException') {
-    return new KmsKeyUnusableError(`KMS key ${keyArn} cannot take a grant: ${code}: ${message}. Enable the key or fix "kmsKey".`, { cause: error, aws });
-  }
-  if (code === 'AccessDeniedException') {
-    return new GrantFailedError(
-      `The target role in ${item.target.accountId} may not create grants on ${keyArn}: ${message}. ` +
-        `Allow it kms:CreateGrant (and kms:ListGrants) in the key policy; the grant for ${grantee} must be created from inside account ${item.target.accountId}.`,
-      { cause: error, aws },
-    );
-  }
-  if (code === 'InvalidArnException' || code === 'MalformedPolicyDocumentException') {
-    return new GrantFailedError(
-      `KMS refused grantee ${grantee}: ${code}: ${message}. Create the Auto Scaling service-linked role in account ${item.target.accountId} ` +
+/** How KMS's refusals read for a grant: the key, the caller's rights, the grantee. */
+function grantErrors(item: TargetItem, keyArn: string, grantee: string): Record<string, AwsErrorFactory> {
+  const keyUnusable: AwsErrorFactory = (d, o) =>
+    new KmsKeyUnusableError(`KMS key ${keyArn} cannot take a grant: ${d.code}: ${d.message}. Enable the key or fix "kmsKey".`, o);
+  const granteeRefused: AwsErrorFactory = (d, o) =>
+    new GrantFailedError(
+      `KMS refused grantee ${grantee}: ${d.code}: ${d.message}. Create the Auto Scaling service-linked role in account ${item.target.accountId} ` +
         '(aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com), then run again.',
-      { cause: error, aws },
+      o,
     );
-  }
-  return toPipelineError(error, `Granting ${grantee} the use of ${keyArn}`);
+  return {
+    ...Object.fromEntries(KEY_UNUSABLE.map((code) => [code, keyUnusable])),
+    AccessDeniedException: (d, o) =>
+      new GrantFailedError(
+        `The target role in ${item.target.accountId} may not create grants on ${keyArn}: ${d.message}. ` +
+          `Allow it kms:CreateGrant (and kms:ListGrants) in the key policy; the grant for ${grantee} must be created from inside account ${item.target.accountId}.`,
+        o,
+      ),
+    InvalidArnException: granteeRefused,
+    MalformedPolicyDocumentException: granteeRefused,
+  };
 }
 
 export async function createGrant(event: CreateGrantEvent, deps: CreateGrantDeps = defaultDeps): Promise<GrantResult> {
@@ -96,32 +62,29 @@ export async function createGrant(event: CreateGrantEvent, deps: CreateGrantDeps
   const name = grantName(keyArn, grantee);
   const covers = (g: GrantListEntry) =>
     g.Name === name && g.GranteePrincipal === grantee && GRANT_OPERATIONS.every((op) => g.Operations?.includes(op));
-  try {
-    const existing = (await listGrants(kms, keyArn)).find(covers);
-    if (existing?.GrantId) {
-      logger.info('Existing grant reused', { grantId: existing.GrantId, kmsKeyArn: keyArn });
-      return { grantId: existing.GrantId, grantToken: null, grantName: name, granteePrincipal: grantee, reused: true };
-    }
-    const created = await kms.send(
-      new CreateGrantCommand({ KeyId: keyArn, GranteePrincipal: grantee, Operations: GRANT_OPERATIONS, Name: name }),
-    );
-    if (!created.GrantId) throw new GrantFailedError(`CreateGrant on ${keyArn} returned no grant ID`);
-    const confirmed = (await listGrants(kms, keyArn, created.GrantId)).some((g) => g.GrantId === created.GrantId);
-    if (!confirmed) {
-      // Grants are eventually consistent; the retry finds it by name instead of making another.
-      throw new GrantNotYetPropagatedError(`Grant ${created.GrantId} on ${keyArn} is not listed yet`);
-    }
-    logger.info('Grant created', { grantId: created.GrantId, kmsKeyArn: keyArn });
-    return { grantId: created.GrantId, grantToken: created.GrantToken ?? null, grantName: name, granteePrincipal: grantee, reused: false };
-  } catch (error) {
-    if (error instanceof GrantNotYetPropagatedError || error instanceof GrantFailedError) throw error;
-    throw grantFailure(error, item, keyArn, grantee);
+  const options = { errors: grantErrors(item, keyArn, grantee) };
+  const existing = (await aws(`Listing the grants of ${keyArn}`, () => listGrants(kms, keyArn), options)).find(covers);
+  if (existing?.GrantId) {
+    logger.info('Existing grant reused', { grantId: existing.GrantId, kmsKeyArn: keyArn });
+    return { grantId: existing.GrantId, grantToken: null, grantName: name, granteePrincipal: grantee, reused: true };
   }
+  const created = await aws(
+    `Granting ${grantee} the use of ${keyArn}`,
+    () => kms.send(new CreateGrantCommand({ KeyId: keyArn, GranteePrincipal: grantee, Operations: GRANT_OPERATIONS, Name: name })),
+    options,
+  );
+  if (!created.GrantId) throw new GrantFailedError(`CreateGrant on ${keyArn} returned no grant ID`);
+  const grantId = created.GrantId;
+  const confirmed = (await aws(`Confirming grant ${grantId} on ${keyArn}`, () => listGrants(kms, keyArn, grantId), options)).some((g) => g.GrantId === grantId);
+  if (!confirmed) {
+    // Grants are eventually consistent; the retry finds it by name instead of making another.
+    throw new GrantNotYetPropagatedError(`Grant ${grantId} on ${keyArn} is not listed yet`);
+  }
+  logger.info('Grant created', { grantId, kmsKeyArn: keyArn });
+  return { grantId, grantToken: created.GrantToken ?? null, grantName: name, granteePrincipal: grantee, reused: false };
 }
 
-export const makeHandler = /* @__NO_SIDE_EFFECTS__ */ (deps: CreateGrantDeps = defaultDeps) =>
-  lambdaHandler('CreateKmsGrant', itemLogContext, (event) =>
-  createGrant(parsePayload(createGrantEventSchema, event, 'event'), deps),
-);
+export const makeHandler = (deps: CreateGrantDeps = defaultDeps) =>
+  lambdaHandler('CreateKmsGrant', itemLogContext, (event) => createGrant(parsePayload(createGrantEventSchema, event, 'event'), deps));
 
 export const handler = makeHandler();

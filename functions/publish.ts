@@ -15,10 +15,8 @@ import {
   CreateLaunchTemplateVersionCommand,
   CreateTagsCommand,
   DeleteTagsCommand,
-  DescribeImagesCommand,
   DisableImageDeregistrationProtectionCommand,
   EnableImageDeregistrationProtectionCommand,
-  paginateDescribeImages,
   DescribeLaunchTemplateVersionsCommand,
   EC2Client,
   type Image,
@@ -27,17 +25,15 @@ import {
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
-import { aws, awsCode, awsErrorDetail, PublishFailedError, toPipelineError } from './shared/errors';
+import { aws, type AwsErrorFactory, PARAMETER_ABSENT, PublishFailedError } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
-import { digest, MANAGED_BY, TAGS, tagList } from './shared/tags';
-import { targetClients } from './shared/target';
+import { describeImage, lineageFilters, ownImages, snapshotIdsOf } from './shared/images';
+import { copyRefSchema, parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
+import { digest, TAGS, tagList } from './shared/tags';
+import { targetClients, where } from './shared/target';
 
-export const publishEventSchema = z.object({
-  item: targetItemSchema,
-  copy: z.object({ imageId: z.string(), kmsKeyArn: z.string() }),
-});
+export const publishEventSchema = z.object({ item: targetItemSchema, copy: copyRefSchema });
 export type PublishEvent = z.infer<typeof publishEventSchema>;
 
 export interface LaunchTemplateResult {
@@ -62,11 +58,8 @@ export interface PublishDeps {
 export const defaultDeps: PublishDeps = { clients: clientFactory({ ec2: EC2Client, ssm: SSMClient }), now: () => new Date() };
 
 const MAX_PARAMETER_NAME = 1011;
-const LAUNCH_TEMPLATE_NOT_FOUND = new Set(['InvalidLaunchTemplateName.NotFoundException', 'InvalidLaunchTemplateId.NotFound']);
 const LAUNCH_TEMPLATE_PERMISSIONS =
   'The target role needs ec2:DescribeLaunchTemplateVersions, ec2:CreateLaunchTemplateVersion and ec2:ModifyLaunchTemplate on the launch templates of publish.launchTemplates.';
-
-const where = (item: TargetItem) => `${item.target.accountId}/${item.target.region}`;
 
 /** The SSM parameter name of a publish.parameterName template: placeholders expanded, characters SSM refuses replaced. */
 export function parameterNameFor(template: string, source: { name: string; imageId: string }): string {
@@ -76,14 +69,7 @@ export function parameterNameFor(template: string, source: { name: string; image
 }
 
 async function describeCopy(ec2: EC2Client, item: TargetItem, imageId: string): Promise<Image> {
-  let image: Image | undefined;
-  try {
-    image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
-  } catch (error) {
-    if (!awsCode(error).startsWith('InvalidAMIID')) {
-      throw toPipelineError(error, `Describing copy ${imageId} in ${where(item)}`, 'The target role needs ec2:DescribeImages.');
-    }
-  }
+  const image = await describeImage(ec2, imageId, `Describing copy ${imageId} in ${where(item)}`, { fix: 'The target role needs ec2:DescribeImages.' });
   if (!image) {
     throw new PublishFailedError(
       `Copy ${imageId} no longer exists in account ${item.target.accountId}, region ${item.target.region}: it was deregistered after its launch check. Run the pipeline again to make a new copy.`,
@@ -97,14 +83,9 @@ async function publishParameter(ssm: SSMClient, item: TargetItem, name: string, 
   const fix =
     `The target role needs ssm:GetParameter and ssm:PutParameter on parameter ${name}; an existing parameter of that name must be of type String, ` +
     'and publish.parameterName must expand to a valid name (at most 15 levels, not beginning with "aws" or "ssm").';
-  let current: { value: string | null; version: number | null } = { value: null, version: null };
-  try {
-    const out = await ssm.send(new GetParameterCommand({ Name: name }));
-    current = { value: out.Parameter?.Value ?? null, version: out.Parameter?.Version ?? null };
-  } catch (error) {
-    if (awsCode(error) !== 'ParameterNotFound') throw toPipelineError(error, `Reading parameter ${name} in ${where(item)}`, fix);
-  }
-  if (current.value === imageId) return current.version;
+  const current = (await aws(`Reading parameter ${name} in ${where(item)}`, () => ssm.send(new GetParameterCommand({ Name: name })), { fix, absentOn: PARAMETER_ABSENT }))
+    ?.Parameter;
+  if (current?.Value === imageId) return current.Version ?? null;
   const out = await aws(
     `Writing parameter ${name} in ${where(item)}`,
     () =>
@@ -126,20 +107,17 @@ async function publishParameter(ssm: SSMClient, item: TargetItem, name: string, 
 
 /** Run a launch template call; a template that does not exist is the user's to create or unlist. */
 async function onLaunchTemplate<T>(item: TargetItem, templateName: string, action: string, call: () => Promise<T>, fix: string): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    const detail = awsErrorDetail(error);
-    if (LAUNCH_TEMPLATE_NOT_FOUND.has(detail.code)) {
-      throw new PublishFailedError(
-        `Launch template ${templateName} does not exist in account ${item.target.accountId}, region ${item.target.region}: ` +
-          `${detail.code}: ${detail.message}${/[.!?]$/.test(detail.message) ? '' : '.'} ` +
-          'Create it in that account and region (each one needs its own), or remove it from publish.launchTemplates.',
-        { cause: error, aws: detail },
-      );
-    }
-    throw toPipelineError(error, `${action} of launch template ${templateName} in ${where(item)}`, fix);
-  }
+  const missing: AwsErrorFactory = (detail, options) =>
+    new PublishFailedError(
+      `Launch template ${templateName} does not exist in account ${item.target.accountId}, region ${item.target.region}: ` +
+        `${detail.code}: ${detail.message}${/[.!?]$/.test(detail.message) ? '' : '.'} ` +
+        'Create it in that account and region (each one needs its own), or remove it from publish.launchTemplates.',
+      options,
+    );
+  return aws(`${action} of launch template ${templateName} in ${where(item)}`, call, {
+    fix,
+    errors: { 'InvalidLaunchTemplateName.NotFoundException': missing, 'InvalidLaunchTemplateId.NotFound': missing },
+  });
 }
 
 async function publishLaunchTemplate(ec2: EC2Client, item: TargetItem, name: string, imageId: string): Promise<LaunchTemplateResult> {
@@ -212,7 +190,7 @@ export async function publishImage(event: PublishEvent, deps: PublishDeps = defa
   for (const name of templateNames) launchTemplates.push(await publishLaunchTemplate(ec2, item, name, imageId));
 
   // Tagged last: the lineage tag is what retention counts, so a copy only joins its lineage once it is published.
-  const snapshotIds = (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
+  const snapshotIds = snapshotIdsOf(image);
   // published-at: launches of the copy before it were the launch check's (retention's LastLaunchedTime check skips them).
   const tags: Record<string, string> = { [TAGS.verified]: item.settings.verify.mode, [TAGS.publishedAt]: deps.now().toISOString() };
   if (lineage !== null) tags[TAGS.lineage] = lineage;
@@ -246,21 +224,8 @@ async function moveProtection(ec2: EC2Client, item: TargetItem, imageId: string,
   }
   const movedFrom: PublishResult['protection']['movedFrom'] = [];
   if (lineage !== null) {
-    const older: Image[] = [];
-    const pages = paginateDescribeImages(
-      { client: ec2 },
-      {
-        Owners: ['self'],
-        IncludeDisabled: true,
-        Filters: [
-          { Name: `tag:${TAGS.managedBy}`, Values: [MANAGED_BY] },
-          { Name: `tag:${TAGS.lineage}`, Values: [lineage] },
-          { Name: 'tag-key', Values: [TAGS.protectedBy] },
-        ],
-      },
-    );
-    await aws(`Listing protected copies of lineage ${lineage} in ${where(item)}`, async () => {
-      for await (const page of pages) older.push(...(page.Images ?? []));
+    const older = await ownImages(ec2, lineageFilters(lineage, { Name: 'tag-key', Values: [TAGS.protectedBy] }), `Listing protected copies of lineage ${lineage} in ${where(item)}`, {
+      includeDisabled: true,
     });
     for (const image of older) {
       const id = image.ImageId;

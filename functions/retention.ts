@@ -19,18 +19,19 @@
  * - dryRun: reports what would be disabled, deregistered and swept, and changes nothing.
  * Throws AccessDeniedError, AwsRequestFailedError (terminal); throttling and 5xx (retryable).
  */
-import { CreateTagsCommand, DeregisterImageCommand, DisableImageCommand, EC2Client, type Image, paginateDescribeImages } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DeregisterImageCommand, DisableImageCommand, EC2Client, type Image } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
-import { aws, awsCode } from './shared/errors';
+import { aws, IMAGE_GONE } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
-import { imagesInUse, launchedRecently, protectionOf, snapshotsOf, tagOf, type KeepCheck } from './shared/image-use';
+import { imagesInUse, launchedRecently, protectionOf, type KeepCheck } from './shared/image-use';
+import { describeImage, lineageFilters, ownImages, snapshotIdsOf, tagOf } from './shared/images';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { sweepSnapshots, type SweepResult } from './shared/sweep';
 import { MANAGED_BY, TAGS } from './shared/tags';
-import { targetClients } from './shared/target';
+import { targetClients, where } from './shared/target';
 
 export const retentionEventSchema = z.object({
   item: targetItemSchema,
@@ -62,32 +63,17 @@ export const defaultDeps: RetentionDeps = { clients: clientFactory({ ec2: EC2Cli
 export const NO_LINEAGE = 'no lineage: set publish.parameterName or retention.lineage';
 const NOTHING_SWEPT: SweepResult = { deleted: [], left: [] };
 
-const where = (item: TargetItem) => `${item.target.accountId}/${item.target.region}`;
 const RETIRE_FIX =
   `The target role needs ec2:DisableImage, ec2:CreateTags, ec2:DeregisterImage and ec2:DeleteSnapshot on images and snapshots tagged ${TAGS.managedBy}=${MANAGED_BY} (templates/target-account.yml).`;
 
 /** Available and disabled images of the lineage that this pipeline made, newest first. */
 async function lineageImages(ec2: EC2Client, item: TargetItem, lineage: string): Promise<Image[]> {
-  const images: Image[] = [];
-  const pages = paginateDescribeImages(
-    { client: ec2 },
-    {
-      Owners: ['self'],
-      IncludeDisabled: true,
-      Filters: [
-        { Name: `tag:${TAGS.managedBy}`, Values: [MANAGED_BY] },
-        { Name: `tag:${TAGS.lineage}`, Values: [lineage] },
-        { Name: 'state', Values: ['available', 'disabled'] },
-      ],
-    },
-  );
-  await aws(`Listing copies of lineage ${lineage} in ${where(item)}`, async () => {
-    for await (const page of pages) images.push(...(page.Images ?? []));
+  const images = await ownImages(ec2, lineageFilters(lineage, { Name: 'state', Values: ['available', 'disabled'] }), `Listing copies of lineage ${lineage} in ${where(item)}`, {
+    includeDisabled: true,
   });
   // The filters already say so; checked again so that an endpoint ignoring a filter cannot hand us a foreign image.
   return images
-    .filter((i) => i.ImageId && tagOf(i, TAGS.managedBy) === MANAGED_BY && tagOf(i, TAGS.lineage) === lineage && (i.State === 'available' || i.State === 'disabled'))
-    .sort((a, b) => (b.CreationDate ?? '').localeCompare(a.CreationDate ?? '') || (a.ImageId ?? '').localeCompare(b.ImageId ?? ''));
+    .filter((i) => i.ImageId && tagOf(i, TAGS.managedBy) === MANAGED_BY && tagOf(i, TAGS.lineage) === lineage && (i.State === 'available' || i.State === 'disabled'));
 }
 
 /** Disable the copy for its grace period; the tag says when a later run may deregister it. */
@@ -107,29 +93,26 @@ async function disable(ec2: EC2Client, item: TargetItem, image: Image, retireAft
 /** Deregister with its snapshots in one call; null when EC2 refused because protection still holds. */
 async function deregister(ec2: EC2Client, item: TargetItem, image: Image): Promise<RetentionResult['retired'][number] | null> {
   const imageId = image.ImageId ?? '';
+  let out;
   try {
-    const out = await ec2.send(new DeregisterImageCommand({ ImageId: imageId, DeleteAssociatedSnapshots: true }));
-    const results = out.DeleteSnapshotResults ?? [];
-    return {
-      imageId,
-      snapshotIds: results.filter((r) => r.ReturnCode === 'success').map((r) => r.SnapshotId ?? ''),
-      snapshotsLeft: results.filter((r) => r.ReturnCode !== 'success').map((r) => ({ snapshotId: r.SnapshotId ?? '', code: r.ReturnCode ?? 'unknown' })),
-    };
+    out = await aws(`Deregistering ${imageId} in ${where(item)}`, () => ec2.send(new DeregisterImageCommand({ ImageId: imageId, DeleteAssociatedSnapshots: true })), {
+      fix: RETIRE_FIX,
+      absentOn: IMAGE_GONE,
+    });
   } catch (error) {
-    const code = awsCode(error);
-    // Already deregistered (a retried invocation): its snapshots, if any are left, are the sweep's.
-    if (code.startsWith('InvalidAMIID')) return { imageId, snapshotIds: [], snapshotsLeft: [] };
-    // Protection was enabled since we looked (AWS does not document the code it gives): read it back.
-    const again = await lookAgain(ec2, imageId);
+    // Protection may have been enabled since we looked (AWS does not document the code it gives): read it back.
+    const again = await describeImage(ec2, imageId, `Describing ${imageId} in ${where(item)}`, { includeDisabled: true });
     if (again && protectionOf(again)) return null;
-    return aws(`Deregistering ${imageId} in ${where(item)}`, () => Promise.reject(error), RETIRE_FIX);
+    throw error;
   }
-}
-
-async function lookAgain(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
-  const pages = paginateDescribeImages({ client: ec2 }, { ImageIds: [imageId], IncludeDisabled: true });
-  for await (const page of pages) return page.Images?.[0];
-  return undefined;
+  // Already deregistered (a retried invocation): its snapshots, if any are left, are the sweep's.
+  if (!out) return { imageId, snapshotIds: [], snapshotsLeft: [] };
+  const results = out.DeleteSnapshotResults ?? [];
+  return {
+    imageId,
+    snapshotIds: results.filter((r) => r.ReturnCode === 'success').map((r) => r.SnapshotId ?? ''),
+    snapshotsLeft: results.filter((r) => r.ReturnCode !== 'success').map((r) => ({ snapshotId: r.SnapshotId ?? '', code: r.ReturnCode ?? 'unknown' })),
+  };
 }
 
 export async function applyRetention(event: RetentionEvent, deps: RetentionDeps = defaultDeps): Promise<RetentionResult> {
@@ -183,7 +166,7 @@ export async function applyRetention(event: RetentionEvent, deps: RetentionDeps 
       continue;
     }
     if (dryRun) {
-      result.retired.push({ imageId, snapshotIds: snapshotsOf(image), snapshotsLeft: [] });
+      result.retired.push({ imageId, snapshotIds: snapshotIdsOf(image), snapshotsLeft: [] });
       continue;
     }
     const retired = await deregister(ec2, item, image);
@@ -194,7 +177,7 @@ export async function applyRetention(event: RetentionEvent, deps: RetentionDeps 
   }
 
   // A dry run retired nothing: those images still hold their snapshots.
-  const inImages = new Set(images.filter((i) => dryRun || !result.retired.some((r) => r.imageId === i.ImageId)).flatMap(snapshotsOf));
+  const inImages = new Set(images.filter((i) => dryRun || !result.retired.some((r) => r.imageId === i.ImageId)).flatMap(snapshotIdsOf));
   result.swept = await sweepSnapshots(ec2, { where: where(item), lineage, skip: inImages, dryRun });
   logger.info('Retention applied', {
     lineage,

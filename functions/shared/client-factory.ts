@@ -116,8 +116,7 @@ function clientSet(services: ServiceConstructors, credentials: AwsCredentialIden
 /**
  * The memoised factory over `services`. `stsRegion` is where AssumeRole is called
  * (the function's own region keeps STS traffic regional).
- * Building one creates nothing until a client is asked for: a function module that others import helpers from
- * (copy-encrypt's targetClients) marks its call @__PURE__, so their bundles leave out its factory and clients.
+ * Building one creates nothing until a client is asked for.
  */
 export function clientFactory(services: ServiceConstructors, stsRegion = process.env.AWS_REGION ?? 'us-east-1'): ClientFactory {
   let builderClients: Clients | undefined;

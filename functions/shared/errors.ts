@@ -273,11 +273,54 @@ export function toPipelineError(error: unknown, action: string, fix?: string): P
   return new AwsRequestFailedError(fix ? withFix(fix) : base, { cause: error, aws });
 }
 
-/** Run an AWS call and translate whatever it throws. */
-export async function aws<T>(action: string, call: () => Promise<T>, fix?: string): Promise<T> {
+/** An AWS error code, or a code prefix ending in "*" (`InvalidAMIID.*`). */
+export type CodePattern = string;
+
+export function codeMatches(code: string, patterns: readonly CodePattern[]): boolean {
+  return patterns.some((p) => (p.endsWith('*') ? code.startsWith(p.slice(0, -1)) : code === p));
+}
+
+/** EC2's answers for an image ID that names no image (any more): InvalidAMIID.NotFound, .Unavailable, .Malformed. */
+export const IMAGE_GONE: readonly CodePattern[] = ['InvalidAMIID.*'];
+/** EC2's answer for a snapshot ID that names no snapshot (any more). */
+export const SNAPSHOT_GONE: readonly CodePattern[] = ['InvalidSnapshot.NotFound'];
+/** SSM's answer for a parameter that does not exist. */
+export const PARAMETER_ABSENT: readonly CodePattern[] = ['ParameterNotFound'];
+/** KMS's answers for a key that is gone or cannot be used (deleted, pending deletion, disabled). */
+export const KEY_UNUSABLE: readonly CodePattern[] = ['NotFoundException', 'KMSInvalidStateException', 'DisabledException'];
+
+/** Makes a pipeline error of an AWS error: `(detail, options) => new KmsKeyUnusableError(message, options)`. */
+export type AwsErrorFactory = (detail: AwsErrorDetail, options: { cause: unknown; aws: AwsErrorDetail }) => Error;
+
+export interface AwsCallOptions<T> {
+  /** What the user should change when the error is terminal (the last sentence of its message). */
+  fix?: string;
+  /** Codes meaning "not there": the call resolves to undefined instead of failing. */
+  absentOn?: readonly CodePattern[];
+  /** Codes that become a pipeline error of their own; the factory's `options` carry the cause and the AWS code and message. */
+  errors?: Readonly<Record<CodePattern, AwsErrorFactory>>;
+  /** Codes the caller answers itself: the handler's value is the call's result (or it throws). */
+  on?: Readonly<Record<CodePattern, (detail: AwsErrorDetail, error: unknown) => T>>;
+}
+
+/**
+ * Run an AWS call and translate whatever it throws: pipeline errors (a target role that cannot be assumed) pass
+ * through; `on`, `errors` and `absentOn` are looked at in that order; anything else goes through toPipelineError.
+ */
+export async function aws<T>(action: string, call: () => Promise<T>, options: AwsCallOptions<T> & { absentOn: readonly CodePattern[] }): Promise<T | undefined>;
+export async function aws<T>(action: string, call: () => Promise<T>, options?: string | AwsCallOptions<T>): Promise<T>;
+export async function aws<T>(action: string, call: () => Promise<T>, options: string | AwsCallOptions<T> = {}): Promise<T | undefined> {
+  const { fix, absentOn = [], errors = {}, on = {} } = typeof options === 'string' ? { fix: options } : options;
   try {
     return await call();
   } catch (error) {
+    if (error instanceof PipelineError) throw error;
+    const detail = awsErrorDetail(error);
+    const handler = Object.entries(on).find(([pattern]) => codeMatches(detail.code, [pattern]))?.[1];
+    if (handler) return handler(detail, error);
+    const translate = Object.entries(errors).find(([pattern]) => codeMatches(detail.code, [pattern]))?.[1];
+    if (translate) throw translate(detail, { cause: error, aws: detail });
+    if (codeMatches(detail.code, absentOn)) return undefined;
     throw toPipelineError(error, action, fix);
   }
 }

@@ -6,7 +6,8 @@
  */
 import { DescribeLaunchTemplateVersionsCommand, EC2Client, type Image, paginateDescribeImageReferences, paginateDescribeLaunchTemplates } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { aws, awsCode } from './errors';
+import { aws, PARAMETER_ABSENT } from './errors';
+import { tagOf } from './images';
 import { TAGS } from './tags';
 
 export type KeepCheck =
@@ -30,8 +31,6 @@ const LIVE_INSTANCE_STATES = ['pending', 'running', 'stopping', 'stopped'];
 const READ_FIX =
   'The target role needs ec2:DescribeImageReferences, ec2:DescribeLaunchTemplates, ec2:DescribeLaunchTemplateVersions and ssm:GetParameter (templates/target-account.yml).';
 
-export const tagOf = (image: Image, key: string) => image.Tags?.find((t) => t.Key === key)?.Value;
-export const snapshotsOf = (image: Image) => (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
 
 /** DeregistrationProtection: anything but "disabled" (enabled, enabled-with-cooldown, disabled-until TIME) still protects. */
 export function protectionOf(image: Image): string | null {
@@ -66,12 +65,10 @@ export async function imagesInUse({ ec2, ssm, where, parameterName }: UseChecks,
 
   if (parameterName) {
     const name = parameterName;
-    const value = await aws(`Reading parameter ${name} in ${where}`, async () => (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value, READ_FIX).catch(
-      (error: unknown) => {
-        if (awsCode(error) === 'ParameterNotFound') return undefined;
-        throw error;
-      },
-    );
+    const value = await aws(`Reading parameter ${name} in ${where}`, async () => (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value, {
+      fix: READ_FIX,
+      absentOn: PARAMETER_ABSENT,
+    });
     keep(value, 'parameter', `SSM parameter ${name}`);
   }
 
@@ -114,16 +111,13 @@ export async function imagesInUse({ ec2, ssm, where, parameterName }: UseChecks,
     READ_FIX,
   );
   for (const template of listed) {
+    // Deleted between the two calls: it keeps nothing.
     const versions = await aws(
       `Reading launch template ${template.name} in ${where}`,
       () => ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: template.id, Versions: ['$Default'], ResolveAlias: true })),
-      READ_FIX,
-    ).catch((error: unknown) => {
-      // Deleted between the two calls: it keeps nothing.
-      if (awsCode(error).startsWith('InvalidLaunchTemplateId')) return { LaunchTemplateVersions: [] };
-      throw error;
-    });
-    for (const v of versions.LaunchTemplateVersions ?? []) {
+      { fix: READ_FIX, absentOn: ['InvalidLaunchTemplateId.*'] },
+    );
+    for (const v of versions?.LaunchTemplateVersions ?? []) {
       keep(v.LaunchTemplateData?.ImageId, 'launch-template-default', `launch template ${template.name} version ${v.VersionNumber ?? '?'} (its default)`);
     }
   }

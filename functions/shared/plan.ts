@@ -85,6 +85,10 @@ export const targetItemSchema = z.object({
 });
 export type TargetItem = z.infer<typeof targetItemSchema>;
 
+/** A target's copy as the steps after CopyEncryptImage name it (`$.copy`). */
+export const copyRefSchema = z.object({ imageId: z.string(), kmsKeyArn: z.string() });
+export type CopyRef = z.infer<typeof copyRefSchema>;
+
 /** One batch execution's share of the targets (statemachine/distribute.asl.yml runs it). */
 export interface Batch {
   index: number;
@@ -110,11 +114,6 @@ export interface RunPlan {
   organization: OuExpansion[];
   /** Where NotifyCompletion also sends its summary. */
   notify: { topicArn: string | null };
-}
-
-/** Total size (GiB) of an image's EBS volumes, as its block device mappings give them. */
-export function imageSizeGiB(mappings: readonly { Ebs?: { VolumeSize?: number } }[] | undefined): number {
-  return (mappings ?? []).reduce((n, m) => n + (m.Ebs?.VolumeSize ?? 0), 0);
 }
 
 /** Parse a payload the state machine built; a mismatch is a bug in the definition, reported by field. */

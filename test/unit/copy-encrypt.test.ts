@@ -16,10 +16,10 @@ import {
   copyName,
   copyStatus,
   findCopy,
-  resolveTargetKey,
   startCopy,
   type CopyState,
 } from '../../functions/copy-encrypt';
+import { resolveTargetKey } from '../../functions/shared/target-key';
 import { TargetRoleNotAssumableError } from '../../functions/shared/errors';
 import { ACCOUNT_A, ACCOUNT_B, KEY_A_EU, SOURCE_IMAGE, awsError, fixedNow, item, rejection, testClients } from '../support/fixtures';
 

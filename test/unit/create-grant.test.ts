@@ -1,22 +1,15 @@
 import { CreateGrantCommand, type GrantListEntry, KMSClient, ListGrantsCommand, type ListGrantsCommandInput } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createGrant, grantName, type CreateGrantEvent } from '../../functions/create-grant';
+import { createGrant, type CreateGrantEvent } from '../../functions/create-grant';
+import { grantName } from '../../functions/shared/grants';
 import { ACCOUNT_A, ACCOUNT_B, KEY_A_EU, awsError, item, rejection, testClients } from '../support/fixtures';
 
 const kmsMock = mockClient(KMSClient);
 
 const GRANTEE = `arn:aws:iam::${ACCOUNT_A}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling`;
-const OPERATIONS = [
-  'Encrypt',
-  'Decrypt',
-  'ReEncryptFrom',
-  'ReEncryptTo',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'DescribeKey',
-  'CreateGrant',
-];
+// What EBS needs for Auto Scaling to launch from an encrypted image: written out here, not imported, so a change to the product's list fails.
+const OPERATIONS = ['Encrypt', 'Decrypt', 'ReEncryptFrom', 'ReEncryptTo', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'DescribeKey', 'CreateGrant'];
 const GRANT_ID = '0c237476b39f8bc44e45212e08498fbe3151305030726c0590dd8d3e9f3d6a60';
 const GRANT_TOKEN = 'AQpAM2RhZTk1MGMyNTk2ZmZmMzEyYWVhOWViN2I1MWM4Mzc0MWFiYjc0ZDE1ODkyNGFlNTIzODZhMzgyZjBlNGY3NiKIAQEBAgB4';
 const ROLE_SESSION = `arn:aws:sts::${ACCOUNT_A}:assumed-role/AmiPipelineTarget/ami-pipeline-exec-1`;

@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { deploymentIssues, limitsFromEnv } from '../../functions/shared/deployment';
 import { parseInput } from '../../functions/shared/input';
-import { resolveSource } from '../../functions/snapshot';
+import { resolveSource } from '../../functions/shared/resolve-source';
 import type { InvalidInputError } from '../../functions/shared/errors';
 import { ACCOUNT_A, BUILDER, rejection, SOURCE_IMAGE, testClients } from '../support/fixtures';
 

@@ -6,7 +6,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { InvalidInputError, MAX_LISTED_PROBLEMS } from '../../functions/shared/errors';
 import { parseInput, sdkKnowsRegion } from '../../functions/shared/input';
-import { resolveSource } from '../../functions/snapshot';
+import { resolveSource } from '../../functions/shared/resolve-source';
 import { ACCOUNT_A, ACCOUNT_B, awsError, BUILDER, SOURCE_IMAGE, testClients } from '../support/fixtures';
 
 const KEY_B_EU = `arn:aws:kms:eu-west-1:${ACCOUNT_B}:key/22222222-2222-2222-2222-222222222222`;

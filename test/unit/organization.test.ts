@@ -10,7 +10,7 @@ import type { ClientFactory, TargetAccess } from '../../functions/shared/client-
 import { InvalidInputError, TargetRoleNotAssumableError } from '../../functions/shared/errors';
 import { parseInput } from '../../functions/shared/input';
 import { MAX_LISTED, resolveTargets } from '../../functions/shared/organization';
-import { resolveSource } from '../../functions/snapshot';
+import { resolveSource } from '../../functions/shared/resolve-source';
 import { expansionLine } from '../../cli/render';
 import { awsError, BUILDER, rejection, testClients } from '../support/fixtures';
 

@@ -13,7 +13,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { InvalidInputError } from '../../functions/shared/errors';
 import { SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from '../../functions/shared/key-policy';
 import type { RunPlan } from '../../functions/shared/plan';
-import { resolveSource, type SnapshotDeps } from '../../functions/snapshot';
+import { resolveSource, type SnapshotDeps } from '../../functions/shared/resolve-source';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, testClients } from '../support/fixtures';
 
 const ec2Mock = mockClient(EC2Client);

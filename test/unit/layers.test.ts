@@ -1,0 +1,30 @@
+import { ESLint } from 'eslint';
+import { describe, expect, it } from 'vitest';
+
+/** The lint rule that keeps dependencies one way, run on the repository's own config. */
+const eslint = new ESLint();
+
+async function restricted(filePath: string, source: string): Promise<string[]> {
+  const [result] = await eslint.lintText(source, { filePath });
+  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+describe('layering lint rule', () => {
+  it('refuses a handler importing another handler', async () => {
+    const messages = await restricted('functions/rekey.ts', "import { resolveTargetKey } from './copy-encrypt';\nexport const x = resolveTargetKey;\n");
+    expect(messages).toEqual([expect.stringContaining('A handler never imports another handler')]);
+  });
+
+  it('lets a handler import functions/shared', async () => {
+    expect(await restricted('functions/rekey.ts', "import { where } from './shared/target';\nexport const x = where;\n")).toEqual([]);
+  });
+
+  it('refuses the CLI importing a handler module', async () => {
+    const messages = await restricted('cli/doctor.ts', "import { resolveSource } from '../functions/snapshot';\nexport const x = resolveSource;\n");
+    expect(messages).toEqual([expect.stringContaining('The CLI never imports a handler')]);
+  });
+
+  it('lets the CLI import functions/shared', async () => {
+    expect(await restricted('cli/doctor.ts', "import { loadInput } from '../functions/shared/resolve-source';\nexport const x = loadInput;\n")).toEqual([]);
+  });
+});
