@@ -13,6 +13,7 @@ import { resolveTargets, type ResolvedTarget } from '../functions/shared/organiz
 import { explicitTargets, settingsOf, targetPairs } from '../functions/shared/plan';
 import { loadInput, resolveSource, type SnapshotDeps } from '../functions/shared/resolve-source';
 import { allowedImagesCheck } from './allowed-images';
+import { recycleBinCheck } from './recycle-bin';
 import type { Output } from './render';
 import { cliLiveness, findAndRemove } from './cleanup';
 import { leftoverChecks, sourcesOf as leftoverSources } from './cleanup-command';
@@ -96,7 +97,7 @@ export async function doctor(
       const found = await checkTarget(item, target);
       // The role's own policies, when the role could be assumed at all.
       const assumed = found.some((c) => c.check === 'target-role' && c.verdict === 'pass');
-      return assumed ? [...found, await permissionsCheck(item, target), await allowedImagesCheck(item, target)] : found;
+      return assumed ? [...found, await permissionsCheck(item, target), await allowedImagesCheck(item, target), await recycleBinCheck(item, target)] : found;
     }),
   );
   checks.push(...perTarget.flat());

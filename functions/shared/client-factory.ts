@@ -18,6 +18,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { OrganizationsClient } from '@aws-sdk/client-organizations';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { RbinClient } from './rbin-client';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@aws-sdk/types';
 import { awsErrorDetail, TargetRoleNotAssumableError, toPipelineError } from './errors';
@@ -43,6 +44,8 @@ export interface Clients {
   sfn(region: string): SFNClient;
   /** Organizations is global; `region` only picks the partition's endpoint. */
   organizations(region: string): OrganizationsClient;
+  /** Recycle Bin (the doctor's check of retention rules; ./rbin-client says why it is not @aws-sdk/client-rbin). */
+  rbin(region: string): RbinClient;
 }
 
 export type Service = keyof Clients;
@@ -110,6 +113,7 @@ function clientSet(services: ServiceConstructors, credentials: AwsCredentialIden
     sns: (region) => get('sns', region),
     sfn: (region) => get('sfn', region),
     organizations: (region) => get('organizations', iamRegion(region)),
+    rbin: (region) => get('rbin', region),
   };
 }
 

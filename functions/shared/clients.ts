@@ -12,6 +12,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { RbinClient } from './rbin-client';
 import { clientFactory, type ClientFactory, type ServiceConstructors } from './client-factory';
 
 export * from './client-factory';
@@ -26,6 +27,7 @@ export const ALL_SERVICES: Required<ServiceConstructors> = {
   sns: SNSClient,
   sfn: SFNClient,
   organizations: OrganizationsClient,
+  rbin: RbinClient,
 };
 
 /** Every service, memoised per account and region; `stsRegion` is where AssumeRole is called. */

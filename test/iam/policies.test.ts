@@ -298,6 +298,12 @@ const MUST_BE_DENIED: { name: string; fn: string; account: string; request: IamR
     request: { action: 'sts:AssumeRole', resource: `arn:aws:iam::${ACCOUNT_A}:role/OrganizationAccountAccessRole`, resourceAccount: ACCOUNT_A },
   },
   {
+    name: 'the target role listing Recycle Bin rules of another resource type than AMIs and snapshots',
+    fn: 'cli:doctor',
+    account: ACCOUNT_A,
+    request: { action: 'rbin:ListRules', resource: '*', context: { 'rbin:Request/ResourceType': 'EBS_VOLUME' } },
+  },
+  {
     name: "ShareSource's role deleting a snapshot",
     fn: 'modifyAttributes',
     account: BUILDER,

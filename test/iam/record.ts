@@ -18,6 +18,7 @@ import { PACKAGE_STAGE } from '../support/package';
 import { createClientFactory, type Clients } from '../../functions/shared/clients';
 import { restoreCopy } from '../../functions/shared/restore';
 import { allowedImagesCheck } from '../../cli/allowed-images';
+import { recycleBinCheck } from '../../cli/recycle-bin';
 
 export const EXTERNAL_ID = 'ami-pipeline-external-id';
 export const TOPIC_ARN = `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline`;
@@ -70,6 +71,7 @@ const SCENARIOS: Scenario[] = [
       if (!disabled) throw new Error('retention disabled no copy: the restore scenario lost its path');
       await as('restore', () => restoreCopy({ accountId: ACCOUNT_A, region: 'eu-west-1', imageId: disabled.id, parameterName: '/ami-pipeline/base/latest', protect: true }, target));
       await as('doctor', () => allowedImagesCheck(item(), target));
+      await as('doctor', () => recycleBinCheck(item(), target));
     },
   },
   { name: 'rekey', rekey: true },

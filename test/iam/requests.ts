@@ -145,6 +145,8 @@ export const REQUESTS: Record<string, Entry> = {
   'ec2:DescribeVolumes': wildcard('ec2:DescribeVolumes'),
   'ec2:DescribeImageReferences': wildcard('ec2:DescribeImageReferences'),
   'ec2:GetAllowedImagesSettings': wildcard('ec2:GetAllowedImagesSettings'),
+  // No resource type; the condition key rbin:Request/ResourceType (Service Authorization Reference, Amazon Recycle Bin).
+  'rbin:ListRules': (c) => [{ action: 'rbin:ListRules', resource: '*', context: { 'rbin:Request/ResourceType': String(c.input.ResourceType) } }],
   'ec2:DescribeLaunchTemplateVersions': wildcard('ec2:DescribeLaunchTemplateVersions'),
   'autoscaling:DescribeAutoScalingGroups': wildcard('autoscaling:DescribeAutoScalingGroups'),
   'autoscaling:DescribeScalingActivities': wildcard('autoscaling:DescribeScalingActivities'),

@@ -56,6 +56,7 @@ import { ListAccountsForParentCommand, ListOrganizationalUnitsForParentCommand, 
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
+import { ListRulesCommand, RbinClient, type RbinResourceType, type RuleSummary } from '../../functions/shared/rbin-client';
 import { awsError, BUILDER } from './fixtures';
 
 interface FakeImage {
@@ -178,13 +179,15 @@ export class FakeAws {
   readonly roleDeployedAfter = new Map<string, number>();
   /** The organization, as the builder account (a delegated administrator) reads it: accounts and child OUs per parent ID. */
   readonly organization = new Map<string, { accounts: Account[]; ous: string[] }>();
+  /** Recycle Bin retention rules (rbin ListRules); none by default, as in a new account. */
+  readonly recycleBinRules: { account: string; region: string; resourceType: RbinResourceType; rule: RuleSummary }[] = [];
   /** Commands that fail once with RequestLimitExceeded, then work. */
   readonly throttleOnce = new Set<string>();
   /** Optional hooks (see FakeAwsHooks); empty by default. */
   hooks: FakeAwsHooks = {};
 
   private seq = 0;
-  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient), mockClient(OrganizationsClient)];
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient), mockClient(OrganizationsClient), mockClient(RbinClient)];
 
   /**
    * `singleDispatch` (off by default): one fake per client that picks the handler by the command's class, instead
@@ -238,7 +241,7 @@ export class FakeAws {
   }
 
   private install(): void {
-    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn, organizations] = this.mocks;
+    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn, organizations, rbin] = this.mocks;
     type Fake = (input: never, getClient: () => AnyClient) => Promise<unknown>;
     const dispatch = new Map<unknown, Map<unknown, Fake>>();
     const register = (mock: unknown, command: unknown, fake: Fake) => {
@@ -317,6 +320,9 @@ export class FakeAws {
       if (!found) throw awsError('ParentNotFoundException', "We can't find a root or OU with the ParentId that you specified.", 400);
       return found;
     };
+    on(rbin, ListRulesCommand, 'rbin', (input, who) => ({
+      Rules: this.recycleBinRules.filter((r) => r.account === who.account && r.region === who.region && r.resourceType === input.ResourceType).map((r) => r.rule),
+    }));
     on(organizations, ListAccountsForParentCommand, 'organizations', (input) => ({ Accounts: parent(input).accounts }));
     on(organizations, ListOrganizationalUnitsForParentCommand, 'organizations', (input) => ({
       OrganizationalUnits: parent(input).ous.map((Id) => ({ Id, Name: Id })),
