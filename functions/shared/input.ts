@@ -296,11 +296,13 @@ export const inputSchema = z
         .describe('How organizationalUnitId targets are resolved'),
       newAccount: z
         .strictObject({
-          accountId,
-          event: z.string().max(64).optional().describe('The Organizations event that announced it (CreateAccountResult, MoveAccount, AcceptHandshake)'),
+          accountId: accountId.optional(),
+          event: z.string().max(64).optional().describe('The Organizations event that announced it (CreateAccountResult, MoveAccount, AccountJoinedOrganization)'),
         })
         .optional()
-        .describe('Set by the new-account rule: run only for this account, waiting (bounded) for its StackSet-deployed role and key'),
+        .describe(
+          'Set by the new-account rules: run only for accountId (every target when the event does not say which account joined), waiting (bounded) for StackSet-deployed roles and keys',
+        ),
       maxConcurrency: z
         .number({ error: 'must be a number' })
         .int({ error: 'must be a whole number' })

@@ -93,7 +93,7 @@ describe('serverless package', () => {
     // The new-account rules (test/unit/organization-events.test.ts feeds them recorded events), and the bus policy
     // that lets the management account's forwarding rule in only when managementAccountId is set.
     const joins = rules.filter((r) => (r.EventPattern as { source?: string[] } | undefined)?.source?.[0] === 'aws.organizations');
-    expect(joins.map((r) => (r.EventPattern as { detail: { eventName: string[] } }).detail.eventName[0]).sort()).toEqual(['AcceptHandshake', 'CreateAccountResult', 'MoveAccount']);
+    expect(joins.map((r) => (r.EventPattern as { detail: { eventName: string[] } }).detail.eventName[0]).sort()).toEqual(['AccountJoinedOrganization', 'CreateAccountResult', 'MoveAccount']);
     expect(template.Resources.OrganizationEventsBusPolicy?.Condition).toBe('AcceptsOrganizationEvents');
     expect(onImage?.EventPattern).toEqual({ source: ['aws.ec2'], 'detail-type': ['EC2 AMI State Change'], detail: { State: ['available'] } });
     const transformer = (onImage?.Targets as { InputTransformer: { InputTemplate: string } }[])[0]?.InputTransformer;

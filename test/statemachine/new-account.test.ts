@@ -9,7 +9,7 @@ import { runDefinition, type EventLog, type Json } from '../../local/asl';
 import { FakeAws } from '../support/fake-aws';
 import { matches, pipelineRules, transform } from '../support/event-pattern';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
-import { createAccountResult, moveAccount } from '../support/organization-events';
+import { accountJoinedOrganization, createAccountResult, moveAccount } from '../support/organization-events';
 import { pipelineHandlers } from '../support/pipeline';
 
 const ROOT = 'r-ab12';
@@ -81,6 +81,16 @@ describe('a new account', () => {
     expect(manifest.results[0]?.error?.message).toContain('StackSet');
     // Each target: its first try and the retrier's 10 more, then the Catch.
     expect(retried(run.events, 'PreflightTarget')).toBe(20);
+  });
+
+  it('that joined by invitation (AccountJoinedOrganization, which does not say where the account is) gets a run of every target, waiting for its role', async () => {
+    aws.roleDeployedAfter.set(ACCOUNT_B, 1);
+    const run = await runDefinition(startedBy(accountJoinedOrganization(ACCOUNT_B, 'Invited')), pipelineHandlers(), { executionName: 'joined' });
+    expect(run.error).toBeUndefined();
+    const manifest = run.manifest as unknown as { status: string; results: Result[] };
+    expect(manifest.status).toBe('SUCCEEDED');
+    expect(manifest.results.map((r) => `${r.accountId}/${r.region}`).sort()).toEqual([`${ACCOUNT_A}/eu-west-1`, `${ACCOUNT_A}/us-east-1`, `${ACCOUNT_B}/eu-west-1`, `${ACCOUNT_B}/us-east-1`]);
+    expect(retried(run.events, 'PreflightTarget')).toBeGreaterThanOrEqual(1);
   });
 
   it('outside every targeted OU starts a run that does nothing', async () => {

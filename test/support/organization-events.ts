@@ -1,12 +1,21 @@
 /**
  * Organizations events as EventBridge delivers them from CloudTrail on the management account's default bus in
- * us-east-1. Each `detail` is a CloudTrail record: CreateAccountResult (SUCCEEDED and FAILED) and
- * CreateOrganizationalUnit are the AWS Organizations User Guide's recorded log entries ("Logging API calls with
- * AWS CloudTrail for AWS Organizations"); MoveAccount and AcceptHandshake follow the same record format with the
- * request parameters of the MoveAccount API and the Handshake response of AcceptHandshake (API Reference). The
- * envelope (detail-type "AWS API Call via CloudTrail" / "AWS Service Event via CloudTrail", source
+ * us-east-1. Each `detail` is a CloudTrail record. docs/organizations.md cites each source and says which are AWS's:
+ * - CreateAccountResult (SUCCEEDED and FAILED) and CreateOrganizationalUnit: the AWS Organizations User Guide's recorded
+ *   log entries ("Logging API calls with AWS CloudTrail for AWS Organizations").
+ * - MoveAccount: RECONSTRUCTED. No AWS-published record was found; it is the CloudTrail record format with the
+ *   MoveAccount API's request parameters (API Reference). Only the management account can move accounts, so it is
+ *   recorded there.
+ * - AcceptHandshake: RECONSTRUCTED, same way, with the Handshake response of the API Reference. Only the invited
+ *   account can accept an INVITE, so the record is the invited account's (recipientAccountId): the management
+ *   account's bus never sees it, and the rules do not forward it.
+ * - AccountJoinedOrganization: RECONSTRUCTED around what AWS documents (API Reference, AcceptHandshake and
+ *   CreateAccount: logged only in the management account's event history, with joinedMethod Created or Invited and
+ *   joinedTime; What's New, 28 May 2026). Where those fields and the joined account's ID sit is not documented, so the
+ *   rules match on eventSource and eventName only, and under either detail-type.
+ * The envelope (detail-type "AWS API Call via CloudTrail" / "AWS Service Event via CloudTrail", source
  * aws.organizations) is EventBridge's for CloudTrail events (EventBridge User Guide, "AWS service events delivered
- * via AWS CloudTrail"). docs/organizations.md cites each source.
+ * via AWS CloudTrail").
  */
 export const MANAGEMENT = '111122223333';
 
@@ -83,7 +92,7 @@ export function moveAccount(accountId: string, sourceParentId: string, destinati
   });
 }
 
-/** The invited account accepts: only a principal of the member account can accept an INVITE handshake. */
+/** The invited account accepts: only a principal of the member account can accept an INVITE handshake (recorded there). */
 export function acceptHandshake(memberAccountId: string) {
   return envelope('AWS API Call via CloudTrail', {
     eventVersion: '1.08',
@@ -135,5 +144,31 @@ export function createOrganizationalUnit() {
     responseElements: { organizationalUnit: { arn: `arn:aws:organizations::${MANAGEMENT}:ou/o-aa111bb222/ou-a1b2-exampleo`, id: 'ou-a1b2-exampleo', name: 'OU-Developers-1' } },
     eventType: 'AwsApiCall',
     recipientAccountId: MANAGEMENT,
+  });
+}
+
+/**
+ * An account joined the organization (created or invited). Reconstructed: the documented fields (joinedMethod,
+ * joinedTime) are placed in serviceEventDetails by analogy with CreateAccountResult; nothing tested depends on where.
+ */
+export function accountJoinedOrganization(accountId: string, joinedMethod: 'Created' | 'Invited', detailType = 'AWS Service Event via CloudTrail') {
+  return envelope(detailType, {
+    eventVersion: '1.11',
+    userIdentity: { accountId: MANAGEMENT, invokedBy: 'organizations.amazonaws.com' },
+    eventTime: '2026-11-30T09:59:53Z',
+    eventSource: 'organizations.amazonaws.com',
+    eventName: 'AccountJoinedOrganization',
+    awsRegion: 'us-east-1',
+    sourceIPAddress: 'organizations.amazonaws.com',
+    userAgent: 'organizations.amazonaws.com',
+    requestParameters: null,
+    responseElements: null,
+    eventID: 'EXAMPLE8-90ab-cdef-fedc-ba987EXAMPLE',
+    readOnly: false,
+    eventType: 'AwsServiceEvent',
+    managementEvent: true,
+    recipientAccountId: MANAGEMENT,
+    serviceEventDetails: { accountId, joinedMethod, joinedTime: '2026-11-30T09:59:53Z' },
+    eventCategory: 'Management',
   });
 }

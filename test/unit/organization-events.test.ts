@@ -1,7 +1,7 @@
 /**
  * The new-account path's event plumbing, checked with Organizations events as CloudTrail records them:
- * templates/organization.yml forwards exactly the three join events, and serverless.yml's rules turn each into the
- * automatic (nightly) input limited to the account that joined.
+ * templates/organization.yml forwards exactly the three join events recorded in the management account, and
+ * serverless.yml's rules turn each into the automatic (nightly) input, limited to the account when the event names it.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { parseInput } from '../../functions/shared/input';
 import { checkTemplate, loadTemplate } from '../support/cfn';
 import { matches, pipelineRules, transform, type Pattern } from '../support/event-pattern';
-import { acceptHandshake, createAccountResult, createOrganizationalUnit, moveAccount } from '../support/organization-events';
+import { acceptHandshake, accountJoinedOrganization, createAccountResult, createOrganizationalUnit, moveAccount } from '../support/organization-events';
 
 const NEW_ACCOUNT = '444455556666';
 const rules = pipelineRules();
@@ -34,12 +34,25 @@ describe('the new-account rules of serverless.yml', () => {
   it.each([
     ['CreateAccountResult', createAccountResult(NEW_ACCOUNT), 'encrypted-ami-pipeline-account-created-prod'],
     ['MoveAccount', moveAccount(NEW_ACCOUNT, 'r-a1b2', 'ou-a1b2-f6g7h8i9'), 'encrypted-ami-pipeline-account-moved-prod'],
-    ['AcceptHandshake', acceptHandshake(NEW_ACCOUNT), 'encrypted-ami-pipeline-account-joined-prod'],
   ])('start the nightly input limited to the account a %s event names', (eventName, event, rule) => {
     const started = inputsFor(event);
     expect(started.map((s) => s.rule)).toEqual([rule]);
     expect(started[0]?.input).toEqual({ ...nightlyInput(), newAccount: { accountId: NEW_ACCOUNT, event: eventName } });
     expect(parseInput(started[0]?.input).newAccount).toEqual({ accountId: NEW_ACCOUNT, event: eventName });
+  });
+
+  it.each(['AWS Service Event via CloudTrail', 'AWS API Call via CloudTrail'])(
+    'start the nightly input for every target, waiting for new roles, on AccountJoinedOrganization (%s): AWS does not document where the account is',
+    (detailType) => {
+      const started = inputsFor(accountJoinedOrganization(NEW_ACCOUNT, 'Invited', detailType));
+      expect(started.map((s) => s.rule)).toEqual(['encrypted-ami-pipeline-account-joined-prod']);
+      expect(started[0]?.input).toEqual({ ...nightlyInput(), newAccount: { event: 'AccountJoinedOrganization' } });
+      expect(parseInput(started[0]?.input).newAccount).toEqual({ event: 'AccountJoinedOrganization' });
+    },
+  );
+
+  it('start nothing for AcceptHandshake, which the invited account records, not the management account', () => {
+    expect(inputsFor(acceptHandshake(NEW_ACCOUNT))).toEqual([]);
   });
 
   it('start nothing for a failed account creation, a refused move or another Organizations call', () => {
@@ -60,12 +73,17 @@ describe('templates/organization.yml', () => {
     expect(await checkTemplate(template)).toEqual([]);
   });
 
-  it('forwards the three join events, and no other Organizations call, to the builder account bus with a role', () => {
+  it('forwards the three join events the management account records, and no other Organizations call, to the builder account bus with a role', () => {
     const rule = template.Resources.ForwardAccountJoinsRule?.Properties as { EventPattern: Pattern; Targets: { Arn: unknown; RoleArn: unknown }[] };
-    for (const event of [createAccountResult(NEW_ACCOUNT), moveAccount(NEW_ACCOUNT, 'r-a1b2', 'ou-a1b2-f6g7h8i9'), acceptHandshake(NEW_ACCOUNT)]) {
-      expect(matches(rule.EventPattern, event), event.detail.eventName as string).toBe(true);
-    }
+    const joins = [
+      createAccountResult(NEW_ACCOUNT),
+      moveAccount(NEW_ACCOUNT, 'r-a1b2', 'ou-a1b2-f6g7h8i9'),
+      accountJoinedOrganization(NEW_ACCOUNT, 'Invited'),
+      accountJoinedOrganization(NEW_ACCOUNT, 'Invited', 'AWS API Call via CloudTrail'),
+    ];
+    for (const event of joins) expect(matches(rule.EventPattern, event), event.detail.eventName as string).toBe(true);
     expect(matches(rule.EventPattern, createOrganizationalUnit())).toBe(false);
+    expect(matches(rule.EventPattern, acceptHandshake(NEW_ACCOUNT))).toBe(false);
     expect(rule.Targets).toHaveLength(1);
     expect(JSON.stringify(rule.Targets[0]?.Arn)).toContain(':events:${PipelineRegion}:${PipelineAccountId}:event-bus/default');
     expect(rule.Targets[0]?.RoleArn).toEqual({ 'Fn::GetAtt': ['ForwardToPipelineRole', 'Arn'] });
