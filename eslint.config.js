@@ -31,6 +31,23 @@ export default tseslint.config(
     },
   },
   {
+    // functions/shared/ and a handler's per-action modules (functions/verify-launch/) sit below the handlers.
+    files: ['functions/*/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./(?!shared/)',
+              message: 'functions/shared/ and per-action modules never import a handler: move the shared piece into functions/shared/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['cli/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -6,15 +6,16 @@
 import { DeleteAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { DeleteLaunchTemplateCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import type { ClientFactory } from './client-factory';
-import { aws, awsCode, toPipelineError } from './errors';
+import { aws, type CodePattern, toPipelineError } from './errors';
 import { logger } from './logger';
 import type { TargetItem } from './plan';
 import { launchCheckName, TAGS } from './tags';
-import { targetClients } from './target';
+import { targetClients, where } from './target';
 
 export type LaunchCheckTarget = Pick<TargetItem, 'executionName' | 'target' | 'settings'>;
 
-const where = (item: LaunchCheckTarget) => `${item.target.accountId}/${item.target.region}`;
+/** EC2's answers for a launch template that is not there. */
+const TEMPLATE_ABSENT: readonly CodePattern[] = ['InvalidLaunchTemplateName.*', 'InvalidLaunchTemplateId.*'];
 
 export interface CleanupResult {
   name: string;
@@ -30,36 +31,34 @@ export async function cleanUpLaunchCheck(item: LaunchCheckTarget, deps: { client
   const clients = targetClients(item, deps);
   const ec2 = clients.ec2(item.target.region);
   if (item.settings.verify.mode === 'auto-scaling') {
-    try {
-      await clients.autoScaling(item.target.region).send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name, ForceDelete: true }));
-      result.autoScalingGroupDeleted = true;
-    } catch (error) {
-      const code = awsCode(error);
-      const message = error instanceof Error ? error.message : '';
-      // Already gone, or being deleted by an earlier attempt: either way nothing of ours stays.
-      const gone = (code === 'ValidationError' && /not found|does not exist/i.test(message)) || code === 'ScalingActivityInProgress';
-      if (!gone) throw toPipelineError(error, `Deleting Auto Scaling group ${name} in ${where(item)}`);
-    }
-    // Look first: the target role may delete only launch templates tagged as the pipeline's (docs/iam.md), and
-    // one that was never made has no tags to match.
-    const notFound = (error: unknown) => {
-      const code = awsCode(error);
-      return code.startsWith('InvalidLaunchTemplateName') || code.startsWith('InvalidLaunchTemplateId');
-    };
-    const exists = await ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] })).then(
-      (out) => (out.LaunchTemplates?.length ?? 0) > 0,
-      (error: unknown) => {
-        if (notFound(error)) return false;
-        throw toPipelineError(error, `Looking for launch template ${name} in ${where(item)}`);
+    const action = `Deleting Auto Scaling group ${name} in ${where(item)}`;
+    // Already gone, or being deleted by an earlier attempt: either way nothing of ours stays.
+    result.autoScalingGroupDeleted = await aws(
+      action,
+      async () => {
+        await clients.autoScaling(item.target.region).send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name, ForceDelete: true }));
+        return true;
+      },
+      {
+        on: {
+          ScalingActivityInProgress: () => false,
+          ValidationError: (detail, error) => {
+            if (/not found|does not exist/i.test(detail.message)) return false;
+            throw toPipelineError(error, action);
+          },
+        },
       },
     );
-    if (exists) {
-      try {
-        await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name }));
-        result.launchTemplateDeleted = true;
-      } catch (error) {
-        if (!notFound(error)) throw toPipelineError(error, `Deleting launch template ${name} in ${where(item)}`);
-      }
+    // Look first: the target role may delete only launch templates tagged as the pipeline's (docs/iam.md), and
+    // one that was never made has no tags to match.
+    const found = await aws(`Looking for launch template ${name} in ${where(item)}`, () => ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateNames: [name] })), {
+      absentOn: TEMPLATE_ABSENT,
+    });
+    if ((found?.LaunchTemplates?.length ?? 0) > 0) {
+      const deleted = await aws(`Deleting launch template ${name} in ${where(item)}`, () => ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: name })), {
+        absentOn: TEMPLATE_ABSENT,
+      });
+      result.launchTemplateDeleted = deleted !== undefined;
     }
   }
   const described = await aws(`Looking for test instances ${name} in ${where(item)}`, () =>

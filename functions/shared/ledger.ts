@@ -19,7 +19,7 @@ import {
   ModifySnapshotAttributeCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { aws, awsCode, toPipelineError } from './errors';
+import { aws, IMAGE_GONE, SNAPSHOT_GONE } from './errors';
 import { TAG_PREFIX, type Tag } from './tags';
 
 export const LEDGER_PREFIX = `${TAG_PREFIX}share:`;
@@ -96,29 +96,32 @@ const tagsOf = (list: readonly { Key?: string; Value?: string }[] | undefined): 
 /** Read the image and its snapshots: who may use them now, and the ledger's entries on each. */
 export async function readShares(ec2: EC2Client, imageId: string, snapshotIds: readonly string[]): Promise<SharedResource[]> {
   const out: SharedResource[] = [];
-  let image: SharedResource = { kind: 'image', id: imageId, exists: false, permitted: [], tags: [], entries: [] };
-  try {
-    // Permissions first, then tags: a run writes its entry before it adds a permission, so a permission read here
-    // whose run's entry is not yet visible below cannot be mistaken for a hand-made share.
-    const attr = await ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }));
-    const described = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
-    const tags = tagsOf(described?.Tags);
-    image = { ...image, exists: described !== undefined, permitted: ids(attr.LaunchPermissions), tags, entries: readLedger(tags) };
-  } catch (error) {
-    if (!awsCode(error).startsWith('InvalidAMIID')) throw toPipelineError(error, `Reading the shares of ${imageId}`);
-  }
-  out.push(image);
-  for (const snapshotId of snapshotIds) {
-    let snapshot: SharedResource = { kind: 'snapshot', id: snapshotId, exists: false, permitted: [], tags: [], entries: [] };
-    try {
-      const attr = await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }));
-      const described = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+  const absent = { exists: false, permitted: [], tags: [], entries: [] };
+  // Permissions first, then tags: a run writes its entry before it adds a permission, so a permission read here
+  // whose run's entry is not yet visible below cannot be mistaken for a hand-made share.
+  const image = await aws(
+    `Reading the shares of ${imageId}`,
+    async () => {
+      const attr = await ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }));
+      const described = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
       const tags = tagsOf(described?.Tags);
-      snapshot = { ...snapshot, exists: described !== undefined, permitted: ids(attr.CreateVolumePermissions), tags, entries: readLedger(tags) };
-    } catch (error) {
-      if (awsCode(error) !== 'InvalidSnapshot.NotFound') throw toPipelineError(error, `Reading the shares of ${snapshotId}`);
-    }
-    out.push(snapshot);
+      return { exists: described !== undefined, permitted: ids(attr.LaunchPermissions), tags, entries: readLedger(tags) };
+    },
+    { absentOn: IMAGE_GONE },
+  );
+  out.push({ kind: 'image', id: imageId, ...(image ?? absent) });
+  for (const snapshotId of snapshotIds) {
+    const snapshot = await aws(
+      `Reading the shares of ${snapshotId}`,
+      async () => {
+        const attr = await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }));
+        const described = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+        const tags = tagsOf(described?.Tags);
+        return { exists: described !== undefined, permitted: ids(attr.CreateVolumePermissions), tags, entries: readLedger(tags) };
+      },
+      { absentOn: SNAPSHOT_GONE },
+    );
+    out.push({ kind: 'snapshot', id: snapshotId, ...(snapshot ?? absent) });
   }
   return out;
 }
@@ -129,7 +132,7 @@ export function handShared(resource: SharedResource): string[] {
   return resource.permitted.filter((a) => !claimed.has(a));
 }
 
-async function modify(ec2: EC2Client, resource: SharedResource, verb: 'Add' | 'Remove', accountIds: string[], fix?: string): Promise<void> {
+async function modify(ec2: EC2Client, resource: SharedResource, verb: 'Add' | 'Remove', accountIds: string[], options: { fix?: string; absentOn?: readonly string[] } = {}): Promise<void> {
   for (const batch of chunks(accountIds, ACCOUNTS_PER_CALL)) {
     const users = batch.map((UserId) => ({ UserId }));
     const what = `${verb === 'Add' ? 'Sharing' : 'Unsharing'} ${resource.kind === 'snapshot' ? 'snapshot ' : ''}${resource.id} with ${batch.join(', ')}`;
@@ -146,23 +149,18 @@ async function modify(ec2: EC2Client, resource: SharedResource, verb: 'Add' | 'R
                 CreateVolumePermission: { [verb]: users },
               }),
             ),
-      fix,
+      options,
     );
   }
 }
 
 export async function addPermissions(ec2: EC2Client, resource: SharedResource, accountIds: string[], fix?: string): Promise<void> {
-  await modify(ec2, resource, 'Add', accountIds, fix);
+  await modify(ec2, resource, 'Add', accountIds, { fix });
 }
 
 /** Remove permissions; a resource deleted meanwhile has none left to remove. */
 export async function removePermissions(ec2: EC2Client, resource: SharedResource, accountIds: string[]): Promise<void> {
-  try {
-    await modify(ec2, resource, 'Remove', accountIds);
-  } catch (error) {
-    const code = awsCode(error);
-    if (!code.startsWith('InvalidAMIID') && code !== 'InvalidSnapshot.NotFound') throw error;
-  }
+  await modify(ec2, resource, 'Remove', accountIds, { absentOn: [...IMAGE_GONE, ...SNAPSHOT_GONE] });
 }
 
 export async function writeEntry(ec2: EC2Client, resource: SharedResource, tags: Tag[]): Promise<void> {
@@ -173,13 +171,8 @@ export async function writeEntry(ec2: EC2Client, resource: SharedResource, tags:
 
 export async function deleteEntries(ec2: EC2Client, resource: SharedResource, keys: string[]): Promise<void> {
   if (keys.length === 0 || !resource.exists) return;
-  try {
-    await aws(`Removing ledger entries from ${resource.id}`, () =>
-      ec2.send(new DeleteTagsCommand({ Resources: [resource.id], Tags: keys.map((Key) => ({ Key })) })),
-      'The pipeline role needs ec2:DeleteTags on the source image and snapshots.',
-    );
-  } catch (error) {
-    const code = awsCode(error);
-    if (!code.startsWith('InvalidAMIID') && code !== 'InvalidSnapshot.NotFound') throw error;
-  }
+  await aws(`Removing ledger entries from ${resource.id}`, () => ec2.send(new DeleteTagsCommand({ Resources: [resource.id], Tags: keys.map((Key) => ({ Key })) })), {
+    fix: 'The pipeline role needs ec2:DeleteTags on the source image and snapshots.',
+    absentOn: [...IMAGE_GONE, ...SNAPSHOT_GONE],
+  });
 }

@@ -7,15 +7,14 @@
 import {
   CreateTagsCommand,
   DeleteTagsCommand,
-  DescribeImagesCommand,
   DisableImageDeregistrationProtectionCommand,
   EnableImageCommand,
   EnableImageDeregistrationProtectionCommand,
-  type Image,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import type { Clients } from './client-factory';
-import { aws, awsCode, PublishFailedError, toPipelineError } from './errors';
+import { aws, PARAMETER_ABSENT, PublishFailedError } from './errors';
+import { describeImage } from './images';
 import { MANAGED_BY, TAGS } from './tags';
 
 export interface RestoreRequest {
@@ -42,12 +41,7 @@ export async function restoreCopy(request: RestoreRequest, clients: Clients): Pr
   const { accountId, region, imageId, parameterName, protect } = request;
   const where = `${accountId}/${region}`;
   const ec2 = clients.ec2(region);
-  let image: Image | undefined;
-  try {
-    image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId], IncludeDisabled: true }))).Images?.[0];
-  } catch (error) {
-    if (!awsCode(error).startsWith('InvalidAMIID')) throw toPipelineError(error, `Describing ${imageId} in ${where}`, FIX);
-  }
+  const image = await describeImage(ec2, imageId, `Describing ${imageId} in ${where}`, { fix: FIX, includeDisabled: true });
   if (!image || image.State === 'deregistered') {
     throw new PublishFailedError(`${imageId} is not in ${where} (or is deregistered already): only a disabled copy in its grace period can be restored.`);
   }
@@ -70,12 +64,8 @@ export async function restoreCopy(request: RestoreRequest, clients: Clients): Pr
   let parameter: RestoreResult['parameter'] = null;
   if (parameterName) {
     const ssm = clients.ssm(region);
-    const previous = await aws(`Reading parameter ${parameterName} in ${where}`, async () => (await ssm.send(new GetParameterCommand({ Name: parameterName }))).Parameter?.Value ?? null, FIX).catch(
-      (error: unknown) => {
-        if (awsCode(error) === 'ParameterNotFound') return null;
-        throw error;
-      },
-    );
+    const read = async () => (await ssm.send(new GetParameterCommand({ Name: parameterName }))).Parameter?.Value ?? null;
+    const previous = (await aws(`Reading parameter ${parameterName} in ${where}`, read, { fix: FIX, absentOn: PARAMETER_ABSENT })) ?? null;
     const out = await aws(
       `Pointing parameter ${parameterName} at ${imageId} in ${where}`,
       () => ssm.send(new PutParameterCommand({ Name: parameterName, Value: imageId, Type: 'String', DataType: 'aws:ec2:image', Overwrite: true })),
@@ -98,7 +88,7 @@ export async function restoreCopy(request: RestoreRequest, clients: Clients): Pr
   }
   const previous = parameter?.previous;
   if (previous && previous !== imageId) {
-    const before = (await ec2.send(new DescribeImagesCommand({ ImageIds: [previous], IncludeDisabled: true })).catch(() => ({ Images: [] }))).Images?.[0];
+    const before = await describeImage(ec2, previous, `Describing ${previous} in ${where}`, { fix: FIX, includeDisabled: true });
     if (before?.Tags?.some((t) => t.Key === TAGS.protectedBy)) {
       await aws(
         `Moving deregistration protection off ${previous} in ${where}`,

@@ -6,7 +6,7 @@
  * InvalidSnapshot.InUse leaves it too, and both are reported.
  */
 import { DeleteSnapshotCommand, EC2Client, paginateDescribeImages, paginateDescribeSnapshots } from '@aws-sdk/client-ec2';
-import { aws, awsCode } from './errors';
+import { aws, SNAPSHOT_GONE } from './errors';
 import { MANAGED_BY, TAGS } from './tags';
 
 export interface SweepResult {
@@ -80,15 +80,10 @@ export async function sweepSnapshots(
       `Deleting orphaned snapshot ${snapshotId} in ${where}`,
       async () => {
         await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
-        return 'deleted';
+        return 'deleted' as const;
       },
-      SWEEP_FIX,
-    ).catch((error: unknown) => {
-      const code = awsCode(error);
-      if (code === 'InvalidSnapshot.NotFound') return 'gone';
-      if (code === 'InvalidSnapshot.InUse') return 'in use';
-      throw error;
-    });
+      { fix: SWEEP_FIX, absentOn: SNAPSHOT_GONE, on: { 'InvalidSnapshot.InUse': () => 'in use' as const } },
+    );
     if (outcome === 'in use') result.left.push({ snapshotId, reason: 'InvalidSnapshot.InUse' });
     else if (outcome === 'deleted') result.deleted.push(snapshotId);
   }

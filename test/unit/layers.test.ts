@@ -19,6 +19,12 @@ describe('layering lint rule', () => {
     expect(await restricted('functions/rekey.ts', "import { where } from './shared/target';\nexport const x = where;\n")).toEqual([]);
   });
 
+  it('refuses functions/shared or a per-action module importing a handler', async () => {
+    expect(await restricted('functions/shared/images.ts', "import { copyEncrypt } from '../copy-encrypt';\nexport const x = copyEncrypt;\n")).toHaveLength(1);
+    expect(await restricted('functions/verify-launch/start.ts', "import { handler } from '../verify-launch';\nexport const x = handler;\n")).toHaveLength(1);
+    expect(await restricted('functions/verify-launch/start.ts', "import { where } from '../shared/target';\nexport const x = where;\n")).toEqual([]);
+  });
+
   it('refuses the CLI importing a handler module', async () => {
     const messages = await restricted('cli/doctor.ts', "import { resolveSource } from '../functions/snapshot';\nexport const x = resolveSource;\n");
     expect(messages).toEqual([expect.stringContaining('The CLI never imports a handler')]);
