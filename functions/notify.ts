@@ -25,7 +25,8 @@ export const targetLineSchema = z.looseObject({
 
 /** The run's summary (each target's full line is in its batch execution's output). */
 export const manifestSchema = z.looseObject({
-  status: z.enum(['SUCCEEDED', 'PARTIAL', 'FAILED']),
+  /** The run's outcome; ABORTED and TIMED_OUT (and FAILED) when the janitor reports a run that ended without its own cleanup. */
+  status: z.enum(['SUCCEEDED', 'PARTIAL', 'FAILED', 'ABORTED', 'TIMED_OUT']),
   executionName: z.string(),
   source: z.looseObject({ imageId: z.string(), region: z.string(), accountId: z.string(), name: z.string().optional() }).nullable(),
   /** Null when the run stopped before the fan-out (a refused input or source, or a failed share). */

@@ -143,7 +143,7 @@ describe('the IAM we ship, evaluated', () => {
     expect(denied).toEqual([]);
     // Every function, in the builder account and in targets, was recorded (a path the scenarios lost shows here).
     const functions = new Set(calls.map((c) => c.call.fn));
-    expect([...functions].sort()).toEqual(['cli:doctor', 'cli:restore', 'copyEncrypt', 'createGrant', 'modifyAttributes', 'notify', 'preflight', 'publish', 'rekey', 'retention', 'snapshot', 'verifyLaunch']);
+    expect([...functions].sort()).toEqual(['cli:doctor', 'cli:restore', 'copyEncrypt', 'createGrant', 'janitor', 'modifyAttributes', 'notify', 'preflight', 'publish', 'rekey', 'retention', 'snapshot', 'verifyLaunch']);
     expect(evaluated).toBeGreaterThan(100);
   });
 

@@ -10,7 +10,9 @@ import type { Tag } from '@aws-sdk/client-ec2';
 import { FakeAws, type CallRecord } from '../support/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, item } from '../support/fixtures';
 import { pipelineHandlers } from '../support/pipeline';
-import { runDefinition, type Json, type TaskHandler } from '../../local/asl';
+import { loadDefinition, runDefinition, type Json, type TaskHandler } from '../../local/asl';
+import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
+import { historyOf } from '../support/sfn-events';
 import { REQUESTS, type IamRequest, type RecordedCall, type World } from './requests';
 import { sourceKeyPolicy } from './shipped';
 import { ledgerTags } from '../../functions/shared/ledger';
@@ -40,7 +42,11 @@ interface Scenario {
    * own calls in the builder account (AssumeRole) run as the operator's identity, which we do not ship: not recorded.
    */
   cli?: (ctx: { aws: FakeAws; target: Clients; as: <T>(command: string, run: () => Promise<T>) => Promise<T> }) => Promise<void>;
+  /** Stop the (single) run while its targets verify, as StopExecution does, then run the janitor over it. */
+  stopped?: boolean;
 }
+
+const JANITOR = loadDefinition(new URL('../../statemachine/janitor.asl.yml', import.meta.url));
 
 const SCENARIOS: Scenario[] = [
   {
@@ -72,6 +78,14 @@ const SCENARIOS: Scenario[] = [
       await as('restore', () => restoreCopy({ accountId: ACCOUNT_A, region: 'eu-west-1', imageId: disabled.id, parameterName: '/ami-pipeline/base/latest', protect: true }, target));
       await as('doctor', () => allowedImagesCheck(item(), target));
       await as('doctor', () => recycleBinCheck(item(), target));
+    },
+  },
+  {
+    name: 'a run stopped while its targets verify, and the janitor that cleans up after it',
+    stopped: true,
+    setup: (aws) => {
+      aws.stuckLaunches.add(`${ACCOUNT_A}/eu-west-1`);
+      aws.copyPolls = 0;
     },
   },
   { name: 'rekey', rekey: true },
@@ -174,8 +188,25 @@ export async function recordCalls(): Promise<Evaluable[]> {
         };
         return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(base).filter(([, v]) => v !== null)))) as Json;
       };
-      for (let i = 0; i < (scenario.runs ?? 1); i += 1) {
+      for (let i = 0; i < (scenario.runs ?? 1) && !scenario.stopped; i += 1) {
         await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), handlers, { executionName: `iam-${i}` });
+      }
+      if (scenario.stopped) {
+        const controller = new AbortController();
+        const run = await runDefinition(input(first), handlers, {
+          executionName: 'iam-stopped',
+          signal: controller.signal,
+          settleMs: 1_000,
+          onEvent: (e) => {
+            if (e.type === 'StateExited' && e.state?.name === 'StartLaunchCheck') controller.abort();
+          },
+        });
+        // As deployed: an execution of the pipeline state machine, ABORTED (the janitor's reader checks the machine).
+        const arn = `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-${PACKAGE_STAGE}:iam-stopped`;
+        aws.executions.set(arn, 'ABORTED');
+        aws.executionDetails.set(arn, { stateMachineArn: LOCAL_STATE_MACHINE_ARN, name: 'iam-stopped' });
+        aws.histories.set(arn, historyOf(run.executions[0]?.events ?? []));
+        await runDefinition({ execution: { arn } }, handlers, { definition: JANITOR, executionName: 'iam-janitor' });
       }
       if (scenario.rekey) {
         aws.addKey(ACCOUNT_A, 'eu-west-1', 'alias/ami-encryption-2');

@@ -187,6 +187,8 @@ export const REQUESTS: Record<string, Entry> = {
     })),
   // Is the run that shared the source still running? (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)
   'states:DescribeExecution': (c) => [{ action: 'states:DescribeExecution', resource: String(c.input.executionArn) }],
+  // The janitor reads a stopped run's history (ResolveSource's output) from the same execution ARN.
+  'states:GetExecutionHistory': (c) => [{ action: 'states:GetExecutionHistory', resource: String(c.input.executionArn) }],
   // With DeleteAssociatedSnapshots, EC2 deletes each snapshot as the caller: ec2:DeleteSnapshot on it too (a
   // missing permission is the DeleteSnapshotResults code missing-permissions, API reference).
   'ec2:DeregisterImage': (c, w) => {

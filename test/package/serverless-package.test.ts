@@ -1,8 +1,8 @@
 /**
  * `serverless package` runs offline (osls, esbuild bundles, serverless-step-functions) and produces the stack
- * we deploy: ten functions (the five steps, the preflight, publishing, retention, the rekey steps and the notification), the run's and
- * the batch's state machines invoking exactly them, the nightly schedule, the new-image rule,
- * and least-privilege roles.
+ * we deploy: twelve functions (the five steps, the preflight, publishing, retention, the rekey steps, the notification,
+ * the janitor's reader and the starter), the run's, the batch's and the janitor's state machines invoking exactly them,
+ * the nightly schedule, the new-image rule and the janitor's rule (through the starter), and least-privilege roles.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,12 +10,16 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagedDir } from '../support/package';
 import { loadTemplate } from '../support/cfn';
+import { matches, type Pattern } from '../support/event-pattern';
+import { statusChangeEvent } from '../support/sfn-events';
 
 type Resource = { Type: string; Condition?: string; Properties: Record<string, unknown> };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
 let dir: string;
 
 const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch', 'Publish', 'Retention', 'Rekey', 'Notify'];
+/** The janitor's reader and the function that starts executions (not invoked by the run's machines). */
+const OTHER_FUNCTIONS = ['Janitor', 'StartExecution'];
 
 beforeAll(() => {
   // Packaged once per content of its inputs, shared with the IAM policy test (test/support/package.ts).
@@ -31,21 +35,21 @@ const statements = (role: Resource) =>
 const actions = (role: Resource) => statements(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
 
 describe('serverless package', () => {
-  it('bundles ten functions on nodejs22.x arm64, one zip each', () => {
+  it('bundles twelve functions on nodejs22.x arm64, one zip each', () => {
     const functions = ofType('AWS::Lambda::Function');
-    expect(functions.map(([id]) => id).sort()).toEqual(FUNCTIONS.map((f) => `${f}LambdaFunction`).sort());
+    expect(functions.map(([id]) => id).sort()).toEqual([...FUNCTIONS, ...OTHER_FUNCTIONS].map((f) => `${f}LambdaFunction`).sort());
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['arm64']);
     }
-    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch', 'publish', 'retention', 'rekey', 'notify']) {
+    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch', 'publish', 'retention', 'rekey', 'notify', 'janitor', 'startExecution']) {
       expect(existsSync(join(dir, `${zip}.zip`)), zip).toBe(true);
     }
   });
 
   it('defines the run and batch state machines from statemachine/, their roles invoking exactly our ten functions between them', () => {
     const machines = Object.fromEntries(ofType('AWS::StepFunctions::StateMachine'));
-    expect(Object.keys(machines).sort()).toEqual(['DistributeStateMachine', 'PipelineStateMachine']);
+    expect(Object.keys(machines).sort()).toEqual(['DistributeStateMachine', 'JanitorStateMachine', 'PipelineStateMachine']);
     const definition = (id: string) => JSON.stringify(machines[id]?.Properties.DefinitionString);
     for (const state of ['ResolveSource', 'ShareSource', 'DistributeBatches', 'RunBatch', 'UnshareSource', 'NotifyCompletion']) {
       expect(definition('PipelineStateMachine')).toContain(state);
@@ -82,13 +86,12 @@ describe('serverless package', () => {
     expect(actions(role).filter((a) => a.startsWith('states:')).sort()).toEqual(['states:DescribeExecution', 'states:StartExecution', 'states:StopExecution']);
   });
 
-  it('starts the machine nightly and when a new image of the builder account becomes available', () => {
+  it('starts the machine nightly and when a new image of the builder account becomes available, through the starter (names from the trigger)', () => {
     const rules = ofType('AWS::Events::Rule').map(([, r]) => r.Properties);
+    const starter = (r: Record<string, unknown>) => JSON.stringify((r.Targets as { Arn: unknown }[])[0]?.Arn) === JSON.stringify({ 'Fn::GetAtt': ['StartExecutionLambdaFunction', 'Arn'] });
     const schedule = rules.find((r) => typeof r.ScheduleExpression === 'string');
     expect(schedule?.ScheduleExpression).toMatch(/^cron\(/);
-    const scheduleInput = JSON.parse(String((schedule?.Targets as { Input: string }[])[0]?.Input)) as { targetsParameter: string; source: { filter: unknown } };
-    expect(scheduleInput.targetsParameter).toBe('/ami-pipeline/targets');
-    expect(scheduleInput.source.filter).toBeDefined();
+    expect(schedule && starter(schedule)).toBe(true);
     const onImage = rules.find((r) => (r.EventPattern as { source?: string[] } | undefined)?.source?.[0] === 'aws.ec2');
     // The new-account rules (test/unit/organization-events.test.ts feeds them recorded events), and the bus policy
     // that lets the management account's forwarding rule in only when managementAccountId is set.
@@ -96,9 +99,44 @@ describe('serverless package', () => {
     expect(joins.map((r) => (r.EventPattern as { detail: { eventName: string[] } }).detail.eventName[0]).sort()).toEqual(['AccountJoinedOrganization', 'CreateAccountResult', 'MoveAccount']);
     expect(template.Resources.OrganizationEventsBusPolicy?.Condition).toBe('AcceptsOrganizationEvents');
     expect(onImage?.EventPattern).toEqual({ source: ['aws.ec2'], 'detail-type': ['EC2 AMI State Change'], detail: { State: ['available'] } });
-    const transformer = (onImage?.Targets as { InputTransformer: { InputTemplate: string } }[])[0]?.InputTransformer;
-    expect(transformer?.InputTemplate).toContain('optInTag');
-    expect(transformer?.InputTemplate).toContain('targetsParameter');
+    expect(onImage && starter(onImage)).toBe(true);
+    const env = (template.Resources.StartExecutionLambdaFunction?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env).toMatchObject({
+      PIPELINE_STATE_MACHINE_ARN: { Ref: 'PipelineStateMachine' },
+      JANITOR_STATE_MACHINE_ARN: { Ref: 'JanitorStateMachine' },
+      OPT_IN_TAG_KEY: 'ami-pipeline:distribute',
+      TARGETS_PARAMETER: '/ami-pipeline/targets',
+    });
+  });
+
+  it("starts the janitor on AWS's documented Step Functions Execution Status Change event for our machine when it ended ABORTED, TIMED_OUT or FAILED, and on no other", () => {
+    const rules = ofType('AWS::Events::Rule').map(([, r]) => r.Properties);
+    const rule = rules.find((r) => (r.EventPattern as { source?: string[] } | undefined)?.source?.[0] === 'aws.states');
+    expect(JSON.stringify((rule?.Targets as { Arn: unknown }[])[0]?.Arn)).toContain('StartExecutionLambdaFunction');
+    // The machine is matched by its ARN (Ref: PipelineStateMachine); resolve it to the sample's ARN.
+    const ours = 'arn:aws:states:us-east-1:123456789012:stateMachine:state-machine';
+    const pattern = JSON.parse(JSON.stringify(rule?.EventPattern).replace('{"Ref":"PipelineStateMachine"}', JSON.stringify(ours))) as Pattern;
+    expect(JSON.stringify(rule?.EventPattern)).toContain('{"Ref":"PipelineStateMachine"}');
+    for (const status of ['ABORTED', 'TIMED_OUT', 'FAILED']) expect(matches(pattern, statusChangeEvent({ status })), status).toBe(true);
+    for (const status of ['RUNNING', 'SUCCEEDED', 'PENDING_REDRIVE']) expect(matches(pattern, statusChangeEvent({ status })), status).toBe(false);
+    // A batch's or a Distributed Map child's execution is of another state machine.
+    expect(matches(pattern, statusChangeEvent({ status: 'ABORTED', stateMachineArn: `${ours}-distribute` }))).toBe(false);
+    expect(matches(pattern, statusChangeEvent({ status: 'FAILED', stateMachineArn: `${ours}/map-run-label` }))).toBe(false);
+    expect(matches(pattern, { ...statusChangeEvent({ status: 'ABORTED' }), source: 'aws.ec2' })).toBe(false);
+    const role = template.Resources.StartExecutionRole as Resource;
+    expect(actions(role).filter((a) => !a.startsWith('logs:'))).toEqual(['states:StartExecution']);
+    expect(statements(role).find((s) => s.Action === 'states:StartExecution')?.Resource).toEqual([{ Ref: 'PipelineStateMachine' }, { Ref: 'JanitorStateMachine' }]);
+  });
+
+  it("lets the janitor's machine invoke only its five functions, and its reader only read the pipeline's executions", () => {
+    const machine = template.Resources.JanitorStateMachine as Resource;
+    const role = template.Resources[(machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]] as Resource;
+    const invoke = statements(role).find((s) => s.Action === 'lambda:InvokeFunction');
+    const invoked = [...FUNCTIONS, ...OTHER_FUNCTIONS].filter((f) => JSON.stringify(invoke?.Resource).includes(`"${f}LambdaFunction"`));
+    expect(invoked.sort()).toEqual(['CopyEncrypt', 'Janitor', 'ModifyAttributes', 'Notify', 'VerifyLaunch']);
+    const reader = template.Resources.JanitorRole as Resource;
+    expect(actions(reader).filter((a) => !a.startsWith('logs:')).sort()).toEqual(['states:DescribeExecution', 'states:GetExecutionHistory']);
+    expect(JSON.stringify(statements(reader))).toContain(':execution:encrypted-ami-pipeline-test:*');
   });
 
   it('gives the functions least privilege: no wildcard services, no kms:* or ec2:*, target access only through the target role', () => {

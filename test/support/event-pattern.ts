@@ -53,19 +53,21 @@ export interface ShippedRule {
 }
 
 /**
- * The pipeline state machine's eventBridge rules from serverless.yml, with ${param:...} and the other variables set to
- * their defaults (the stage "prod", the region "eu-west-1"), as `serverless package` resolves them.
+ * The eventBridge rules of serverless.yml that start runs: the pipeline state machine's (with their input transformers)
+ * and the starter function's (functions/start-execution.ts gets the event itself), with ${param:...} and the other
+ * variables set to their defaults (the stage "prod", the region "eu-west-1"), as `serverless package` resolves them.
  */
 export function pipelineRules(): ShippedRule[] {
   const text = readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8');
   const doc = parse(text) as {
     params: { default: Record<string, string> };
+    functions: Record<string, { events?: { eventBridge?: { name: string; pattern: Pattern } }[] }>;
     stepFunctions: { stateMachines: { pipeline: { events: { eventBridge?: { name: string; event: Pattern; inputTransformer?: ShippedRule['inputTransformer'] } }[] } } };
   };
   const params = doc.params.default;
   const resolve = (s: string) =>
     s.replace(/\$\{param:(\w+)\}/g, (_, p: string) => params[p] ?? '').replace(/\$\{aws:region\}/g, 'eu-west-1').replace(/\$\{sls:stage\}/g, 'prod');
-  return doc.stepFunctions.stateMachines.pipeline.events.flatMap((e) =>
+  const machine = doc.stepFunctions.stateMachines.pipeline.events.flatMap((e) =>
     e.eventBridge
       ? [{
           name: resolve(e.eventBridge.name),
@@ -76,4 +78,6 @@ export function pipelineRules(): ShippedRule[] {
         }]
       : [],
   );
+  const starter = (doc.functions.startExecution?.events ?? []).flatMap((e) => (e.eventBridge ? [{ name: resolve(e.eventBridge.name), pattern: e.eventBridge.pattern }] : []));
+  return [...machine, ...starter];
 }

@@ -54,7 +54,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ListAccountsForParentCommand, ListOrganizationalUnitsForParentCommand, OrganizationsClient, type Account } from '@aws-sdk/client-organizations';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ListRulesCommand, RbinClient, type RbinResourceType, type RuleSummary } from '../../functions/shared/rbin-client';
 import { awsError, BUILDER } from './fixtures';
@@ -143,6 +143,9 @@ export class FakeAws {
   readonly snapshotTags = new Map<string, Tag[]>();
   /** What DescribeExecution answers, by execution ARN; an ARN not listed does not exist. */
   readonly executions = new Map<string, string>();
+  /** More of DescribeExecution's answer (state machine, name, error, cause), and GetExecutionHistory's events, by execution ARN. */
+  readonly executionDetails = new Map<string, Record<string, unknown>>();
+  readonly histories = new Map<string, HistoryEvent[]>();
   readonly keys = new Map<string, { account: string; region: string; arn: string; state: string; manager: string; aliases: string[] }>();
   readonly grants: Grant[] = [];
   readonly instances = new Map<string, FakeInstance>();
@@ -459,7 +462,15 @@ export class FakeAws {
     on(sfn, DescribeExecutionCommand, 'states', (input) => {
       const status = this.executions.get(String(input.executionArn));
       if (!status) throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(input.executionArn)}'`, 400);
-      return { executionArn: input.executionArn, status };
+      return { ...this.executionDetails.get(String(input.executionArn)), executionArn: input.executionArn, status };
+    });
+    on(sfn, GetExecutionHistoryCommand, 'states', (input) => {
+      const events = this.histories.get(String(input.executionArn));
+      if (!events) throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(input.executionArn)}'`, 400);
+      const size = Number(input.maxResults ?? 100) || 100;
+      const from = Number(input.nextToken ?? 0);
+      const page = events.slice(from, from + size);
+      return { events: page, ...(from + size < events.length ? { nextToken: String(from + size) } : {}) };
     });
     on(ec2, DeregisterImageCommand, 'ec2', (input) => {
       const image = this.images.get(String(input.ImageId));

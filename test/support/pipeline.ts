@@ -9,6 +9,8 @@ import { makeHandler as retention } from '../../functions/retention';
 import { makeHandler as preflight } from '../../functions/preflight';
 import { makeHandler as snapshot } from '../../functions/snapshot';
 import { makeHandler as verifyLaunch } from '../../functions/verify-launch';
+import { createJanitorDeps, makeHandler as janitor } from '../../functions/janitor';
+import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
 import { createClientFactory } from '../../functions/shared/clients';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { TaskHandler } from '../../local/asl';
@@ -31,5 +33,7 @@ export function pipelineHandlers(now: () => Date = () => new Date(), sleep?: (ms
     rekey: rekey({ clients }),
     retention: retention({ clients, now }),
     notify: notify(createNotifyDeps('eu-west-1')),
+    // The janitor's reader: local runs belong to the local state machine (local/executions.ts).
+    janitor: janitor({ ...createJanitorDeps(clients), pipelineStateMachineArn: LOCAL_STATE_MACHINE_ARN }),
   };
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseInput } from '../../functions/shared/input';
+import { startFor } from '../../functions/start-execution';
 import { checkTemplate, loadTemplate } from '../support/cfn';
 import { matches, pipelineRules, transform, type Pattern } from '../support/event-pattern';
 import { acceptHandshake, accountJoinedOrganization, createAccountResult, createOrganizationalUnit, moveAccount } from '../support/organization-events';
@@ -15,15 +16,23 @@ const NEW_ACCOUNT = '444455556666';
 const rules = pipelineRules();
 const template = loadTemplate(new URL('../../templates/organization.yml', import.meta.url));
 
-/** The nightly schedule's input: what a new-account run starts from. */
+/** The nightly schedule's input (the starter builds it from serverless.yml's params): what a new-account run starts from. */
 function nightlyInput(): Record<string, unknown> {
-  const doc = parse(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as {
-    params: { default: Record<string, string> };
-    stepFunctions: { stateMachines: { pipeline: { events: { schedule?: { input: string } }[] } } };
-  };
-  const schedule = doc.stepFunctions.stateMachines.pipeline.events.find((e) => e.schedule)?.schedule;
-  const text = (schedule?.input ?? '').replace(/\$\{param:(\w+)\}/g, (_, p: string) => doc.params.default[p] ?? '').replace(/\$\{aws:region\}/g, 'eu-west-1');
-  return JSON.parse(text) as Record<string, unknown>;
+  const doc = parse(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as { params: { default: Record<string, string> } };
+  const params = doc.params.default;
+  const start = startFor(
+    { source: 'aws.events', 'detail-type': 'Scheduled Event', time: '2026-11-30T02:00:00Z' },
+    {
+      pipelineStateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:encrypted-ami-pipeline-prod',
+      janitorStateMachineArn: '',
+      region: 'eu-west-1',
+      optInTagKey: params.optInTagKey ?? '',
+      optInTagValue: params.optInTagValue ?? '',
+      targetsParameter: params.targetsParameter ?? '',
+    },
+  );
+  if ('ignore' in start) throw new Error(start.ignore);
+  return start.input as Record<string, unknown>;
 }
 
 function inputsFor(event: unknown): { rule: string; input: unknown }[] {

@@ -1,0 +1,180 @@
+/**
+ * ReadStoppedRun, the first state of the janitor (statemachine/janitor.asl.yml): a run of the pipeline that was
+ * stopped, timed out or failed outside its own Catch ran none of its cleanup. Given that execution (from the
+ * `Step Functions Execution Status Change` event, started by functions/start-execution.ts), this reads from Step
+ * Functions what the run had made: DescribeExecution for its status and error, GetExecutionHistory for ResolveSource's
+ * output (the resolved source, the settings, the targets) and whether the run reached NotifyCompletion or
+ * NotifyRunError itself (then it cleaned up and announced itself: nothing left to do).
+ * Takes { execution: { arn } }; returns the StoppedRun the janitor's next states use (docs/janitor.md).
+ * Throws InvalidInputError (a malformed event), AccessDeniedError, AwsRequestFailedError (terminal) or the retryable
+ * throttling/5xx errors.
+ */
+import { DescribeExecutionCommand, paginateGetExecutionHistory, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
+import * as z from 'zod';
+import { clientFactory, type ClientFactory } from './shared/client-factory';
+import { aws } from './shared/errors';
+import { lambdaHandler } from './shared/handler';
+import { logger } from './shared/logger';
+import { parsePayload, resolvedSourceSchema, settingsSchema, targetPairSchema, type ResolvedSource, type Settings, type TargetPair } from './shared/plan';
+import { regionOfExecutionArn } from './shared/executions';
+import { STOPPED_STATUSES } from './shared/janitor';
+
+export const janitorEventSchema = z.object({
+  execution: z.object({ arn: z.string().min(1) }),
+});
+export type JanitorEvent = z.infer<typeof janitorEventSchema>;
+
+/** The run's own states that announce its end: past them it had cleaned up itself. */
+export const ANNOUNCING_STATES = ['NotifyCompletion', 'NotifyRunError'] as const;
+
+export interface StoppedRun {
+  /** False: nothing for the janitor to do (see reason). */
+  cleanUp: boolean;
+  /** Also send the completion event (the run did not). */
+  announce: boolean;
+  reason: string;
+  executionName: string;
+  executionArn: string;
+  /** Step Functions' status of the execution. */
+  status: string;
+  error: { name: string; message: string } | null;
+  source: ResolvedSource | null;
+  shareAccountIds: string[];
+  settings: Settings | null;
+  targets: TargetPair[];
+  topicArn: string | null;
+}
+
+/** What the janitor needs of ResolveSource's output (functions/shared/plan.ts RunPlan). */
+const runPlanSchema = z.looseObject({
+  skipped: z.boolean().optional(),
+  source: resolvedSourceSchema.nullable(),
+  shareAccountIds: z.array(z.string()).default([]),
+  batches: z.array(z.looseObject({ targets: z.array(targetPairSchema) })).default([]),
+  settings: settingsSchema,
+  notify: z.looseObject({ topicArn: z.string().nullable() }).optional(),
+});
+
+export interface JanitorDeps {
+  sfn(region: string): SFNClient;
+  /** The pipeline's state machine: executions of any other (a batch, the janitor itself) are left alone. */
+  pipelineStateMachineArn: string;
+}
+
+export function createJanitorDeps(clients: ClientFactory = clientFactory({ sfn: SFNClient })): JanitorDeps {
+  return { sfn: (region) => clients.builder().sfn(region), pipelineStateMachineArn: process.env.PIPELINE_STATE_MACHINE_ARN ?? '' };
+}
+export const defaultDeps: JanitorDeps = createJanitorDeps();
+
+const nameOf = (arn: string) => arn.split(':').at(-1) ?? arn;
+
+/** A Lambda error's cause is JSON holding errorMessage; other causes are the message. */
+function errorOf(error: string | undefined, cause: string | undefined): { name: string; message: string } | null {
+  if (!error && !cause) return null;
+  let message = cause ?? '';
+  try {
+    const parsed = JSON.parse(message) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') message = parsed.errorMessage;
+  } catch {
+    // Not JSON: already the message.
+  }
+  return { name: error ?? 'Error', message };
+}
+
+export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = defaultDeps): Promise<StoppedRun> {
+  const executionArn = event.execution.arn;
+  const base: StoppedRun = {
+    cleanUp: false,
+    announce: false,
+    reason: '',
+    executionName: nameOf(executionArn),
+    executionArn,
+    status: 'UNKNOWN',
+    error: null,
+    source: null,
+    shareAccountIds: [],
+    settings: null,
+    targets: [],
+    topicArn: null,
+  };
+  const region = regionOfExecutionArn(executionArn);
+  if (!region) return { ...base, reason: `${executionArn} is not an execution ARN of a state machine` };
+  const sfn = deps.sfn(region);
+  const described = await aws(
+    `Describing execution ${executionArn}`,
+    () => sfn.send(new DescribeExecutionCommand({ executionArn })),
+    'The janitor role needs states:DescribeExecution on the pipeline state machine\'s executions.',
+  );
+  const status = described.status ?? 'UNKNOWN';
+  const stopped = { ...base, executionName: described.name ?? base.executionName, status, error: errorOf(described.error, described.cause) };
+  if (described.stateMachineArn !== deps.pipelineStateMachineArn) {
+    return { ...stopped, reason: `execution of ${described.stateMachineArn ?? 'another state machine'}, not of the pipeline (a batch or child execution): its run cleans it up` };
+  }
+  if (described.mapRunArn) return { ...stopped, reason: `a child execution of Map Run ${described.mapRunArn}: its run cleans it up` };
+  if (!(STOPPED_STATUSES as readonly string[]).includes(status)) {
+    return { ...stopped, reason: `status ${status}: ${status === 'SUCCEEDED' ? 'the run cleaned up itself' : 'still running (redriven?)'}` };
+  }
+
+  let planOutput: string | undefined;
+  let announced: string | undefined;
+  const pages = paginateGetExecutionHistory({ client: sfn }, { executionArn, includeExecutionData: true, maxResults: 1000 });
+  await aws(
+    `Reading the history of ${executionArn}`,
+    async () => {
+      for await (const page of pages) {
+        for (const e of page.events ?? []) {
+          const exited = exitOf(e);
+          if (!exited) continue;
+          if (exited.name === 'ResolveSource' && planOutput === undefined) planOutput = exited.output;
+          if ((ANNOUNCING_STATES as readonly string[]).includes(exited.name)) announced = exited.name;
+        }
+      }
+    },
+    'The janitor role needs states:GetExecutionHistory on the pipeline state machine\'s executions.',
+  );
+  if (announced) return { ...stopped, reason: `the run reached ${announced}: it cleaned up and announced itself` };
+  if (planOutput === undefined) return { ...stopped, announce: true, reason: 'the run stopped before ResolveSource ended: it shared and made nothing' };
+  const plan = runPlanSchema.safeParse(parseJson(planOutput));
+  if (!plan.success) {
+    logger.warn('ResolveSource output not understood', { issues: plan.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`) });
+    return { ...stopped, announce: true, reason: 'the output of ResolveSource could not be read; run ami-pipeline cleanup --input with the run\'s input' };
+  }
+  const { source, shareAccountIds, batches, settings, skipped, notify } = plan.data;
+  if (skipped) return { ...stopped, announce: true, reason: 'the run had nothing to do (source not opted in, or no target)' };
+  return {
+    ...stopped,
+    cleanUp: true,
+    announce: true,
+    reason: `the run ended ${status} without its own cleanup`,
+    source,
+    shareAccountIds,
+    settings,
+    targets: batches.flatMap((b) => b.targets),
+    topicArn: notify?.topicArn ?? null,
+  };
+}
+
+function exitOf(e: HistoryEvent): { name: string; output: string | undefined } | undefined {
+  const d = e.stateExitedEventDetails;
+  return d?.name ? { name: d.name, output: d.output } : undefined;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export const makeHandler = (deps: JanitorDeps = defaultDeps) =>
+  lambdaHandler(
+    'ReadStoppedRun',
+    (event) => {
+      const arn = (event as { execution?: { arn?: unknown } } | null)?.execution?.arn;
+      return { executionName: typeof arn === 'string' ? nameOf(arn) : undefined };
+    },
+    (event) => readStoppedRun(parsePayload(janitorEventSchema, event, 'event'), deps),
+  );
+
+export const handler = makeHandler();

@@ -1,0 +1,143 @@
+/**
+ * ReadStoppedRun (functions/janitor.ts): what a pipeline execution that ended without its own cleanup had made, read
+ * from Step Functions (DescribeExecution, GetExecutionHistory), for each status the janitor's rule lets through and
+ * the cases it must leave alone.
+ */
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { readStoppedRun, type JanitorDeps } from '../../functions/janitor';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER, awsError, item, rejection, source } from '../support/fixtures';
+
+const sfnMock = mockClient(SFNClient);
+const MACHINE = `arn:aws:states:eu-west-1:${BUILDER}:stateMachine:encrypted-ami-pipeline-prod`;
+const ARN = `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-prod:run-7`;
+const deps = (): JanitorDeps => ({ sfn: (region) => new SFNClient({ region }), pipelineStateMachineArn: MACHINE });
+
+const { target, settings } = item();
+const targets = [target, { ...target, accountId: ACCOUNT_B, region: 'us-east-1' }];
+const plan = {
+  executionName: 'run-7',
+  skipped: false,
+  skipReason: null,
+  source,
+  shareAccountIds: [ACCOUNT_A, ACCOUNT_B],
+  batches: [{ index: 0, name: 'run-7-b000', targets }],
+  runningBatches: 1,
+  perBatchConcurrency: 2,
+  settings,
+  organization: [],
+  notify: { topicArn: `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline` },
+};
+
+let id = 0;
+const exited = (name: string, output: unknown): HistoryEvent => ({
+  id: (id += 1),
+  timestamp: new Date('2026-11-30T02:00:00Z'),
+  type: 'TaskStateExited',
+  stateExitedEventDetails: { name, output: JSON.stringify(output) },
+});
+const entered = (name: string): HistoryEvent => ({ id: (id += 1), timestamp: new Date('2026-11-30T02:00:00Z'), type: 'TaskStateEntered', stateEnteredEventDetails: { name } });
+
+function execution(status: string, extra: Record<string, unknown> = {}) {
+  sfnMock.on(DescribeExecutionCommand, { executionArn: ARN }).resolves({ executionArn: ARN, stateMachineArn: MACHINE, name: 'run-7', status: status as 'ABORTED', startDate: new Date(), ...extra });
+}
+
+beforeEach(() => {
+  sfnMock.reset();
+});
+
+describe('readStoppedRun', () => {
+  it.each([
+    ['ABORTED', undefined, undefined, null],
+    ['TIMED_OUT', 'States.Timeout', undefined, { name: 'States.Timeout', message: '' }],
+    ['FAILED', 'States.DataLimitExceeded', 'The state/task returned a result with a size exceeding the maximum number of bytes service limit.', { name: 'States.DataLimitExceeded', message: 'The state/task returned a result with a size exceeding the maximum number of bytes service limit.' }],
+  ])('cleans up after a run that ended %s: its source, shares, settings and every target from ResolveSource\'s output', async (status, error, cause, expected) => {
+    execution(status, { ...(error ? { error } : {}), ...(cause ? { cause } : {}) });
+    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [entered('ResolveSource'), exited('ResolveSource', plan), entered('ShareSource'), exited('ShareSource', {}), entered('RunBatch')] });
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run).toMatchObject({
+      cleanUp: true,
+      announce: true,
+      executionName: 'run-7',
+      executionArn: ARN,
+      status,
+      error: expected,
+      source,
+      shareAccountIds: [ACCOUNT_A, ACCOUNT_B],
+      settings,
+      targets,
+      topicArn: plan.notify.topicArn,
+    });
+    expect(sfnMock).toHaveReceivedCommandWith(GetExecutionHistoryCommand, { executionArn: ARN, includeExecutionData: true });
+  });
+
+  it('reads every page of the history', async () => {
+    execution('ABORTED');
+    sfnMock
+      .on(GetExecutionHistoryCommand)
+      .resolvesOnce({ events: [entered('ResolveSource')], nextToken: 'page-2' })
+      .resolves({ events: [exited('ResolveSource', plan)] });
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run.targets).toEqual(targets);
+    expect(sfnMock).toHaveReceivedCommandWith(GetExecutionHistoryCommand, { nextToken: 'page-2' });
+  });
+
+  it('gives the Lambda error message of a FAILED run, not its JSON cause', async () => {
+    execution('FAILED', { error: 'Runtime.ExitError', cause: JSON.stringify({ errorType: 'Runtime.ExitError', errorMessage: 'RequestId: 1 Error: Runtime exited' }) });
+    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [exited('ResolveSource', plan)] });
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run.error).toEqual({ name: 'Runtime.ExitError', message: 'RequestId: 1 Error: Runtime exited' });
+  });
+
+  it('leaves alone a FAILED run that reached NotifyCompletion: it cleaned up and announced itself', async () => {
+    execution('FAILED', { error: 'RunFailedError', cause: '{}' });
+    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [exited('ResolveSource', plan), exited('UnshareSource', {}), exited('NotifyCompletion', {})] });
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run).toMatchObject({ cleanUp: false, announce: false, reason: expect.stringContaining('NotifyCompletion') as string });
+  });
+
+  it('announces, without cleanup, a run stopped before ResolveSource ended', async () => {
+    execution('ABORTED');
+    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [entered('ResolveSource')] });
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run).toMatchObject({ cleanUp: false, announce: true, source: null, targets: [] });
+  });
+
+  it.each(['SUCCEEDED', 'RUNNING', 'PENDING_REDRIVE'])('does nothing for a run that is %s', async (status) => {
+    execution(status);
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run).toMatchObject({ cleanUp: false, announce: false, status });
+    expect(sfnMock).toHaveReceivedCommandTimes(GetExecutionHistoryCommand, 0);
+  });
+
+  it("does nothing for a batch's execution or a Distributed Map child: their run cleans them up", async () => {
+    sfnMock
+      .on(DescribeExecutionCommand)
+      .resolvesOnce({ executionArn: ARN, stateMachineArn: `${MACHINE.replace('-prod', '-distribute-prod')}`, status: 'ABORTED', startDate: new Date() })
+      .resolvesOnce({ executionArn: ARN, stateMachineArn: MACHINE, mapRunArn: `${MACHINE}/map:1`, status: 'FAILED', startDate: new Date() });
+    expect(await readStoppedRun({ execution: { arn: ARN } }, deps())).toMatchObject({ cleanUp: false, announce: false });
+    expect(await readStoppedRun({ execution: { arn: ARN } }, deps())).toMatchObject({ cleanUp: false, announce: false });
+    expect(sfnMock).toHaveReceivedCommandTimes(GetExecutionHistoryCommand, 0);
+  });
+
+  it('fails with AccessDeniedError when the role may not read the execution', async () => {
+    sfnMock.on(DescribeExecutionCommand).rejects(awsError('AccessDeniedException', 'User is not authorized to perform: states:DescribeExecution'));
+
+    const error = await rejection(readStoppedRun({ execution: { arn: ARN } }, deps()));
+
+    expect(error.name).toBe('AccessDeniedError');
+  });
+});
