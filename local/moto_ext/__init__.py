@@ -13,7 +13,7 @@ Installing twice is harmless: every module guards itself with `_installed`.
 """
 from importlib import import_module
 
-MODULES = ["ami_lifecycle", "client_tokens", "payload_limits", "recycle_bin"]
+MODULES = ["ami_lifecycle", "client_tokens", "event_transform", "payload_limits", "recycle_bin"]
 
 
 def install() -> None:
