@@ -119,6 +119,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     );
   }
   if (rest.length > 0) throw usageError(`unexpected argument "${rest[0]}"`, command);
+  if (command === 'demo') {
+    const { demo } = await import('../local/demo');
+    return demo({ ...(endpoint ? { endpointUrl: endpoint } : {}), debug: values.debug ?? false }, io, (args) => main(args, io));
+  }
   if (!values.input) throw usageError(`${command} needs --input FILE`, command);
   if (command === 'validate') return (await import('./input')).validate(values.input, io);
   if (command === 'restore') {

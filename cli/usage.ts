@@ -128,6 +128,16 @@ export const COMMANDS: Record<string, CommandSpec> = {
     ],
     examples: ['ami-pipeline restore --input examples/input.json --account 111111111111 --region eu-west-1 --image ami-0123456789abcdef0'],
   },
+  demo: {
+    usage: 'demo [--endpoint-url URL]',
+    summary: 'the whole pipeline on this machine, against moto: 3 target accounts × 2 regions (npm run demo)',
+    options: ['endpoint-url'],
+    notes: [
+      "Starts moto (python3 -m moto.server) unless --endpoint-url or AWS_ENDPOINT_URL names an endpoint, seeds the builder account's base image and templates/target-account.yml in each target, runs `run --local` with the live view, prints where each encrypted image is, and stops moto.",
+      'Exit codes: as for run.',
+    ],
+    examples: ['ami-pipeline demo', 'ami-pipeline demo --endpoint-url http://localhost:4566'],
+  },
   help: {
     usage: 'help [COMMAND]',
     summary: 'this text, or the usage of one command',
