@@ -1,13 +1,13 @@
 /**
- * The scripted AWS the benchmark runs against: FakeAws (test/support/fake-aws.ts) with its clock hooks on.
+ * The scripted AWS the benchmark runs against: FakeAws (bench/fake-aws.ts) with its clock hooks on.
  * A copy takes T minutes times a fixed per-target factor in [0.9, 1.1] and reports its snapshot's progress in
  * whole percent; a test instance runs (InService) 90 s after it was launched; a fixed ~2% of EC2 calls are
  * throttled (RequestLimitExceeded), chosen by a hash so every run throttles the same calls. Each call costs
  * its caller's clock a little latency. It records when each copy was ready and when a status call first saw it.
  */
 import type { Json } from '../local/asl';
-import { FakeAws, type CallRecord } from '../test/support/fake-aws';
-import { awsError } from '../test/support/fixtures';
+import { FakeAws, type CallRecord } from './fake-aws';
+import { awsError } from './fake-aws';
 import { unitHash, type VirtualClocks } from './clock';
 
 export const SOURCE_REGION = 'eu-west-1';

@@ -10,7 +10,7 @@ import { makeHandler as copyEncrypt } from '../functions/copy-encrypt';
 import { makeHandler as verifyLaunch } from '../functions/verify-launch';
 import { createClientFactory } from '../functions/shared/clients';
 import { allStates, loadDefinition, type LoadedDefinition, type TaskHandler } from '../local/asl';
-import { pipelineHandlers } from '../test/support/pipeline';
+import { pipelineHandlers } from './handlers';
 
 export type Variant = 'ours' | 'baseline';
 export const VARIANTS: readonly Variant[] = ['ours', 'baseline'];

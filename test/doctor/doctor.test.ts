@@ -13,7 +13,7 @@ import { doctor, renderDoctor, type DoctorReport } from '../../cli/doctor';
 import { createClientFactory, sessionNameFor } from '../../functions/shared/clients';
 import { MOTO_BUILDER_ACCOUNT, type Moto } from '../../local/moto';
 import { seed } from '../../local/seed';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { startFaultProxy } from '../support/fault-proxy';
 import { BUILDER } from '../support/fixtures';
 import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';

@@ -4,7 +4,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { doctorCommand } from '../../cli/doctor';
 import { rootLogger } from '../../functions/shared/logger';
 import { runCli, tempDir, writeJson } from '../support/cli';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 
 const REGION = 'eu-west-1';
 

@@ -7,9 +7,9 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Tag } from '@aws-sdk/client-ec2';
-import { FakeAws, type CallRecord } from '../support/fake-aws';
+import { FakeAws, type CallRecord } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, item } from '../support/fixtures';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 import { loadDefinition, runDefinition, type Json, type TaskHandler } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
 import { historyOf } from '../support/sfn-events';

@@ -58,7 +58,7 @@ import { seed } from '../../local/seed';
 import { runDefinition, type Json } from '../../local/asl';
 import { cli } from '../../cli/main';
 import type { Io } from '../../cli/commands';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -21,11 +21,11 @@ import {
   nextCopyWait,
   planBatches,
 } from '../../functions/shared/budget';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A } from '../support/fixtures';
 import { loadDefinition, runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
 import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 
 /** History events AWS would write for one execution (Wait states counted as Waits, not as the virtual clock's Tasks). */
 const shape = historyShape(loadDefinition());

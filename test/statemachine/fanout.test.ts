@@ -9,8 +9,8 @@ import { loadDefinition, runDefinition, type EventLog, type Json, type TaskHandl
 import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
 
 import type { Manifest } from '../../local/manifest';
-import { FakeAws } from '../support/fake-aws';
-import { pipelineHandlers } from '../support/pipeline';
+import { FakeAws } from '../../bench/fake-aws';
+import { pipelineHandlers } from '../../bench/handlers';
 
 /** History events AWS would write for one execution. */
 const shape = historyShape(loadDefinition());

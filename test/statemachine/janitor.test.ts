@@ -9,9 +9,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { allStates, loadDefinition, runDefinition, type Json, type RunResult } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN, localExecutionArn } from '../../local/executions';
 import { readLedger } from '../../functions/shared/ledger';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 import { historyOf } from '../support/sfn-events';
 
 const janitorDefinition = loadDefinition(new URL('../../statemachine/janitor.asl.yml', import.meta.url));

@@ -1,10 +1,10 @@
 /** Every log line of a run is structured, carries the run's context, and never holds credentials. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { rootLogger } from '../../functions/shared/logger';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
 import { runDefinition } from '../../local/asl';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 
 let aws: FakeAws;
 let lines: string[];

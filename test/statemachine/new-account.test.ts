@@ -6,11 +6,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runDefinition, type EventLog, type Json } from '../../local/asl';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { matches, pipelineRules, transform } from '../support/event-pattern';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
 import { accountJoinedOrganization, createAccountResult, moveAccount } from '../support/organization-events';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 
 const ROOT = 'r-ab12';
 const OU_APPS = 'ou-ab12-11111111';

@@ -1,12 +1,12 @@
 /**
  * The real definition, run with aws-local-stepfunctions, our handlers plugged in, over the in-memory AWS of
- * test/support/fake-aws.ts. Asserts the path taken, the retries, the manifest and what is left in AWS.
+ * bench/fake-aws.ts. Asserts the path taken, the retries, the manifest and what is left in AWS.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
 import { runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 
 interface ManifestResult {
   accountId: string;

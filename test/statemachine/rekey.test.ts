@@ -7,9 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseInput } from '../../functions/shared/input';
 import type { Manifest } from '../../local/manifest';
 import { runDefinition, type Json } from '../../local/asl';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
-import { pipelineHandlers } from '../support/pipeline';
+import { pipelineHandlers } from '../../bench/handlers';
 
 const REGION = 'eu-west-1';
 const PARAMETER = '/ami-pipeline/base/latest';

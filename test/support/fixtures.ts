@@ -3,7 +3,10 @@ import type { RunPlan, TargetItem } from '../../functions/shared/plan';
 import { createClientFactory, type ClientFactory } from '../../functions/shared/clients';
 import { PipelineError } from '../../functions/shared/errors';
 
-export const BUILDER = '999999999999';
+import { awsError, BUILDER } from '../../bench/fake-aws';
+
+export { awsError, BUILDER };
+
 export const ACCOUNT_A = '111111111111';
 export const ACCOUNT_B = '222222222222';
 export const SOURCE_IMAGE = 'ami-0123456789abcdef0';
@@ -40,16 +43,6 @@ export function item(overrides: Partial<TargetItem['target']> = {}, settings: Pa
       ...settings,
     },
   };
-}
-
-/** An error shaped like the SDK's service exceptions: name = AWS error code, $metadata with the HTTP status. */
-export function awsError(code: string, message: string, httpStatusCode = 400): Error {
-  const error = new Error(message) as Error & { $metadata: { httpStatusCode: number }; $fault: string; Code: string };
-  error.name = code;
-  error.Code = code;
-  error.$metadata = { httpStatusCode };
-  error.$fault = httpStatusCode >= 500 ? 'server' : 'client';
-  return error;
 }
 
 /** A client factory whose target clients skip AssumeRole (credentials are static), for mocked-client tests. */

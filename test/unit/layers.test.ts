@@ -27,7 +27,13 @@ describe('layering lint rule', () => {
 
   it('refuses the CLI importing a handler module', async () => {
     const messages = await restricted('cli/doctor.ts', "import { resolveSource } from '../functions/snapshot';\nexport const x = resolveSource;\n");
-    expect(messages).toEqual([expect.stringContaining('The CLI never imports a handler')]);
+    expect(messages).toEqual([expect.stringContaining('The CLI and local tools never import a handler')]);
+  });
+
+  it('refuses shipped code importing test/', async () => {
+    expect(await restricted('bench/backend.ts', "import { FakeAws } from '../test/support/fake-aws';\nexport const x = FakeAws;\n")).toEqual([
+      expect.stringContaining('never imports test/'),
+    ]);
   });
 
   it('lets the CLI import functions/shared', async () => {

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { modifyAttributes, type ModifyAttributesEvent, type UnshareSourceResult } from '../../functions/modify-attributes';
 import { createClientFactory } from '../../functions/shared/clients';
 import { ledgerTags, readLedger } from '../../functions/shared/ledger';
-import { FakeAws } from '../support/fake-aws';
+import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, rejection, source } from '../support/fixtures';
 
 const ACCOUNT_C = '333333333333';

@@ -13,8 +13,8 @@ import { inputSchema, parseInput } from '../../functions/shared/input';
 import { FAILURE_CAUSE_CHARS, mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES, worstCasePayloads } from '../../functions/shared/payload';
 import { runDefinition, type Json } from '../../local/asl';
 import { payloadBytes } from '../../local/limits';
-import { FakeAws } from '../support/fake-aws';
-import { pipelineHandlers } from '../support/pipeline';
+import { FakeAws } from '../../bench/fake-aws';
+import { pipelineHandlers } from '../../bench/handlers';
 
 const REGIONS = ['eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1', 'eu-north-1', 'us-east-1', 'us-east-2', 'us-west-2', 'ap-southeast-2', 'ca-central-1'];
 const account = (n: number) => String(500000000000 + n);

@@ -1,19 +1,19 @@
-/** The pipeline's functions wired to fresh dependencies, as the state machine tests and local runs use them. */
-import { makeHandler as copyEncrypt } from '../../functions/copy-encrypt';
-import { makeHandler as createGrant } from '../../functions/create-grant';
-import { makeHandler as modifyAttributes } from '../../functions/modify-attributes';
-import { createNotifyDeps, makeHandler as notify } from '../../functions/notify';
-import { makeHandler as publish } from '../../functions/publish';
-import { makeHandler as rekey } from '../../functions/rekey';
-import { makeHandler as retention } from '../../functions/retention';
-import { makeHandler as preflight } from '../../functions/preflight';
-import { makeHandler as snapshot } from '../../functions/snapshot';
-import { makeHandler as verifyLaunch } from '../../functions/verify-launch';
-import { createJanitorDeps, makeHandler as janitor } from '../../functions/janitor';
-import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
-import { createClientFactory } from '../../functions/shared/clients';
+/** The pipeline's functions wired to fresh dependencies, in process: the benchmark and the state machine tests run them. */
+import { makeHandler as copyEncrypt } from '../functions/copy-encrypt';
+import { makeHandler as createGrant } from '../functions/create-grant';
+import { makeHandler as modifyAttributes } from '../functions/modify-attributes';
+import { createNotifyDeps, makeHandler as notify } from '../functions/notify';
+import { makeHandler as publish } from '../functions/publish';
+import { makeHandler as rekey } from '../functions/rekey';
+import { makeHandler as retention } from '../functions/retention';
+import { makeHandler as preflight } from '../functions/preflight';
+import { makeHandler as snapshot } from '../functions/snapshot';
+import { makeHandler as verifyLaunch } from '../functions/verify-launch';
+import { createJanitorDeps, makeHandler as janitor } from '../functions/janitor';
+import { LOCAL_STATE_MACHINE_ARN } from '../local/executions';
+import { createClientFactory } from '../functions/shared/clients';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import type { TaskHandler } from '../../local/asl';
+import type { TaskHandler } from '../local/asl';
 
 /** `now` and `sleep` are the functions' clock (a virtual one in the budget tests and the benchmark). */
 export function pipelineHandlers(now: () => Date = () => new Date(), sleep?: (ms: number) => Promise<void>): Record<string, TaskHandler> {

@@ -1,5 +1,5 @@
 /**
- * A small in-memory AWS for state machine tests: EC2, KMS, Auto Scaling, STS and SSM mocked at the client class,
+ * A small in-memory AWS for the benchmark and the state machine tests: EC2, KMS, Auto Scaling, STS and SSM mocked at the client class,
  * with per-account state. The calling account comes from the client's credentials (AssumeRole hands out keys
  * that name the account), the region from its config, so the real handlers run unchanged against it.
  * Knobs inject the failures the tests need; every call is logged.
@@ -56,8 +56,7 @@ import { ListAccountsForParentCommand, ListOrganizationalUnitsForParentCommand, 
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { ListRulesCommand, RbinClient, type RbinResourceType, type RuleSummary } from '../../functions/shared/rbin-client';
-import { awsError, BUILDER } from './fixtures';
+import { ListRulesCommand, RbinClient, type RbinResourceType, type RuleSummary } from '../functions/shared/rbin-client';
 
 interface FakeImage {
   id: string;
@@ -107,6 +106,19 @@ interface Grant {
   Operations?: string[];
   KeyId: string;
 }
+/** The builder account of the scripted world (the account the default credentials act as). */
+export const BUILDER = '999999999999';
+
+/** An error shaped like the SDK's service exceptions: name = AWS error code, $metadata with the HTTP status. */
+export function awsError(code: string, message: string, httpStatusCode = 400): Error {
+  const error = new Error(message) as Error & { $metadata: { httpStatusCode: number }; $fault: string; Code: string };
+  error.name = code;
+  error.Code = code;
+  error.$metadata = { httpStatusCode };
+  error.$fault = httpStatusCode >= 500 ? 'server' : 'client';
+  return error;
+}
+
 export interface CallRecord {
   service: string;
   command: string;
