@@ -7,9 +7,9 @@
 import { GetAllowedImagesSettingsCommand } from '@aws-sdk/client-ec2';
 import type { Clients } from '../functions/shared/client-factory';
 import { awsErrorDetail } from '../functions/shared/errors';
-import type { Check, TargetItem } from '../functions/shared/preflight';
+import type { Check, CheckedTarget } from '../functions/shared/preflight';
 
-export async function allowedImagesCheck(item: TargetItem, clients: Clients): Promise<Check> {
+export async function allowedImagesCheck(item: CheckedTarget, clients: Clients): Promise<Check> {
   const { accountId, region } = item.target;
   const scope = `${accountId}/${region}`;
   let out;

@@ -8,7 +8,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { createClientFactory, sessionNameFor, type ClientFactory } from '../functions/shared/clients';
 import { InvalidInputError, PipelineError } from '../functions/shared/errors';
 import { rootLogger } from '../functions/shared/logger';
-import { ebsDefaultCheck, checkTarget, type Check, type TargetItem } from '../functions/shared/preflight';
+import { ebsDefaultCheck, checkTarget, type Check, type CheckedTarget } from '../functions/shared/preflight';
 import { resolveTargets, type ResolvedTarget } from '../functions/shared/organization';
 import { explicitTargets, settingsOf, targetPairs } from '../functions/shared/plan';
 import { loadInput, resolveSource, type SnapshotDeps } from '../functions/shared/resolve-source';
@@ -85,7 +85,7 @@ export async function doctor(
       });
     }
   }
-  const items: TargetItem[] = targetPairs(input, targets).map((target) => ({ executionName, target, settings }));
+  const items: CheckedTarget[] = targetPairs(input, targets).map((target) => ({ executionName, target, settings }));
   const perTarget = await Promise.all(
     items.map(async (item) => {
       const target = clients.target({

@@ -10,7 +10,7 @@ import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { autoScalingRoleArn, GRANT_OPERATIONS } from '../functions/shared/grants';
 import { partitionOf, roleArn, type Clients } from '../functions/shared/client-factory';
 import { awsErrorDetail } from '../functions/shared/errors';
-import type { Check, TargetItem } from '../functions/shared/preflight';
+import type { Check, CheckedTarget } from '../functions/shared/preflight';
 import { MANAGED_BY, TAGS } from '../functions/shared/tags';
 
 interface Simulated {
@@ -22,7 +22,7 @@ interface Simulated {
 const strings = (key: string, values: string[]): ContextEntry => ({ ContextKeyName: key, ContextKeyValues: values, ContextKeyType: values.length > 1 ? 'stringList' : 'string' });
 
 /** The calls a run makes as the target role in one account and region, grouped by resource and context. */
-export function runCalls(item: TargetItem, keyArn: string | undefined): Simulated[] {
+export function runCalls(item: CheckedTarget, keyArn: string | undefined): Simulated[] {
   const { accountId, region } = item.target;
   const p = partitionOf(region);
   const ec2 = (type: string) => `arn:${p}:ec2:${region}:${accountId}:${type}/*`;
@@ -80,7 +80,7 @@ export function runCalls(item: TargetItem, keyArn: string | undefined): Simulate
 }
 
 /** One check: the role's own policies allow every call a run makes, or which they deny; or why it was not checked. */
-export async function permissionsCheck(item: TargetItem, clients: Clients): Promise<Check> {
+export async function permissionsCheck(item: CheckedTarget, clients: Clients): Promise<Check> {
   const { accountId, region } = item.target;
   const scope = `${accountId}/${region}`;
   const role = roleArn(accountId, item.settings.targetRoleName, region);

@@ -7,7 +7,7 @@
  */
 import type { Clients } from '../functions/shared/client-factory';
 import { awsErrorDetail } from '../functions/shared/errors';
-import type { Check, TargetItem } from '../functions/shared/preflight';
+import type { Check, CheckedTarget } from '../functions/shared/preflight';
 import { paginateListRules, type RbinClient, type RbinResourceType, type RuleSummary } from '../functions/shared/rbin-client';
 
 async function rulesFor(client: RbinClient, resourceType: RbinResourceType): Promise<RuleSummary[]> {
@@ -21,7 +21,7 @@ const describe = (rule: RuleSummary) =>
   `${rule.Identifier ?? '?'} (${days(rule)} ${(rule.RetentionPeriod?.RetentionPeriodUnit ?? 'DAYS').toLowerCase()}${rule.LockState ? `, ${rule.LockState}` : ''}${rule.Description ? `: ${rule.Description}` : ''})`;
 const longest = (rules: RuleSummary[]) => Math.max(0, ...rules.map(days));
 
-export async function recycleBinCheck(item: TargetItem, clients: Clients): Promise<Check> {
+export async function recycleBinCheck(item: CheckedTarget, clients: Clients): Promise<Check> {
   const { accountId, region } = item.target;
   const scope = `${accountId}/${region}`;
   const check = 'recycle-bin';

@@ -10,7 +10,7 @@ import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
 import type { Clients } from './client-factory';
 import { awsCode, awsErrorDetail, PipelineError, TargetRoleNotAssumableError, toPipelineError } from './errors';
 import { missingActions } from './key-policy';
-import type { TargetItem as FullItem } from './plan';
+import type { TargetItem } from './plan';
 
 /**
  * Throttling or a 5xx says nothing about the target: throw it (retryable) so the state machine retries the
@@ -22,7 +22,7 @@ function rethrowTransient(error: unknown): void {
 }
 
 /** What the target checks read of an item: no source needed, so the doctor can run them when the source fails. */
-export type TargetItem = Pick<FullItem, 'executionName' | 'target' | 'settings'>;
+export type CheckedTarget = Pick<TargetItem, 'executionName' | 'target' | 'settings'>;
 
 export type Verdict = 'pass' | 'warn' | 'fail';
 
@@ -50,7 +50,7 @@ const describe = (error: unknown) => {
 };
 
 /** Resolve a key reference in a target account; the check of everything the copy needs from the key. */
-async function keyCheck(item: TargetItem, clients: Clients, scope: string): Promise<{ check: Check; arn?: string }> {
+async function keyCheck(item: CheckedTarget, clients: Clients, scope: string): Promise<{ check: Check; arn?: string }> {
   const { accountId, region, kmsKey } = item.target;
   try {
     const meta = (await clients.kms(region).send(new DescribeKeyCommand({ KeyId: kmsKey }))).KeyMetadata;
@@ -82,7 +82,7 @@ async function keyCheck(item: TargetItem, clients: Clients, scope: string): Prom
   }
 }
 
-async function keyPolicyCheck(item: TargetItem, clients: Clients, scope: string, keyArn: string): Promise<Check> {
+async function keyPolicyCheck(item: CheckedTarget, clients: Clients, scope: string, keyArn: string): Promise<Check> {
   try {
     const policy = (await clients.kms(item.target.region).send(new GetKeyPolicyCommand({ KeyId: keyArn, PolicyName: 'default' }))).Policy ?? '{}';
     const missing = missingActions(policy, item.target.accountId, [...TARGET_KEY_ACTIONS, ...EBS_KEY_ACTIONS]);
@@ -100,7 +100,7 @@ async function keyPolicyCheck(item: TargetItem, clients: Clients, scope: string,
   }
 }
 
-async function serviceLinkedRoleCheck(item: TargetItem, clients: Clients, scope: string): Promise<Check> {
+async function serviceLinkedRoleCheck(item: CheckedTarget, clients: Clients, scope: string): Promise<Check> {
   try {
     await clients.iam(item.target.region).send(new GetRoleCommand({ RoleName: 'AWSServiceRoleForAutoScaling' }));
     return { scope, check: 'autoscaling-role', verdict: 'pass', message: 'AWSServiceRoleForAutoScaling exists' };
@@ -115,7 +115,7 @@ async function serviceLinkedRoleCheck(item: TargetItem, clients: Clients, scope:
   }
 }
 
-async function subnetCheck(item: TargetItem, clients: Clients, scope: string): Promise<Check> {
+async function subnetCheck(item: CheckedTarget, clients: Clients, scope: string): Promise<Check> {
   if (item.settings.verify.mode === 'none') return { scope, check: 'subnet', verdict: 'pass', message: 'no launch check (verify.mode none)' };
   const ec2 = clients.ec2(item.target.region);
   try {
@@ -174,7 +174,7 @@ export async function ebsDefaultCheck(clients: Clients, region: string, scope: s
   }
 }
 
-async function copyHeadroomCheck(item: TargetItem, clients: Clients, scope: string): Promise<Check> {
+async function copyHeadroomCheck(item: CheckedTarget, clients: Clients, scope: string): Promise<Check> {
   try {
     const out = await clients.ec2(item.target.region).send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'state', Values: ['pending'] }] }));
     const pending = out.Images?.length ?? 0;
@@ -190,7 +190,7 @@ async function copyHeadroomCheck(item: TargetItem, clients: Clients, scope: stri
 }
 
 /** Every check of one target account and region, through `clients` (the target role). */
-export async function checkTarget(item: TargetItem, clients: Clients): Promise<Check[]> {
+export async function checkTarget(item: CheckedTarget, clients: Clients): Promise<Check[]> {
   const scope = `${item.target.accountId}/${item.target.region}`;
   try {
     await clients.kms(item.target.region).config.credentials();
