@@ -39,6 +39,9 @@ export interface LocalRunResult {
 }
 
 let runs = 0;
+/** Local runs going on in this process, and the environment they found (see runLocal). */
+let active = 0;
+let saved: { endpoint?: string | undefined; sfn?: string | undefined; region?: string | undefined; level?: string | undefined } | undefined;
 
 /** Import each bundle afresh (so its clients see this run's endpoint) and wrap it as Lambda would call it. */
 async function loadHandlers(bundles: Bundle[], executionName: string, region: string): Promise<Record<string, TaskHandler>> {
@@ -68,7 +71,9 @@ async function loadHandlers(bundles: Bundle[], executionName: string, region: st
 export async function runLocal(input: unknown, options: LocalRunOptions = {}): Promise<LocalRunResult> {
   const executionName = options.executionName ?? `local-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1';
-  const saved = {
+  // Runs at once in one process share its environment: the first saves it, the last one to end puts it back.
+  active += 1;
+  saved ??= {
     endpoint: process.env.AWS_ENDPOINT_URL,
     sfn: process.env.AWS_ENDPOINT_URL_SFN,
     region: process.env.AWS_REGION,
@@ -106,10 +111,14 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
   } finally {
     recordEnd(executionName, ended);
     own?.remove();
-    restore('AWS_ENDPOINT_URL', saved.endpoint);
-    restore('AWS_ENDPOINT_URL_SFN', saved.sfn);
-    restore('AWS_REGION', saved.region);
-    restore('POWERTOOLS_LOG_LEVEL', saved.level);
+    active -= 1;
+    if (active === 0 && saved) {
+      restore('AWS_ENDPOINT_URL', saved.endpoint);
+      restore('AWS_ENDPOINT_URL_SFN', saved.sfn);
+      restore('AWS_REGION', saved.region);
+      restore('POWERTOOLS_LOG_LEVEL', saved.level);
+      saved = undefined;
+    }
   }
 }
 

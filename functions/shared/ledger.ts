@@ -126,6 +126,19 @@ export async function readShares(ec2: EC2Client, imageId: string, snapshotIds: r
   return out;
 }
 
+/** Who may use the image (launch) or snapshot (volume) now, read afresh. */
+export async function readPermitted(ec2: EC2Client, resource: Pick<SharedResource, 'kind' | 'id'>): Promise<string[]> {
+  const permitted = await aws(
+    `Reading the shares of ${resource.id}`,
+    async () =>
+      resource.kind === 'image'
+        ? ids((await ec2.send(new DescribeImageAttributeCommand({ ImageId: resource.id, Attribute: 'launchPermission' }))).LaunchPermissions)
+        : ids((await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: resource.id, Attribute: 'createVolumePermission' }))).CreateVolumePermissions),
+    { absentOn: resource.kind === 'image' ? IMAGE_GONE : SNAPSHOT_GONE },
+  );
+  return permitted ?? [];
+}
+
 /** Accounts with a permission on the resource that no ledger entry claims: shared by hand. */
 export function handShared(resource: SharedResource): string[] {
   const claimed = new Set(resource.entries.flatMap((e) => e.accountIds));

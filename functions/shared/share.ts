@@ -13,6 +13,7 @@ import {
   ledgerKeys,
   ledgerTags,
   MAX_TAGS_PER_RESOURCE,
+  readPermitted,
   readShares,
   removePermissions,
   writeEntry,
@@ -86,7 +87,10 @@ export async function shareSource(ec2: EC2Client, source: SourceRef, accountIds:
       );
     }
     await writeEntry(ec2, resource, tags);
-    const missing = claim.filter((a) => !resource.permitted.includes(a));
+    // Read again once the entry is written: a run revoking at the same time either removed before this read (the
+    // permission is added back here) or sees this entry when it checks after removing (docs/concurrent-runs.md).
+    const permitted = await readPermitted(ec2, resource);
+    const missing = claim.filter((a) => !permitted.includes(a));
     await addPermissions(
       ec2,
       resource,
@@ -123,6 +127,8 @@ export async function revokeShares(ec2: EC2Client, source: SourceRef, options: R
     dryRun: options.dryRun === true,
   };
   const removedNames = new Set<string>();
+  const removed = new Map<string, Set<string>>();
+  const claimedByRemoved = new Map<string, Set<string>>();
   for (const resource of resources) {
     if (!resource.exists) continue;
     const remove: LedgerEntry[] = [];
@@ -164,8 +170,56 @@ export async function revokeShares(ec2: EC2Client, source: SourceRef, options: R
     }
     if (resource.kind === 'image') result.accountIds = toRemove;
     else if (toRemove.length > 0) result.snapshotIds.push(resource.id);
+    if (toRemove.length > 0) removed.set(resource.id, new Set(toRemove));
+    if (remove.length > 0) claimedByRemoved.set(resource.id, new Set(remove.flatMap((e) => e.accountIds)));
     for (const e of remove) removedNames.add(e.executionName);
   }
   result.executions = [...removedNames].filter((n) => n !== options.own);
+  if (!options.dryRun && (removed.size > 0 || claimedByRemoved.size > 0)) await settleAfterRevoke(ec2, source, claimedByRemoved, removed, liveness, options.own, result);
   return result;
+}
+
+/**
+ * Runs of one source that end together each read the ledger before the other removed its entry, and each leave the
+ * shared accounts to the other, still running: read the ledger again once this run's removals are done. A permission
+ * the removed entries claimed and no entry claims any more goes (the last run to remove its entry sees that); one a
+ * running execution claims and was just removed comes back (a run that started sharing meanwhile). See
+ * docs/concurrent-runs.md.
+ */
+async function settleAfterRevoke(
+  ec2: EC2Client,
+  source: SourceRef,
+  claimedByRemoved: Map<string, Set<string>>,
+  removed: Map<string, Set<string>>,
+  liveness: Liveness,
+  own: string | undefined,
+  result: RevokeResult,
+): Promise<void> {
+  for (const resource of await readShares(ec2, source.imageId, source.snapshotIds)) {
+    if (!resource.exists) continue;
+    const entries = resource.entries.filter((e) => e.executionName !== own);
+    const claimedNow = new Set(entries.flatMap((e) => e.accountIds));
+    const orphans = resource.permitted.filter((a) => claimedByRemoved.get(resource.id)?.has(a) && !claimedNow.has(a));
+    if (orphans.length > 0) {
+      await removePermissions(ec2, resource, orphans);
+      result.left = result.left.filter((l) => !(l.resourceId === resource.id && orphans.includes(l.accountId)));
+      if (resource.kind === 'image') result.accountIds = [...new Set([...result.accountIds, ...orphans])];
+      else if (!result.snapshotIds.includes(resource.id)) result.snapshotIds.push(resource.id);
+    }
+    const gone = removed.get(resource.id);
+    if (!gone) continue;
+    const restore = new Map<string, { executionName: string; status: string }>();
+    for (const entry of entries) {
+      if (!entry.executionArn) continue;
+      const state = await liveness(entry.executionArn);
+      if (state.running !== true) continue;
+      for (const a of entry.accountIds) if (gone.has(a) && !resource.permitted.includes(a)) restore.set(a, { executionName: entry.executionName, status: state.status });
+    }
+    if (restore.size === 0) continue;
+    await addPermissions(ec2, resource, [...restore.keys()]);
+    for (const [accountId, holder] of restore) {
+      result.left.push({ accountId, resourceId: resource.id, reason: 'execution-running', executionName: holder.executionName, executionStatus: holder.status });
+    }
+    if (resource.kind === 'image') result.accountIds = result.accountIds.filter((a) => !restore.has(a));
+  }
 }

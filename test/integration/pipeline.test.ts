@@ -151,6 +151,44 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
     }, 120_000);
   });
 
+  it('runs of the same input started together make one copy per target and leave the share to the run still going', async () => {
+    const account = uniqueAccount('23');
+    const { sourceImageId } = await seed({
+      endpointUrl: moto.endpoint,
+      sourceRegion: SOURCE_REGION,
+      sourceImageName: 'ami-pipeline-together-base',
+      targets: [{ accountId: account, regions: REGIONS }],
+    });
+    const before = await sourcePermissions(sourceImageId);
+    const [fast, slow] = [`together-fast-${Date.now()}`, `together-slow-${Date.now()}`];
+    const start = (executionName: string, waitMs: number) =>
+      runLocal(input(sourceImageId, [account]), { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName, waitMs });
+    // Started together; the second's Wait states last 2 s, so it is still copying or verifying when the first ends.
+    const slowRun = start(slow, 2_000);
+    const first = await start(fast, 0);
+    const whileSlowRuns = await sourcePermissions(sourceImageId);
+    const last = await slowRun;
+    for (const run of [first, last]) {
+      expect(run.error).toBeUndefined();
+      expect(run.manifest?.status).toBe('SUCCEEDED');
+      expect(run.manifest?.sourceShare.revoked).toBe(true);
+      expect(run.manifest?.results.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+    }
+    for (const region of REGIONS) {
+      // One copy per target, and both runs report it.
+      const copies = await copiesOf(sourceImageId, account, region);
+      expect(copies).toHaveLength(1);
+      for (const run of [first, last]) expect(run.manifest?.results.find((r) => r.region === region)?.imageId).toBe(copies[0]?.ImageId);
+      expect(await leftovers(account, region)).toEqual({ instances: [], groups: [], templates: [] });
+    }
+    // The first to end left the share to the other, still running; the last one revoked it.
+    expect(whileSlowRuns.launch).toContain(account);
+    expect(first.manifest?.sourceShare.left?.filter((l) => l.accountId === account).map((l) => [l.reason, l.executionName])).toContainEqual(['execution-running', slow]);
+    expect(last.manifest?.sourceShare.left ?? []).toEqual([]);
+    expect(last.manifest?.sourceShare.accountIds).toEqual([account]);
+    expect(await sourcePermissions(sourceImageId)).toEqual(before);
+  }, 180_000);
+
   it('completes every other target through throttling, a 503 burst and an account whose role cannot be assumed', async () => {
     const [good1, good2, locked] = [uniqueAccount('22'), uniqueAccount('22'), uniqueAccount('22')] as [string, string, string];
     const { sourceImageId } = await seed({

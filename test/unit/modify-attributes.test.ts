@@ -144,6 +144,62 @@ describe('UnshareSource', () => {
   });
 });
 
+describe('a run sharing while another revokes (docs/concurrent-runs.md)', () => {
+  it('ShareSource adds back a permission a revocation removed after its first read', async () => {
+    await run(event('share', 'run-1'));
+    aws.executions.set(arn('run-1'), 'SUCCEEDED');
+    // run-1's UnshareSource removes the permissions while run-2 writes its claim.
+    aws.hooks.beforeCall = (call) => {
+      if (call.command === 'CreateTags' && (call.input.Resources as string[]).includes(imageId) && JSON.stringify(call.input).includes('run-2')) aws.images.get(imageId)?.launchPermission.clear();
+    };
+    const second = await run(event('share', 'run-2'));
+    expect(second).toMatchObject({ accountIds: [ACCOUNT_A, ACCOUNT_B] });
+    expect(launch()).toEqual([ACCOUNT_A, ACCOUNT_B]);
+  });
+
+  it('the last of two runs ending together revokes what each left to the other', async () => {
+    await run(event('share', 'run-1'));
+    await run(event('share', 'run-2'));
+    aws.executions.set(arn('run-2'), 'RUNNING');
+    // run-2 ends at the same moment: it read the ledger while run-1 was running, kept the share for it, and removed
+    // its own entry just before run-1 removes its own.
+    let raced = false;
+    aws.hooks.beforeCall = (call) => {
+      if (call.command === 'DeleteTags' && !raced) {
+        raced = true;
+        const image = aws.images.get(imageId);
+        if (image) image.tags = image.tags.filter((t) => !t.Key?.includes('run-2'));
+        aws.snapshotTags.set(snapshotId, (aws.snapshotTags.get(snapshotId) ?? []).filter((t) => !t.Key?.includes('run-2')));
+      }
+    };
+    const result = await unshare('run-1');
+    expect(launch()).toEqual([]);
+    expect(volume()).toEqual([]);
+    expect(result).toMatchObject({ revoked: true, accountIds: [ACCOUNT_A, ACCOUNT_B], snapshotIds: [snapshotId], left: [] });
+  });
+
+  it('UnshareSource gives back what a running run claimed after its read', async () => {
+    await run(event('share', 'run-1'));
+    aws.executions.set(arn('run-2'), 'RUNNING');
+    let claimed = false;
+    // run-2 writes its claim just after run-1 read the ledger, before run-1 removes the permissions.
+    aws.hooks.beforeCall = (call) => {
+      if (call.command === 'ModifyImageAttribute' && !claimed) {
+        claimed = true;
+        aws.images.get(imageId)?.tags.push(...ledgerTags('run-2', arn('run-2'), [ACCOUNT_A, ACCOUNT_B]));
+      }
+    };
+    const result = await unshare('run-1');
+    expect(launch()).toEqual([ACCOUNT_A, ACCOUNT_B]);
+    expect(result.accountIds).toEqual([]);
+    expect(result.left.filter((l) => l.resourceId === imageId)).toEqual([
+      { accountId: ACCOUNT_A, resourceId: imageId, reason: 'execution-running', executionName: 'run-2', executionStatus: 'RUNNING' },
+      { accountId: ACCOUNT_B, resourceId: imageId, reason: 'execution-running', executionName: 'run-2', executionStatus: 'RUNNING' },
+    ]);
+    expect(result.revoked).toBe(true);
+  });
+});
+
 describe('the ledger tags', () => {
   it('pack 21 accounts per value and read back in order', () => {
     const accounts = Array.from({ length: 45 }, (_, n) => String(400000000000 + n));
