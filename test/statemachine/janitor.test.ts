@@ -4,7 +4,9 @@
  * targets were verifying: it removes the launch checks, deregisters a copy that ended failed, revokes the run's share,
  * and sends the completion event with the status Step Functions gave; run again, it finds nothing more to remove.
  */
+import { readFileSync } from 'node:fs';
 import aslValidator from 'asl-validator';
+import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { allStates, loadDefinition, runDefinition, type Json, type RunResult } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN, localExecutionArn } from '../../local/executions';
@@ -72,6 +74,16 @@ describe('the janitor state machine', () => {
       expect(retry[0]?.ErrorEquals, name).toContain('Lambda.ServiceException');
       expect(retry.every((r) => r.JitterStrategy === 'FULL'), name).toBe(true);
     }
+  });
+
+  it('waits past the longest function timeout before cleaning up, so invocations the stop left running have ended', () => {
+    const doc = parse(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8')) as { functions: Record<string, { timeout: number }> };
+    const longest = Math.max(...Object.values(doc.functions).map((f) => f.timeout));
+    const wait = janitorDefinition.definition.States.WaitForStoppedTasks as { Type: string; Seconds: number; Next: string };
+    expect(wait.Type).toBe('Wait');
+    expect(wait.Seconds).toBeGreaterThan(longest);
+    expect((janitorDefinition.definition.States.IsCleanupNeeded as { Choices: { Next: string }[] }).Choices[0]?.Next).toBe('WaitForStoppedTasks');
+    expect(wait.Next).toBe('CleanUpTargets');
   });
 
   it.each([
