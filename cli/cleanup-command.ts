@@ -3,12 +3,12 @@ import { DescribeImagesCommand, type Filter, type Image } from '@aws-sdk/client-
 import { createClientFactory, type ClientFactory } from '../functions/shared/clients';
 import { InvalidInputError } from '../functions/shared/errors';
 import type { PipelineInput } from '../functions/shared/input';
-import { rootLogger } from '../functions/shared/logger';
 import type { Check } from '../functions/shared/preflight';
 import { settingsOf, targetPairs } from '../functions/shared/plan';
 import { loadInput } from '../functions/shared/resolve-source';
 import { cliLiveness, findAndRemove, type CleanupReport } from './cleanup';
 import { CliError } from './errors';
+import { commandRegion, inFunctionsEnvironment } from './functions-env';
 import { readInputFile } from './input';
 import { leftText, type Output } from './render';
 
@@ -100,21 +100,13 @@ export function cleanupCommandLine(options: { input: string; endpointUrl?: strin
 
 export async function cleanupCommand(options: CleanupOptions, io: { stdout: Output }): Promise<number> {
   const file = readInputFile(options.input);
-  const saved = process.env.AWS_ENDPOINT_URL;
-  const logLevel = rootLogger.getLevelName();
-  rootLogger.setLogLevel('SILENT');
-  if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
-  const region = options.region ?? process.env.AWS_REGION ?? file.input.source?.region ?? 'us-east-1';
-  try {
+  const region = commandRegion(options.region, file.input.source?.region);
+  return inFunctionsEnvironment(options.endpointUrl, async () => {
     const report = await cleanupReport(file.raw, createClientFactory(region), { region, dryRun: options.dryRun }).catch((error: unknown) => {
       if (error instanceof InvalidInputError) throw new CliError(error.message, 2);
       throw error;
     });
     io.stdout.write(options.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderCleanup(report, cleanupCommandLine(options)));
     return report.stale ? 1 : 0;
-  } finally {
-    rootLogger.setLogLevel(logLevel);
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-  }
+  });
 }

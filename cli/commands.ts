@@ -123,22 +123,12 @@ async function afterInterrupt(
   ctx.interrupt.setLeftover(
     () => `left: possibly the launch checks of ${targets.length} target(s)${plan.source ? ` and the share of ${plan.source.imageId}` : ''}; remove them with ${ctx.command}\n`,
   );
-  const saved = process.env.AWS_ENDPOINT_URL;
-  if (ctx.endpointUrl) process.env.AWS_ENDPOINT_URL = ctx.endpointUrl;
   const { createClientFactory } = await import('../functions/shared/clients');
-  const { rootLogger } = await import('../functions/shared/logger');
-  const logLevel = rootLogger.getLevelName();
-  // The cleanup runs the functions' own code in this process: their log lines stay out of the output.
-  rootLogger.setLogLevel('SILENT');
-  let cleaned;
-  try {
-    const clients = createClientFactory(ctx.region ?? process.env.AWS_REGION ?? plan.source?.region ?? 'us-east-1');
-    cleaned = await cleanUpRun(result.executionName, plan, { clients, liveness: cliLiveness(ctx.endpointUrl) });
-  } finally {
-    rootLogger.setLogLevel(logLevel);
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-  }
+  const { commandRegion, inFunctionsEnvironment } = await import('./functions-env');
+  // The cleanup runs the functions' own code in this process.
+  const cleaned = await inFunctionsEnvironment(ctx.endpointUrl, () =>
+    cleanUpRun(result.executionName, plan, { clients: createClientFactory(commandRegion(ctx.region, plan.source?.region ?? undefined)), liveness: cliLiveness(ctx.endpointUrl) }),
+  );
   const removed = cleaned.targets.filter((t) => t.launchCheck && (t.launchCheck.autoScalingGroupDeleted || t.launchCheck.launchTemplateDeleted || t.launchCheck.terminatedInstanceIds.length > 0));
   const failed = cleaned.targets.filter((t) => t.error);
   stderr.write(`interrupted: removed the launch checks of ${removed.length} target(s)` +

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { createClientFactory, sessionNameFor, type ClientFactory } from '../functions/shared/clients';
 import { InvalidInputError, PipelineError } from '../functions/shared/errors';
-import { rootLogger } from '../functions/shared/logger';
 import { ebsDefaultCheck, checkTarget, type Check, type CheckedTarget } from '../functions/shared/preflight';
 import { resolveTargets, type ResolvedTarget } from '../functions/shared/organization';
 import { explicitTargets, settingsOf, targetPairs } from '../functions/shared/plan';
@@ -19,6 +18,7 @@ import { cliLiveness, findAndRemove } from './cleanup';
 import { leftoverChecks, sourcesOf as leftoverSources } from './cleanup-command';
 import { CliError, noCredentialsMessage } from './errors';
 import { permissionsCheck } from './permissions';
+import { commandRegion, inFunctionsEnvironment } from './functions-env';
 import { readInputFile } from './input';
 
 export interface DoctorOptions {
@@ -143,17 +143,21 @@ async function requireCredentials(sts: STSClient): Promise<void> {
 
 export async function doctorCommand(options: DoctorOptions, io: { stdout: Output }): Promise<number> {
   const file = readInputFile(options.input);
-  const saved = process.env.AWS_ENDPOINT_URL;
-  // The checks run the functions' own code in this process; its log lines must not mix into the report on stdout.
-  const logLevel = rootLogger.getLevelName();
-  rootLogger.setLogLevel('SILENT');
-  if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
-  const region = options.region ?? process.env.AWS_REGION ?? file.input.source?.region ?? 'us-east-1';
-  const sts = new STSClient({ region });
-  try {
+  const region = commandRegion(options.region, file.input.source?.region);
+  // The checks run the functions' own code in this process.
+  return inFunctionsEnvironment(options.endpointUrl, async () => {
+    const sts = new STSClient({ region });
+    try {
+      return await checkAll(file.raw, sts);
+    } finally {
+      sts.destroy();
+    }
+  });
+
+  async function checkAll(raw: unknown, sts: STSClient): Promise<number> {
     await requireCredentials(sts);
     const clients = createClientFactory(region);
-    const report = await doctor(file.raw, clients, {
+    const report = await doctor(raw, clients, {
       pipelineRegion: region,
       inputPath: options.input,
       builderAccountId: async () => (await sts.send(new GetCallerIdentityCommand({}))).Account ?? '',
@@ -164,10 +168,5 @@ export async function doctorCommand(options: DoctorOptions, io: { stdout: Output
     });
     io.stdout.write(options.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderDoctor(report));
     return report.verdict === 'fail' ? 1 : 0;
-  } finally {
-    sts.destroy();
-    rootLogger.setLogLevel(logLevel);
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
   }
 }

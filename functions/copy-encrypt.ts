@@ -1,6 +1,6 @@
 /**
- * States CopyEncryptImage / GetImageState / FindTargetCopy → functions/copy-encrypt.ts, serverless function
- * copyEncrypt; inside one target account and region (through the target role). One module per action:
+ * States: CopyEncryptImage, GetImageState, FindTargetCopy. Serverless function: copyEncrypt.
+ * Inside one target account and region (through the target role). One module per action:
  * - copy (functions/copy-encrypt/start.ts): checks the target key (exists, enabled, symmetric, customer managed, owned
  *   by the target account), reuses an existing copy of the same source with the same key (found by tags), else
  *   CopyImage with Encrypted=true, the target's key and a ClientToken that does not depend on the run (concurrent runs

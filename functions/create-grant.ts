@@ -1,4 +1,5 @@
 /**
+ * States: CreateKmsGrant. Serverless function: createGrant.
  * CreateKmsGrant: from inside the target account (the grant must be created by the account that owns the
  * Auto Scaling group), a named grant on the target key for that account's AWSServiceRoleForAutoScaling with the
  * operations EBS needs. The name derives from key and grantee, so a re-run finds the grant with ListGrants and

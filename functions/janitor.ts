@@ -1,4 +1,5 @@
 /**
+ * States: ReadStoppedRun. Serverless function: janitor.
  * ReadStoppedRun, the first state of the janitor (statemachine/janitor.asl.yml): a run of the pipeline that was
  * stopped, timed out or failed outside its own Catch ran none of its cleanup. Given that execution (from the
  * `Step Functions Execution Status Change` event, started by functions/start-execution.ts), this reads from Step

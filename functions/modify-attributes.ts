@@ -1,4 +1,5 @@
 /**
+ * States: ShareSource, UnshareSource, UnshareAfterFailure. Serverless function: modifyAttributes.
  * ShareSource / UnshareSource / UnshareAfterFailure: shares the source image (launchPermission) and its snapshots
  * (createVolumePermission) with the run's target accounts through the share ledger (functions/shared/ledger.ts): the
  * run records its claim as tags on the image and each snapshot before adding a permission. Unsharing revokes this

@@ -1,4 +1,5 @@
 /**
+ * States: NotifyCompletion, NotifyRunError. Serverless function: notify.
  * NotifyCompletion: runs once at the end of a run, in the builder account. Puts the run's summary (one line per target
  * and the batch executions holding the full manifest lines) on the default event bus ("AMI Distribution Completed" or
  * "AMI Distribution Failed"; trimmed to the failed targets, then to the counts, when it exceeds an entry's 256 KB) and,

@@ -1,4 +1,5 @@
 /**
+ * States: PreflightTarget. Serverless function: preflight.
  * PreflightTarget: the first step of every target. Runs the doctor's checks inside the target account and region
  * (role, key, key policy, Auto Scaling role, subnet, EBS defaults, copy headroom) so a broken target fails in
  * seconds with the doctor's message instead of after a copy. Takes { item }; returns the warnings.

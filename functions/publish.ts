@@ -1,4 +1,5 @@
 /**
+ * States: PublishImage. Serverless function: publish.
  * PublishImage: after the launch check passed, inside the target account and region (through the target role),
  * makes the verified copy the one to use there: the SSM parameter of publish.parameterName (DataType aws:ec2:image)
  * points at it, each of publish.launchTemplates gets a new default version with it, and the copy and its snapshots

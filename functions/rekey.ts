@@ -1,4 +1,5 @@
 /**
+ * States: ResolveCurrentCopy, RevokeOldGrants. Serverless function: rekey.
  * ResolveCurrentCopy / RevokeOldGrants: the two steps a rekey adds to a target (mode "rekey"), inside the target
  * account and region through its role.
  * - current: the copy the target's parameter (publish.parameterName) points at becomes the source of the

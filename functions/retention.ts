@@ -1,4 +1,5 @@
 /**
+ * States: ApplyRetention. Serverless function: retention.
  * ApplyRetention: after PublishImage, inside the target account and region (through the target role), keeps the
  * newest `retention.keep` verified copies of the lineage and retires the others. The lineage is the one PublishImage
  * tagged the copy with (else retention.lineage, else the expanded parameter name); without one nothing is looked at

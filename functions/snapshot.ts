@@ -1,4 +1,5 @@
 /**
+ * States: ResolveSource. Serverless function: snapshot.
  * ResolveSource: validates the execution input (loading the targets document from SSM for automatic runs),
  * resolves the source image in the builder account (by ID or newest match of a filter), its snapshots and their keys,
  * and refuses what cannot work. Returns the RunPlan: the source, one item per (account, region), the settings.

@@ -1,4 +1,5 @@
 /**
+ * States: none (EventBridge rules invoke it). Serverless function: startExecution.
  * StartExecution for the builder account's rules (serverless.yml): each execution gets a name derived from what
  * triggered it, so a trigger delivered twice starts one execution. Step Functions refuses a second StartExecution
  * of a name used in the last 90 days (ExecutionAlreadyExists), or answers it with the same execution while it runs

@@ -1,6 +1,6 @@
 /**
- * States StartLaunchCheck / GetLaunchState / CleanUpLaunchCheck → functions/verify-launch.ts,
- * serverless function verifyLaunch: proves the copy boots with its root volume encrypted by the target key, inside the
+ * States: StartLaunchCheck, GetLaunchState, CleanUpLaunchCheck, CleanUpFailedTarget, CleanUpBatchTarget. Serverless function: verifyLaunch.
+ * Proves the copy boots with its root volume encrypted by the target key, inside the
  * target account. One module per action, behind the dispatch below:
  * - start (functions/verify-launch/start.ts): mode "auto-scaling" (default, the path that needs the Auto Scaling
  *   grant) makes a launch template and an Auto Scaling group of one; mode "run-instances" launches one instance; mode

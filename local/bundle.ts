@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { parse } from 'yaml';
+import { processAlive } from './process-alive';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -61,15 +62,6 @@ function unhook(): void {
   for (const signal of SIGNALS) process.removeListener(signal, onSignal);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Folders left by a process that was killed outright (SIGKILL, a crash of Node itself): their pid is gone. */
 function sweepStale(): void {
   const root = tmpdir();
@@ -81,7 +73,7 @@ function sweepStale(): void {
   }
   for (const name of names) {
     const pid = Number(new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1] ?? NaN);
-    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
     try {
       rmSync(join(root, name), { recursive: true, force: true });
     } catch {

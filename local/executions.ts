@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from './process-alive';
 
 /** The state machine local runs belong to (local/asl.ts names the parent execution after it). */
 export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:encrypted-ami-pipeline-local';
@@ -56,21 +57,12 @@ function read(name: string): Entry | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** A local execution's status as DescribeExecution reports it; undefined when this machine never ran it. */
 export function localStatus(executionArn: string): { status: LocalStatus; startDate: string; stopDate?: string } | undefined {
   if (!executionArn.startsWith(LOCAL_EXECUTION_PREFIX)) return undefined;
   const entry = read(executionArn.slice(LOCAL_EXECUTION_PREFIX.length));
   if (!entry) return undefined;
-  const status = entry.status === 'RUNNING' && !alive(entry.pid) ? 'ABORTED' : entry.status;
+  const status = entry.status === 'RUNNING' && !processAlive(entry.pid) ? 'ABORTED' : entry.status;
   return { status, startDate: entry.startDate, ...(entry.stopDate ? { stopDate: entry.stopDate } : {}) };
 }
 

@@ -33,26 +33,23 @@ import {
   DeleteLaunchTemplateCommand,
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
-  type Image,
-} from '@aws-sdk/client-ec2';
+  type Image } from '@aws-sdk/client-ec2';
 import {
   DeleteRuleCommand,
   EventBridgeClient,
   PutRuleCommand,
   PutTargetsCommand,
-  RemoveTargetsCommand,
-} from '@aws-sdk/client-eventbridge';
+  RemoveTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parameterNameFor } from '../../functions/publish';
 import { createClientFactory, sessionNameFor, type Clients } from '../../functions/shared/clients';
 import { awsCode } from '../../functions/shared/errors';
 import { MANAGED_BY, TAGS } from '../../functions/shared/tags';
-import { buildBundles, type Bundle } from '../../local/bundle';
 import type { TargetResult } from '../../local/manifest';
-import { MOTO_BUILDER_ACCOUNT, type Moto } from '../../local/moto';
+import { MOTO_BUILDER_ACCOUNT } from '../../local/moto';
 import { runLocal, type LocalRunResult } from '../../local/runner';
 import { seed } from '../../local/seed';
 import { runDefinition, type Json } from '../../local/asl';
@@ -62,15 +59,11 @@ import { pipelineHandlers } from '../../bench/handlers';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
 const SOURCE_REGION = 'eu-west-1';
 const KEY_ALIAS = 'alias/ami-encryption';
-
-let moto: Moto;
-let bundles: Bundle[];
-let saved: string | undefined;
 
 /** What PublishImage and ApplyRetention add to a succeeded target's line of the manifest (functions/publish.ts, retention.ts). */
 const publishSchema = z.object({
@@ -78,8 +71,7 @@ const publishSchema = z.object({
   parameterVersion: z.number().nullable(),
   lineage: z.string().nullable(),
   launchTemplates: z.array(z.object({ name: z.string(), version: z.number(), changed: z.boolean() })),
-  protection: z.object({ imageId: z.string().nullable(), withCooldown: z.boolean(), movedFrom: z.array(z.object({ imageId: z.string(), state: z.string() })) }),
-});
+  protection: z.object({ imageId: z.string().nullable(), withCooldown: z.boolean(), movedFrom: z.array(z.object({ imageId: z.string(), state: z.string() })) }) });
 const retentionSchema = z.object({
   lineage: z.string().nullable(),
   keep: z.number(),
@@ -89,8 +81,7 @@ const retentionSchema = z.object({
   kept: z.array(z.object({ imageId: z.string(), check: z.string(), reason: z.string() })),
   disabled: z.array(z.object({ imageId: z.string(), retireAfter: z.string(), since: z.string() })),
   retired: z.array(z.object({ imageId: z.string(), snapshotIds: z.array(z.string()), snapshotsLeft: z.array(z.object({ snapshotId: z.string(), code: z.string() })) })),
-  swept: z.object({ deleted: z.array(z.string()), left: z.array(z.object({ snapshotId: z.string(), reason: z.string() })) }),
-});
+  swept: z.object({ deleted: z.array(z.string()), left: z.array(z.object({ snapshotId: z.string(), reason: z.string() })) }) });
 /** RecordRetentionFailure's shape: the target succeeded, retention did not. */
 const retentionFailureSchema = z.object({ failed: z.literal(true), error: z.unknown() });
 
@@ -162,35 +153,23 @@ function executionName(label: string): string {
 }
 
 describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event against moto', () => {
-  beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
-    bundles = await buildBundles();
-  }, 120_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
-  });
+  const suite = motoSuite({ bundles: true });
 
   it('points the parameter of every account and region at that target\'s own copy, and tags the copy with its lineage and check', async () => {
     const accounts = [uniqueAccount('61'), uniqueAccount('61')];
     const { sourceImageId } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: SOURCE_REGION,
       sourceImageName: 'ami-pipeline-lifecycle-base-1',
-      targets: accounts.map((accountId) => ({ accountId, regions: REGIONS })),
-    });
+      targets: accounts.map((accountId) => ({ accountId, regions: REGIONS })) });
     const template = '/ami-pipeline/{sourceName}/latest';
     const run = await runLocal(
       {
         source: { imageId: sourceImageId, region: SOURCE_REGION },
         targets: accounts.map((accountId) => ({ accountId, regions: REGIONS, kmsKey: KEY_ALIAS })),
         publish: { parameterName: template },
-        copy: { tags: { team: 'web', origin: '{sourceImageId}@{region}' } },
-      },
-      { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName: executionName('publish') },
+        copy: { tags: { team: 'web', origin: '{sourceImageId}@{region}' } } },
+      { endpointUrl: suite.moto.endpoint, region: SOURCE_REGION, bundles: suite.bundles, executionName: executionName('publish') },
     );
     expect(run.error).toBeUndefined();
     expect(run.manifest?.status).toBe('SUCCEEDED');
@@ -218,8 +197,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
         kept: [{ imageId, check: 'new-copy', reason: 'the new copy' }],
         disabled: [],
         retired: [],
-        swept: { deleted: [], left: [] },
-      });
+        swept: { deleted: [], left: [] } });
 
       expect(await parameterValue(accountId, region, parameterName)).toEqual({ value: imageId, dataType: 'aws:ec2:image' });
       const image = await imageIn(accountId, region, imageId);
@@ -263,11 +241,10 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
     const sources: string[] = [];
     for (const n of [2, 3, 4, 5]) {
       const seeded = await seed({
-        endpointUrl: moto.endpoint,
+        endpointUrl: suite.moto.endpoint,
         sourceRegion: SOURCE_REGION,
         sourceImageName: `ami-pipeline-lifecycle-base-${n}`,
-        targets: [{ accountId, regions: [region] }],
-      });
+        targets: [{ accountId, regions: [region] }] });
       sources.push(seeded.sourceImageId);
     }
     expect(new Set(sources).size).toBe(4);
@@ -275,8 +252,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
       source: { imageId: sourceImageId, region: SOURCE_REGION },
       targets: [{ accountId, regions: [region], kmsKey: KEY_ALIAS }],
       publish: { parameterName },
-      retention: { ...retention, graceDays: 0 },
-    });
+      retention: { ...retention, graceDays: 0 } });
     const templateName = `lifecycle-protect-${accountId}`;
     let templateId = '';
 
@@ -290,18 +266,16 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
           const created = await inside(accountId).ec2(region).send(
             new CreateLaunchTemplateCommand({
               LaunchTemplateName: templateName,
-              LaunchTemplateData: { ImageId: made[0], InstanceType: 't3.micro' },
-            }),
+              LaunchTemplateData: { ImageId: made[0], InstanceType: 't3.micro' } }),
           );
           expect(created.LaunchTemplate?.DefaultVersionNumber).toBe(1);
           templateId = created.LaunchTemplate?.LaunchTemplateId ?? '';
         }
         const run = await runLocal(input(sourceImageId, { keep: 2 }), {
-          endpointUrl: moto.endpoint,
+          endpointUrl: suite.moto.endpoint,
           region: SOURCE_REGION,
-          bundles,
-          executionName: executionName(`retention-${i + 1}`),
-        });
+          bundles: suite.bundles,
+          executionName: executionName(`retention-${i + 1}`) });
         expect(run.error, `run ${i + 1}`).toBeUndefined();
         expect(run.manifest?.status, `run ${i + 1}`).toBe('SUCCEEDED');
         const imageId = copyOf(run, accountId, region);
@@ -321,8 +295,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
       expect(lifecycleOf(resultFor(runs[1] as LocalRunResult, accountId, region)).publish.protection).toEqual({
         imageId: second,
         withCooldown: false,
-        movedFrom: [{ imageId: first, state: 'disabled' }],
-      });
+        movedFrom: [{ imageId: first, state: 'disabled' }] });
       const afterThird = lifecycleOf(resultFor(runs[2] as LocalRunResult, accountId, region)).retention;
       const byTemplate = { imageId: first, check: 'image-references', reason: `referenced by ec2:LaunchTemplate arn:aws:ec2:${region}:${accountId}:launch-template/${templateId}` };
       expect(afterThird.kept).toEqual([
@@ -348,8 +321,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
         ],
         disabled: [],
         retired: [{ imageId: second, snapshotIds: snapshotsByCopy.get(second), snapshotsLeft: [] }],
-        swept: { deleted: [], left: [] },
-      });
+        swept: { deleted: [], left: [] } });
       // Only the published copy is protected.
       expect((await imageIn(accountId, region, fourth))?.DeregistrationProtection).toBe('enabled');
       for (const other of [first, third]) expect((await imageIn(accountId, region, other))?.DeregistrationProtection).toBe('disabled');
@@ -368,11 +340,10 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
       // to report: the third copy, which a real run would retire.
       const parameterVersion = last.publish.parameterVersion;
       const dry = await runLocal(input(sources[3] ?? '', { keep: 1, dryRun: true }), {
-        endpointUrl: moto.endpoint,
+        endpointUrl: suite.moto.endpoint,
         region: SOURCE_REGION,
-        bundles,
-        executionName: executionName('retention-dry-run'),
-      });
+        bundles: suite.bundles,
+        executionName: executionName('retention-dry-run') });
       expect(dry.error).toBeUndefined();
       expect(dry.manifest?.status).toBe('SUCCEEDED');
       expect(copyOf(dry, accountId, region)).toBe(fourth);
@@ -387,8 +358,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
         kept: [{ imageId: fourth, check: 'new-copy', reason: 'the new copy' }, byTemplate],
         disabled: [],
         retired: [{ imageId: third, snapshotIds: snapshotsByCopy.get(third), snapshotsLeft: [] }],
-        swept: { deleted: [], left: [] },
-      });
+        swept: { deleted: [], left: [] } });
       expect((await managedImages(accountId, region)).map((i) => i.ImageId)).toEqual([first, third, fourth].sort());
       for (const kept of [first, third, fourth]) {
         for (const snapshotId of snapshotsByCopy.get(kept) ?? []) expect(await snapshotExists(accountId, region, snapshotId)).toBe(true);
@@ -408,17 +378,16 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
     const parameterName = '/ami-pipeline/grace-test/latest';
     const sources: string[] = [];
     for (const n of [2, 3, 4]) {
-      const seeded = await seed({ endpointUrl: moto.endpoint, sourceRegion: SOURCE_REGION, sourceImageName: `ami-pipeline-lifecycle-base-${n}`, targets: [{ accountId, regions: [region] }] });
+      const seeded = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: SOURCE_REGION, sourceImageName: `ami-pipeline-lifecycle-base-${n}`, targets: [{ accountId, regions: [region] }] });
       sources.push(seeded.sourceImageId);
     }
     const input = (sourceImageId: string) => ({
       source: { imageId: sourceImageId, region: SOURCE_REGION },
       targets: [{ accountId, regions: [region], kmsKey: KEY_ALIAS }],
       publish: { parameterName },
-      retention: { keep: 1, graceDays: 3 },
-    });
+      retention: { keep: 1, graceDays: 3 } });
     const run = async (sourceImageId: string, label: string) => {
-      const result = await runLocal(input(sourceImageId), { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName: executionName(label) });
+      const result = await runLocal(input(sourceImageId), { endpointUrl: suite.moto.endpoint, region: SOURCE_REGION, bundles: suite.bundles, executionName: executionName(label) });
       expect(result.error, label).toBeUndefined();
       return result;
     };
@@ -454,14 +423,13 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
     writeFileSync(file, JSON.stringify(input(sources[2] ?? '')));
     const out: string[] = [];
     const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => out.push(t) } } as unknown as Io;
-    const code = await cli(['restore', '--input', file, '--account', accountId, '--region', region, '--image', second, '--output', 'json', '--endpoint-url', moto.endpoint], io);
+    const code = await cli(['restore', '--input', file, '--account', accountId, '--region', region, '--image', second, '--output', 'json', '--endpoint-url', suite.moto.endpoint], io);
     expect(code, out.join('')).toBe(0);
     expect(JSON.parse(out.join(''))).toEqual({
       imageId: second,
       was: 'disabled',
       parameter: { name: parameterName, previous: third, version: expect.any(Number) as number },
-      protection: { imageId: second, movedFrom: third },
-    });
+      protection: { imageId: second, movedFrom: third } });
     const restored = await imageIn(accountId, region, second);
     expect(restored?.State).toBe('available');
     expect(restored?.DeregistrationProtection).toBe('enabled');
@@ -475,11 +443,10 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
     // default bus of the pipeline's region (runLocal's region).
     const accountId = uniqueAccount('61');
     const { sourceImageId } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: SOURCE_REGION,
       sourceImageName: 'ami-pipeline-lifecycle-base-1',
-      targets: [{ accountId, regions: [SOURCE_REGION] }],
-    });
+      targets: [{ accountId, regions: [SOURCE_REGION] }] });
     const sqs = new SQSClient({ region: SOURCE_REGION });
     const events = new EventBridgeClient({ region: SOURCE_REGION });
     const name = `ami-pipeline-lifecycle-${process.pid}-${Date.now()}`;
@@ -505,12 +472,8 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
                   Principal: { Service: 'events.amazonaws.com' },
                   Action: 'sqs:SendMessage',
                   Resource: queueArn,
-                  Condition: { ArnEquals: { 'aws:SourceArn': ruleArn } },
-                },
-              ],
-            }),
-          },
-        }),
+                  Condition: { ArnEquals: { 'aws:SourceArn': ruleArn } } },
+              ] }) } }),
       );
       const targets = await events.send(new PutTargetsCommand({ Rule: name, EventBusName: 'default', Targets: [{ Id: 'queue', Arn: queueArn }] }));
       expect(targets.FailedEntryCount ?? 0).toBe(0);
@@ -518,9 +481,8 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
       const run = await runLocal(
         {
           source: { imageId: sourceImageId, region: SOURCE_REGION },
-          targets: [{ accountId, regions: [SOURCE_REGION], kmsKey: KEY_ALIAS }],
-        },
-        { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName: executionName('notify') },
+          targets: [{ accountId, regions: [SOURCE_REGION], kmsKey: KEY_ALIAS }] },
+        { endpointUrl: suite.moto.endpoint, region: SOURCE_REGION, bundles: suite.bundles, executionName: executionName('notify') },
       );
       expect(run.error).toBeUndefined();
       expect(run.manifest?.status).toBe('SUCCEEDED');
@@ -530,8 +492,7 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
         source: z.string(),
         'detail-type': z.string(),
         region: z.string(),
-        detail: z.looseObject({ executionName: z.string() }),
-      });
+        detail: z.looseObject({ executionName: z.string() }) });
       const received: z.infer<typeof eventSchema>[] = [];
       for (let attempt = 0; attempt < 10 && !received.some((e) => e.detail.executionName === run.executionName); attempt += 1) {
         const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));

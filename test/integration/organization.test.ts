@@ -13,35 +13,21 @@ import {
   DescribeOrganizationCommand,
   ListRootsCommand,
   MoveAccountCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+  OrganizationsClient } from '@aws-sdk/client-organizations';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor } from '../../functions/shared/clients';
-import { buildBundles, type Bundle } from '../../local/bundle';
-import type { Moto } from '../../local/moto';
 import { runLocal } from '../../local/runner';
 import { seed } from '../../local/seed';
-import { MOTO_AVAILABLE, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite } from '../support/moto';
 
 const REGION = 'eu-west-1';
 
 describe.skipIf(!MOTO_AVAILABLE)('OU targets against moto', () => {
-  let moto: Moto;
-  let bundles: Bundle[];
-  let saved: string | undefined;
   let org: OrganizationsClient;
 
-  beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
+  const suite = motoSuite({ bundles: true });
+  beforeAll(() => {
     org = new OrganizationsClient({ region: 'us-east-1' });
-    bundles = await buildBundles();
-  }, 120_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
   });
 
   async function account(name: string, parentId: string, rootId: string): Promise<string> {
@@ -76,18 +62,16 @@ describe.skipIf(!MOTO_AVAILABLE)('OU targets against moto', () => {
 
     const targets = [a1, a2, child];
     const { sourceImageId } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: REGION,
       sourceImageName: 'ami-pipeline-integration-base',
-      targets: [...targets, excluded, other].map((accountId) => ({ accountId, regions: [REGION] })),
-    });
+      targets: [...targets, excluded, other].map((accountId) => ({ accountId, regions: [REGION] })) });
     const run = await runLocal(
       {
         source: { imageId: sourceImageId, region: REGION },
         targets: [{ organizationalUnitId: apps, regions: [REGION], kmsKey: 'alias/ami-encryption', excludeAccountIds: [excluded] }],
-        verify: { mode: 'none' },
-      },
-      { endpointUrl: moto.endpoint, region: REGION, bundles },
+        verify: { mode: 'none' } },
+      { endpointUrl: suite.moto.endpoint, region: REGION, bundles: suite.bundles },
     );
     expect(run.error).toBeUndefined();
     expect(run.manifest?.status).toBe('SUCCEEDED');
@@ -101,8 +85,7 @@ describe.skipIf(!MOTO_AVAILABLE)('OU targets against moto', () => {
         targeted: [...targets].sort(),
         skipped: [{ accountId: closed, state: 'SUSPENDED' }],
         excluded: [excluded],
-        coveredElsewhere: [],
-      },
+        coveredElsewhere: [] },
     ]);
     const clients = createClientFactory(REGION);
     const copiesIn = async (accountId: string) =>

@@ -19,24 +19,17 @@ import {
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeSnapshotAttributeCommand,
-  EC2Client,
-} from '@aws-sdk/client-ec2';
+  EC2Client } from '@aws-sdk/client-ec2';
 import { ListGrantsCommand } from '@aws-sdk/client-kms';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor, type Clients } from '../../functions/shared/clients';
-import { buildBundles, type Bundle } from '../../local/bundle';
-import type { Moto } from '../../local/moto';
 import { runLocal } from '../../local/runner';
 import { seed } from '../../local/seed';
 import { startFaultProxy } from '../support/fault-proxy';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
 const SOURCE_REGION = 'eu-west-1';
-
-let moto: Moto;
-let bundles: Bundle[];
-let saved: string | undefined;
 
 function inside(accountId: string): Clients {
   return createClientFactory(SOURCE_REGION).target({ accountId, roleName: 'AmiPipelineTarget', sessionName: sessionNameFor('inspect') });
@@ -45,8 +38,7 @@ function inside(accountId: string): Clients {
 function input(sourceImageId: string, accounts: string[]) {
   return {
     source: { imageId: sourceImageId, region: SOURCE_REGION },
-    targets: accounts.map((accountId) => ({ accountId, regions: REGIONS, kmsKey: 'alias/ami-encryption' })),
-  };
+    targets: accounts.map((accountId) => ({ accountId, regions: REGIONS, kmsKey: 'alias/ami-encryption' })) };
 }
 
 async function copiesOf(sourceImageId: string, accountId: string, region: string) {
@@ -66,8 +58,7 @@ async function leftovers(accountId: string, region: string) {
   return {
     instances: (instances.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId),
     groups: (groups.AutoScalingGroups ?? []).map((g) => g.AutoScalingGroupName),
-    templates: (templates.LaunchTemplates ?? []).map((t) => t.LaunchTemplateName).filter((n) => n?.startsWith('ami-pipeline-verify-')),
-  };
+    templates: (templates.LaunchTemplates ?? []).map((t) => t.LaunchTemplateName).filter((n) => n?.startsWith('ami-pipeline-verify-')) };
 }
 
 async function sourcePermissions(imageId: string) {
@@ -78,22 +69,11 @@ async function sourcePermissions(imageId: string) {
   const volume = await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }));
   return {
     launch: (launch.LaunchPermissions ?? []).map((p) => p.UserId).sort(),
-    volume: (volume.CreateVolumePermissions ?? []).map((p) => p.UserId).sort(),
-  };
+    volume: (volume.CreateVolumePermissions ?? []).map((p) => p.UserId).sort() };
 }
 
 describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
-  beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
-    bundles = await buildBundles();
-  }, 120_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
-  });
+  const suite = motoSuite({ bundles: true });
 
   describe('two target accounts × two regions', () => {
     const accounts = [uniqueAccount('21'), uniqueAccount('21')];
@@ -103,16 +83,15 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
 
     beforeAll(async () => {
       ({ sourceImageId, keys } = await seed({
-        endpointUrl: moto.endpoint,
+        endpointUrl: suite.moto.endpoint,
         sourceRegion: SOURCE_REGION,
         sourceImageName: 'ami-pipeline-integration-base',
-        targets: accounts.map((accountId) => ({ accountId, regions: REGIONS })),
-      }));
+        targets: accounts.map((accountId) => ({ accountId, regions: REGIONS })) }));
     }, 60_000);
 
     it('copies into each account and region with its own key, grants Auto Scaling, leaves nothing running and unshares', async () => {
       const before = await sourcePermissions(sourceImageId);
-      const run = await runLocal(input(sourceImageId, accounts), { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles });
+      const run = await runLocal(input(sourceImageId, accounts), { endpointUrl: suite.moto.endpoint, region: SOURCE_REGION, bundles: suite.bundles });
       expect(run.error).toBeUndefined();
       expect(run.manifest?.status).toBe('SUCCEEDED');
       expect(run.manifest?.results).toHaveLength(4);
@@ -137,7 +116,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
     }, 120_000);
 
     it('runs again without new images, grants or instances, and points at the same copies', async () => {
-      const run = await runLocal(input(sourceImageId, accounts), { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles });
+      const run = await runLocal(input(sourceImageId, accounts), { endpointUrl: suite.moto.endpoint, region: SOURCE_REGION, bundles: suite.bundles });
       expect(run.manifest?.status).toBe('SUCCEEDED');
       expect(run.manifest?.results.map((r) => r.imageId)).toEqual(firstImages);
       for (const accountId of accounts) {
@@ -192,20 +171,18 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
   it('completes every other target through throttling, a 503 burst and an account whose role cannot be assumed', async () => {
     const [good1, good2, locked] = [uniqueAccount('22'), uniqueAccount('22'), uniqueAccount('22')] as [string, string, string];
     const { sourceImageId } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: SOURCE_REGION,
       sourceImageName: 'ami-pipeline-faults-base',
-      targets: [good1, good2].map((accountId) => ({ accountId, regions: REGIONS })),
-    });
+      targets: [good1, good2].map((accountId) => ({ accountId, regions: REGIONS })) });
     const before = await sourcePermissions(sourceImageId);
-    const proxy = await startFaultProxy(moto.endpoint, {
+    const proxy = await startFaultProxy(suite.moto.endpoint, {
       throttleEveryNthEc2Call: 3,
       burstAfterEc2Calls: 10,
       burstLength: 3,
-      unassumableAccounts: [locked],
-    });
+      unassumableAccounts: [locked] });
     try {
-      const run = await runLocal(input(sourceImageId, [good1, good2, locked]), { endpointUrl: proxy.endpoint, region: SOURCE_REGION, bundles });
+      const run = await runLocal(input(sourceImageId, [good1, good2, locked]), { endpointUrl: proxy.endpoint, region: SOURCE_REGION, bundles: suite.bundles });
       expect(run.manifest?.status).toBe('PARTIAL');
       const failed = run.manifest?.results.filter((r) => r.status === 'failed') ?? [];
       expect(failed.map((r) => `${r.accountId}/${r.region}`).sort()).toEqual(REGIONS.map((r) => `${locked}/${r}`).sort());

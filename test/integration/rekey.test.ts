@@ -13,13 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { ListGrantsCommand } from '@aws-sdk/client-kms';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor, type Clients } from '../../functions/shared/clients';
 import type { Manifest } from '../../local/manifest';
-import type { Moto } from '../../local/moto';
 import { runLocal } from '../../local/runner';
 import { seed } from '../../local/seed';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const REGION = 'eu-west-1';
@@ -31,8 +30,7 @@ function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
     const child = spawn(process.execPath, ['bin/ami-pipeline.mjs', ...args], {
       cwd: ROOT,
       env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: REGION },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+      stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code) => resolve({ code, stderr }));
@@ -40,34 +38,22 @@ function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
 }
 
 describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline rekey against moto', () => {
-  let moto: Moto;
-  let saved: string | undefined;
   const accounts = [uniqueAccount('71'), uniqueAccount('71')];
   const inside = (accountId: string): Clients =>
     createClientFactory(REGION).target({ accountId, roleName: 'AmiPipelineTarget', sessionName: sessionNameFor('inspect') });
 
-  beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
-  });
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
-  });
+  const suite = motoSuite();
 
   it('moves the parameter and the Auto Scaling grant to the new key and revokes the old grant', async () => {
     const targets = accounts.map((accountId) => ({ accountId, regions: [REGION] }));
-    const first = await seed({ endpointUrl: moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-rekey-base-1', targets });
-    const second = await seed({ endpointUrl: moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-rekey-base-1', targets, keyAlias: 'alias/ami-encryption-2' });
+    const first = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-rekey-base-1', targets });
+    const second = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-rekey-base-1', targets, keyAlias: 'alias/ami-encryption-2' });
     const distributed = await runLocal(
       {
         source: { imageId: first.sourceImageId, region: REGION },
         targets: accounts.map((accountId) => ({ accountId, regions: [REGION], kmsKey: 'alias/ami-encryption' })),
-        publish: { parameterName: PARAMETER },
-      },
-      { endpointUrl: moto.endpoint, region: REGION },
+        publish: { parameterName: PARAMETER } },
+      { endpointUrl: suite.moto.endpoint, region: REGION },
     );
     expect(distributed.manifest?.status).toBe('SUCCEEDED');
 
@@ -76,7 +62,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline rekey against moto', () => {
       join(dir, 'rekey.json'),
       JSON.stringify({ targets: accounts.map((accountId) => ({ accountId, regions: [REGION], kmsKey: 'alias/ami-encryption-2' })), publish: { parameterName: PARAMETER } }),
     );
-    const result = await cli(['rekey', '--input', join(dir, 'rekey.json'), '--local', '--endpoint-url', moto.endpoint, '--region', REGION, '--output', 'json', '--manifest', join(dir, 'manifest.json')]);
+    const result = await cli(['rekey', '--input', join(dir, 'rekey.json'), '--local', '--endpoint-url', suite.moto.endpoint, '--region', REGION, '--output', 'json', '--manifest', join(dir, 'manifest.json')]);
     expect(result.stderr).toContain('publishing');
     expect(result.code).toBe(0);
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
@@ -101,7 +87,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline rekey against moto', () => {
     }
 
     // Running it again makes nothing new.
-    const again = await cli(['rekey', '--input', join(dir, 'rekey.json'), '--local', '--endpoint-url', moto.endpoint, '--region', REGION, '--manifest', join(dir, 'again.json')]);
+    const again = await cli(['rekey', '--input', join(dir, 'rekey.json'), '--local', '--endpoint-url', suite.moto.endpoint, '--region', REGION, '--manifest', join(dir, 'again.json')]);
     expect(again.code).toBe(0);
     const repeat = JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8')) as Manifest;
     expect(repeat.results.map((r) => r.imageId).sort()).toEqual(manifest.results.map((r) => r.imageId).sort());
