@@ -133,7 +133,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
   it('runs of the same input started together make one copy per target and leave the share to the run still going', async () => {
     const account = uniqueAccount('23');
     const { sourceImageId } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: SOURCE_REGION,
       sourceImageName: 'ami-pipeline-together-base',
       targets: [{ accountId: account, regions: REGIONS }],
@@ -141,7 +141,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
     const before = await sourcePermissions(sourceImageId);
     const [fast, slow] = [`together-fast-${Date.now()}`, `together-slow-${Date.now()}`];
     const start = (executionName: string, waitMs: number) =>
-      runLocal(input(sourceImageId, [account]), { endpointUrl: moto.endpoint, region: SOURCE_REGION, bundles, executionName, waitMs });
+      runLocal(input(sourceImageId, [account]), { endpointUrl: suite.moto.endpoint, region: SOURCE_REGION, bundles: suite.bundles, executionName, waitMs });
     // Started together; the second's Wait states last 2 s, so it is still copying or verifying when the first ends.
     const slowRun = start(slow, 2_000);
     const first = await start(fast, 0);
