@@ -50,6 +50,7 @@ import {
 import { CreateGrantCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListGrantsCommand, RevokeGrantCommand } from '@aws-sdk/client-kms';
 import { GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ListAccountsForParentCommand, ListOrganizationalUnitsForParentCommand, OrganizationsClient, type Account } from '@aws-sdk/client-organizations';
@@ -173,6 +174,8 @@ export class FakeAws {
   readonly deletedSnapshots: string[] = [];
   readonly events: { Source?: string; DetailType?: string; Detail?: string }[] = [];
   readonly notifications: { TopicArn?: string; Subject?: string; Message?: string }[] = [];
+  /** S3 objects of the builder account (the runs bucket), by "bucket/key". */
+  readonly objects = new Map<string, string>();
 
   /** Status checks a copy stays pending before it is available. */
   copyPolls = 1;
@@ -202,7 +205,7 @@ export class FakeAws {
   hooks: FakeAwsHooks = {};
 
   private seq = 0;
-  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient), mockClient(OrganizationsClient), mockClient(RbinClient)];
+  private readonly mocks = [mockClient(EC2Client), mockClient(KMSClient), mockClient(AutoScalingClient), mockClient(STSClient), mockClient(SSMClient), mockClient(IAMClient), mockClient(EventBridgeClient), mockClient(SNSClient), mockClient(SFNClient), mockClient(OrganizationsClient), mockClient(RbinClient), mockClient(S3Client)];
 
   /**
    * `singleDispatch` (off by default): one fake per client that picks the handler by the command's class, instead
@@ -256,7 +259,7 @@ export class FakeAws {
   }
 
   private install(): void {
-    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn, organizations, rbin] = this.mocks;
+    const [ec2, kms, asg, sts, ssm, iam, events, sns, sfn, organizations, rbin, s3] = this.mocks;
     type Fake = (input: never, getClient: () => AnyClient) => Promise<unknown>;
     const dispatch = new Map<unknown, Map<unknown, Fake>>();
     const register = (mock: unknown, command: unknown, fake: Fake) => {
@@ -360,6 +363,16 @@ export class FakeAws {
       this.events.push(...entries);
       return { FailedEntryCount: 0, Entries: entries.map((_, i) => ({ EventId: `event-${this.events.length + i}` })) };
     });
+    on(s3, PutObjectCommand, 's3', (input) => {
+      this.objects.set(`${String(input.Bucket)}/${String(input.Key)}`, String(input.Body));
+      return { ETag: `"${this.objects.size}"` };
+    });
+    on(s3, GetObjectCommand, 's3', (input) => {
+      const text = this.objects.get(`${String(input.Bucket)}/${String(input.Key)}`);
+      if (text === undefined) throw awsError('NoSuchKey', 'The specified key does not exist.', 404);
+      return { Body: { transformToString: async () => text } };
+    });
+
     on(sns, PublishCommand, 'sns', (input) => {
       this.notifications.push(input as { TopicArn?: string; Subject?: string; Message?: string });
       return { MessageId: `message-${this.notifications.length}` };
@@ -658,7 +671,10 @@ export class FakeAws {
 
     on(kms, DescribeKeyCommand, 'kms', (input, who) => {
       const ref = String(input.KeyId);
-      const key = [...this.keys.values()].find((k) => k.account === who.account && k.region === who.region && (k.arn === ref || k.aliases.includes(ref)));
+      // KeyId: a key ID or ARN, an alias name, or an alias ARN (arn:aws:kms:REGION:ACCOUNT:alias/NAME).
+      const key = [...this.keys.values()].find(
+        (k) => k.account === who.account && k.region === who.region && (k.arn === ref || k.aliases.includes(ref) || k.aliases.some((a) => ref === `arn:aws:kms:${k.region}:${k.account}:${a}`)),
+      );
       if (!key) throw awsError('NotFoundException', `Alias arn:aws:kms:${who.region}:${who.account}:${ref} is not found.`);
       return { KeyMetadata: { Arn: key.arn, AWSAccountId: key.account, KeyState: key.state, KeyManager: key.manager, KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' } };
     });

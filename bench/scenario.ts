@@ -135,10 +135,10 @@ export async function runScenario(scenario: Scenario, backendOptions: Partial<Ba
     const run = await runDefinition(backend.input, instrumented.handlers, {
       executionName: `bench-${variant}-n${targets}-t${copyMinutes}`,
       definition: instrumented.definition,
-      // Only the type and state name of a batch execution's events are read here; dropping their payloads keeps the
-      // baseline at N=1,000 (millions of events) in memory. The parent's events are kept: the manifest is read from them.
+      // Only the type and state name of a target's child execution's events are read here; dropping their payloads keeps
+      // the baseline at N=1,000 (millions of events) in memory. The parent's events are kept: the summary is read from them.
       onEvent: (event, execution) => {
-        if (execution.stateMachine === 'PipelineStateMachine' || !event.state) return;
+        if (execution.mapState === undefined || !event.state) return;
         event.state = { name: event.state.name, type: event.state.type };
       },
       waitHandler: async (state, input: Json) => {

@@ -33,9 +33,13 @@ function raiseCeilings(rule: Rule): number {
   return raised;
 }
 
-/** Every definition of a loaded one: itself and the children it starts. */
+/** Every definition of a loaded one: itself, its Distributed Maps' child definitions and the children it starts. */
 export function definitionsOf(loaded: LoadedDefinition): LoadedDefinition[] {
-  return [loaded, ...Object.values(loaded.childTasks).flatMap(definitionsOf)];
+  return [
+    loaded,
+    ...Object.values(loaded.distributedMaps).flatMap((m) => definitionsOf(m.child)),
+    ...Object.values(loaded.childTasks).flatMap(definitionsOf),
+  ];
 }
 
 /** The baseline's definitions: a deep copy with fixed 15 s poll waits and the attempt ceilings raised. */

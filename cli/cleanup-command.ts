@@ -47,7 +47,7 @@ export async function sourcesOf(input: PipelineInput, clients: ClientFactory): P
 }
 
 export async function cleanupReport(raw: unknown, clients: ClientFactory, options: { region: string; dryRun: boolean }): Promise<CleanupReport> {
-  const input = await loadInput(raw, { clients, pipelineRegion: options.region, builderAccountId: async () => '' });
+  const input = await loadInput(raw, { clients, pipelineRegion: options.region });
   return findAndRemove(
     { sources: await sourcesOf(input, clients), targets: targetPairs(input), settings: settingsOf(input) },
     { clients, liveness: cliLiveness(), dryRun: options.dryRun },

@@ -38,10 +38,11 @@ export type ShareOutcome = RevokeResult | { revoked: false; error: { name: strin
 export async function cleanUpRun(
   executionName: string,
   plan: RunPlan,
+  runTargets: TargetPair[],
   deps: { clients: ClientFactory; liveness: Liveness },
 ): Promise<{ share: ShareOutcome | null; targets: TargetCleanup[] }> {
   const targets: TargetCleanup[] = [];
-  for (const target of plan.batches.flatMap((b) => b.targets)) {
+  for (const target of runTargets) {
     targets.push(await cleanUpTarget({ executionName, target, settings: plan.settings }, plan.source?.imageId ?? null, deps));
   }
   let share: ShareOutcome | null = null;

@@ -1,10 +1,13 @@
 /** The commands that touch AWS: run (local or deployed) and status. Each resolves to its exit code. */
 import type { EventLog } from '../local/asl';
 import type { LocalRunResult } from '../local/runner';
+import type { TargetPair } from '../functions/shared/plan';
 import {
   ExecutionWatcher,
   outcomeOfExecution,
+  redriveExecution,
   regionOfArn,
+  s3ManifestReader,
   sfnClient,
   sleep,
   startExecution,
@@ -119,16 +122,23 @@ async function afterInterrupt(
     stderr.write('interrupted before the source was resolved: nothing was shared or copied\n');
     return { status: 'ABORTED', executionName: result.executionName, error: { name: 'ExecutionAborted', cause: 'interrupted before the source was resolved' }, interrupted: ctx.interrupt.exitCode() };
   }
-  const targets = plan.batches.flatMap((b) => b.targets);
   ctx.interrupt.setLeftover(
-    () => `left: possibly the launch checks of ${targets.length} target(s)${plan.source ? ` and the share of ${plan.source.imageId}` : ''}; remove them with ${ctx.command}\n`,
+    () => `left: possibly the launch checks of ${plan.targetCount} target(s)${plan.source ? ` and the share of ${plan.source.imageId}` : ''}; remove them with ${ctx.command}\n`,
   );
   const { createClientFactory } = await import('../functions/shared/clients');
   const { commandRegion, inFunctionsEnvironment } = await import('./functions-env');
+  const { readTargets, s3RunStore } = await import('../functions/shared/run-store');
   // The cleanup runs the functions' own code in this process.
-  const cleaned = await inFunctionsEnvironment(ctx.endpointUrl, () =>
-    cleanUpRun(result.executionName, plan, { clients: createClientFactory(commandRegion(ctx.region, plan.source?.region ?? undefined)), liveness: cliLiveness(ctx.endpointUrl) }),
-  );
+  const { cleaned, targets } = await inFunctionsEnvironment(ctx.endpointUrl, async () => {
+    const region = commandRegion(ctx.region, plan.source?.region ?? undefined);
+    const clients = createClientFactory(region);
+    // The run's targets: the file ResolveSource wrote for the Distributed Map, in the runs bucket.
+    const targets: TargetPair[] = await readTargets(plan.files, s3RunStore(() => clients.builder().s3(region))).catch((error: unknown) => {
+      stderr.write(`could not read the run's targets (${(error as Error).message}): only the source share is cleaned up; run ${ctx.command} for the rest\n`);
+      return [];
+    });
+    return { targets, cleaned: await cleanUpRun(result.executionName, plan, targets, { clients, liveness: cliLiveness(ctx.endpointUrl) }) };
+  });
   const removed = cleaned.targets.filter((t) => t.launchCheck && (t.launchCheck.autoScalingGroupDeleted || t.launchCheck.launchTemplateDeleted || t.launchCheck.terminatedInstanceIds.length > 0));
   const failed = cleaned.targets.filter((t) => t.error);
   stderr.write(`interrupted: removed the launch checks of ${removed.length} target(s)` +
@@ -142,7 +152,7 @@ async function afterInterrupt(
   return {
     status: 'ABORTED',
     executionName: result.executionName,
-    manifest: interruptedManifest(result.executionName, plan, result.events, share, cleaned.targets),
+    manifest: interruptedManifest(result.executionName, plan, targets, result.events, share, cleaned.targets),
     interrupted: ctx.interrupt.exitCode(),
   };
 }
@@ -174,7 +184,8 @@ async function runDeployed(options: RunOptions, raw: unknown, tracker: ProgressT
     const executionArn = await startExecution(sfn, stateMachineArn, raw);
     view.note(`started ${executionArn}`);
     const watcher = new ExecutionWatcher(sfn, executionArn);
-    return outcomeOfExecution(sfn, await following(view, executionArn, () => watcher.follow(options.pollMs, (events) => feed(tracker, view, events))));
+    const execution = await following(view, executionArn, () => watcher.follow(options.pollMs, (events) => feed(tracker, view, events)));
+    return outcomeOfExecution(execution, s3ManifestReader({ ...aws, ...(region ? { region } : {}) }));
   } finally {
     sfn.destroy();
   }
@@ -204,9 +215,24 @@ export async function run(options: RunOptions, io: Io): Promise<number> {
 }
 
 export async function status(options: StatusOptions, io: Io): Promise<number> {
+  return watch(options, io, false);
+}
+
+/** ami-pipeline redrive: RedriveExecution, then follow it as `run` does. */
+export async function redrive(options: StatusOptions, io: Io): Promise<number> {
+  return watch({ ...options, follow: true }, io, true);
+}
+
+async function watch(options: StatusOptions, io: Io, redriveFirst: boolean): Promise<number> {
   const region = options.region ?? regionOfArn(options.executionArn);
-  const sfn = sfnClient({ ...(region ? { region } : {}), ...(options.endpointUrl ? { endpointUrl: options.endpointUrl } : {}) });
+  const aws = { ...(region ? { region } : {}), ...(options.endpointUrl ? { endpointUrl: options.endpointUrl } : {}) };
+  const sfn = sfnClient(aws);
+  const readManifest = s3ManifestReader(aws);
   try {
+    if (redriveFirst) {
+      await redriveExecution(sfn, options.executionArn);
+      (options.output === 'json' ? io.stderr : io.stdout).write(`redriven ${options.executionArn}: what did not succeed runs again\n`);
+    }
     const watcher = new ExecutionWatcher(sfn, options.executionArn);
     const first = await watcher.poll();
     const tracker = new ProgressTracker(targetsOfInput(JSON.parse(first.execution.input ?? '{}') as unknown));
@@ -222,7 +248,7 @@ export async function status(options: StatusOptions, io: Io): Promise<number> {
       }
       return 0;
     }
-    if (first.execution.status !== 'RUNNING') return report(await outcomeOfExecution(sfn, first.execution), options, io);
+    if (first.execution.status !== 'RUNNING') return report(await outcomeOfExecution(first.execution, readManifest), options, io);
     const live = options.output === 'json' ? io.stderr : io.stdout;
     if (!live.isTTY) live.write(`${liveLines(tracker, title).join('\n')}\n`);
     const view = createLiveView(live, tracker, title);
@@ -230,7 +256,7 @@ export async function status(options: StatusOptions, io: Io): Promise<number> {
       await sleep(options.pollMs);
       return watcher.follow(options.pollMs, (events) => feed(tracker, view, events));
     });
-    return finish(await outcomeOfExecution(sfn, execution), tracker, view, options, io);
+    return finish(await outcomeOfExecution(execution, readManifest), tracker, view, options, io);
   } finally {
     sfn.destroy();
   }

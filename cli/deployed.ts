@@ -4,15 +4,18 @@
  * GetExecutionHistory until it is no longer running.
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
+  paginateListExecutions,
+  RedriveExecutionCommand,
   SFNClient,
   StartExecutionCommand,
   type DescribeExecutionCommandOutput,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
-import { expandManifest, isRunSummary, type Manifest } from '../local/manifest';
+import { isRunSummary, type Manifest, type RunSummary } from '../local/manifest';
 import { CliError } from './errors';
 import type { StateEvent } from './progress';
 
@@ -35,6 +38,32 @@ function clientConfig(options: AwsOptions): { region?: string; endpoint?: string
 
 export function sfnClient(options: AwsOptions): SFNClient {
   return new SFNClient(clientConfig(options));
+}
+
+/** Reads a run's manifest from the runs bucket (where the summary says it is). */
+export type ManifestReader = (bucket: string, key: string) => Promise<unknown>;
+
+export function s3ManifestReader(options: AwsOptions): ManifestReader {
+  return async (bucket, key) => {
+    const s3 = new S3Client(clientConfig(options));
+    try {
+      const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return JSON.parse((await out.Body?.transformToString('utf-8')) ?? 'null') as unknown;
+    } finally {
+      s3.destroy();
+    }
+  };
+}
+
+/** Redrive a failed, stopped or timed-out execution (RedriveExecution): it goes on from where it stopped. */
+export async function redriveExecution(sfn: SFNClient, executionArn: string): Promise<void> {
+  try {
+    await sfn.send(new RedriveExecutionCommand({ executionArn }));
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name === 'ExecutionNotRedrivable' || name === 'ExecutionDoesNotExist') throw new CliError(`cannot redrive ${executionArn}: ${name}: ${(error as Error).message}`, 1);
+    throw error;
+  }
 }
 
 export async function stateMachineArnFromStack(stackName: string, options: AwsOptions): Promise<string> {
@@ -123,23 +152,25 @@ export class HistoryReader {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The batch execution a RunBatch task started, from its TaskSubmitted (or TaskSucceeded) event. */
-export function childExecutionArn(event: HistoryEvent): string | undefined {
-  const details = event.taskSubmittedEventDetails ?? event.taskSucceededEventDetails;
-  if (details?.resourceType !== 'states') return undefined;
-  const output = parseJson(details.output) as { ExecutionArn?: string } | undefined;
-  return output?.ExecutionArn;
+/** The Map Run a Distributed Map started, from its MapRunStarted event. */
+export function mapRunArn(event: HistoryEvent): string | undefined {
+  return event.mapRunStartedEventDetails?.mapRunArn;
 }
+
+/** Child executions' histories read per poll at most (the others are read on the next polls). */
+export const CHILD_READS_PER_POLL = 50;
 
 const ENDED = new Set(['ExecutionSucceeded', 'ExecutionFailed', 'ExecutionAborted', 'ExecutionTimedOut']);
 
 /**
- * One run, polled: its description and the state events since the last poll, the batch executions' included
- * (found as the run starts them; each is read until it ends).
+ * One run, polled: its description and the state events since the last poll, its targets' child executions'
+ * included (listed from the Map Run; each is read until it ends, at most CHILD_READS_PER_POLL a poll).
  */
 export class ExecutionWatcher {
   private readonly history: HistoryReader;
   private readonly children = new Map<string, { reader: HistoryReader; ended: boolean }>();
+  private readonly mapRuns = new Set<string>();
+  private turn = 0;
 
   constructor(private readonly sfn: SFNClient, readonly executionArn: string) {
     this.history = new HistoryReader(sfn, executionArn);
@@ -150,11 +181,21 @@ export class ExecutionWatcher {
     // Read the history after the description: once that says finished, this read holds every event.
     const raw = await this.history.next();
     for (const event of raw) {
-      const arn = childExecutionArn(event);
-      if (arn && !this.children.has(arn)) this.children.set(arn, { reader: new HistoryReader(this.sfn, arn), ended: false });
+      const arn = mapRunArn(event);
+      if (arn) this.mapRuns.add(arn);
     }
-    for (const child of this.children.values()) {
-      if (child.ended) continue;
+    for (const arn of this.mapRuns) {
+      for await (const page of paginateListExecutions({ client: this.sfn }, { mapRunArn: arn, maxResults: 1000 })) {
+        for (const child of page.executions ?? []) {
+          if (child.executionArn && !this.children.has(child.executionArn)) this.children.set(child.executionArn, { reader: new HistoryReader(this.sfn, child.executionArn), ended: false });
+        }
+      }
+    }
+    const open = [...this.children.values()].filter((c) => !c.ended);
+    const start = open.length > 0 ? this.turn % open.length : 0;
+    const batch = [...open.slice(start), ...open.slice(0, start)].slice(0, CHILD_READS_PER_POLL);
+    this.turn += batch.length;
+    for (const child of batch) {
       const events = await child.reader.next();
       if (events.some((e) => ENDED.has(e.type ?? ''))) child.ended = true;
       raw.push(...events);
@@ -187,26 +228,38 @@ export interface Outcome {
 }
 
 /**
- * What a finished execution produced: its manifest (the run's summary from its output, or from the cause of
- * RunFailedError, with every target's line read from the batch executions), or its error.
+ * What a finished execution produced: its manifest (read from the runs bucket where the run's summary, its output or
+ * the cause of RunFailedError, says it is), or its error.
  */
-export async function outcomeOfExecution(sfn: SFNClient, execution: DescribeExecutionCommandOutput): Promise<Outcome> {
+export async function outcomeOfExecution(execution: DescribeExecutionCommandOutput, readManifest: ManifestReader): Promise<Outcome> {
   const base = {
     status: execution.status ?? 'UNKNOWN',
     ...(execution.name ? { executionName: execution.name } : {}),
     ...(execution.executionArn ? { executionArn: execution.executionArn } : {}),
   };
-  const batchOutput = async (executionArn: string) => parseJson((await sfn.send(new DescribeExecutionCommand({ executionArn }))).output);
   if (execution.status === 'SUCCEEDED') {
     const output = parseJson(execution.output);
-    if (isRunSummary(output)) return { ...base, manifest: await expandManifest(output, batchOutput) };
+    if (isRunSummary(output)) return { ...base, manifest: await manifestOf(output, readManifest) };
     const plan = output as { skipped?: boolean; skipReason?: string } | undefined;
     if (plan?.skipped) return { ...base, skipped: plan.skipReason ?? 'the source was skipped' };
     return { ...base, error: { name: 'UnexpectedOutput', cause: `the execution succeeded without a manifest: ${execution.output ?? '(no output)'}` } };
   }
   if (execution.error === 'RunFailedError') {
     const summary = parseJson(execution.cause);
-    if (isRunSummary(summary)) return { ...base, manifest: await expandManifest(summary, batchOutput) };
+    if (isRunSummary(summary)) return { ...base, manifest: await manifestOf(summary, readManifest) };
   }
   return { ...base, error: { name: execution.error ?? execution.status ?? 'Error', cause: execution.cause ?? `the execution ended ${execution.status}` } };
+}
+
+/** The manifest the summary points at; the summary alone (without every target's line) when it cannot be read. */
+export async function manifestOf(summary: RunSummary, readManifest: ManifestReader): Promise<Manifest> {
+  if (summary.manifest) {
+    try {
+      const manifest = await readManifest(summary.manifest.bucket, summary.manifest.key);
+      if (isRunSummary(manifest) && Array.isArray((manifest as Manifest).results)) return manifest as Manifest;
+    } catch (error) {
+      process.stderr.write(`could not read the manifest ${summary.manifest.uri}: ${(error as Error).message}\n`);
+    }
+  }
+  return { ...summary, results: [] };
 }

@@ -40,7 +40,13 @@ export async function doctor(
   deps: Pick<SnapshotDeps, 'pipelineRegion' | 'builderAccountId'> & { inputPath?: string },
 ): Promise<DoctorReport> {
   const checks: Check[] = [];
-  const snapshotDeps: SnapshotDeps = { clients, ...deps };
+  // The doctor only looks: ResolveSource's targets file is not written anywhere.
+  const snapshotDeps: SnapshotDeps = {
+    clients,
+    ...deps,
+    runsBucket: () => 'doctor-writes-nothing',
+    store: { putJson: async () => undefined, getJson: async () => null },
+  };
   const input = await loadInput(raw, snapshotDeps);
   try {
     const plan = await resolveSource({ input: raw, executionName: 'doctor' }, snapshotDeps);

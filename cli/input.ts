@@ -83,7 +83,7 @@ export function readInputFile(path: string, adjust?: (raw: Record<string, unknow
   }
 }
 
-/** "valid: N targets (account × region pairs), run as B batch executions of up to S, C at once", or where they come from. */
+/** "valid: N targets (account × region pairs), one child execution each, C at once", or where they come from. */
 export function describeValid(file: InputFile): string {
   if (file.input.targets === undefined) {
     return `valid: targets come from the SSM parameter ${file.input.targetsParameter ?? '(none)'} at run time`;
@@ -93,10 +93,8 @@ export function describeValid(file: InputFile): string {
   const n = file.targets.length;
   const extra = file.input.targetsParameter ? ` (plus settings from ${file.input.targetsParameter})` : '';
   const plan = historyBudget(n, file.input.copy.timeoutMinutes, file.input.verify.timeoutMinutes, file.input.maxConcurrency ?? null);
-  const batches = `${plan.batches} batch execution${plan.batches === 1 ? '' : 's'} of up to ${plan.batchSize}`;
-  const atOnce = Math.min(n, plan.runningBatches * plan.perBatchConcurrency);
   if (n === 0) return `valid${extra}${fromOus}`;
-  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}, run as ${batches}, ${atOnce} at once${fromOus}`;
+  return `valid: ${n} target${n === 1 ? '' : 's'} (account × region pairs)${extra}, one child execution each, ${plan.running} at once${fromOus}`;
 }
 
 export function validate(path: string, io: { stdout: { write(text: string): unknown } }): number {

@@ -6,9 +6,9 @@
  * still saying what is left.
  */
 import type { EventLog } from '../local/asl';
-import type { Manifest, TargetResult } from '../local/manifest';
+import { MAX_FAILED_LINES, type Manifest, type TargetResult } from '../local/manifest';
 import { constants as osConstants } from 'node:os';
-import type { RunPlan } from '../functions/shared/plan';
+import type { RunPlan, TargetPair } from '../functions/shared/plan';
 import type { RevokeResult } from '../functions/shared/share';
 import type { TargetCleanup } from '../functions/shared/cleanup';
 import type { Output } from './render';
@@ -103,17 +103,19 @@ export function madeSoFar(events: EventLog[]): Map<string, Known> {
 export function interruptedManifest(
   executionName: string,
   plan: RunPlan,
+  targets: TargetPair[],
   events: EventLog[],
   share: RevokeResult | { revoked: false; error: { name: string; message: string } } | null,
   cleanups: TargetCleanup[],
 ): Manifest {
   const known = madeSoFar(events);
   const byTarget = new Map(cleanups.map((c) => [`${c.accountId}/${c.region}`, c]));
-  const results: TargetResult[] = plan.batches.flatMap((b) => b.targets).map((t) => {
+  const results: TargetResult[] = targets.map((t) => {
     const k = known.get(`${t.accountId}/${t.region}`);
     const done = k?.status === 'succeeded';
     return {
       accountId: t.accountId,
+      organizationalUnitId: t.organizationalUnitId,
       region: t.region,
       status: done ? 'succeeded' : 'failed',
       imageId: k?.imageId ?? null,
@@ -129,8 +131,15 @@ export function interruptedManifest(
     executionName,
     source: plan.source ? { imageId: plan.source.imageId, region: plan.source.region, accountId: plan.source.accountId, name: plan.source.name } : null,
     sourceShare: share ?? { revoked: true, accountIds: [], snapshotIds: [], executions: [], left: [] },
-    targets: results.map((r) => ({ accountId: r.accountId, region: r.region, status: r.status, error: r.error?.name ?? null })),
-    batches: [],
+    ...(plan.organization.length > 0 ? { organization: plan.organization } : {}),
+    counts: { targets: results.length, succeeded: results.filter((r) => r.status === 'succeeded').length, failed: results.filter((r) => r.status === 'failed').length },
+    failed: results
+      .filter((r) => r.status === 'failed')
+      .slice(0, MAX_FAILED_LINES)
+      .map((r) => ({ accountId: r.accountId, organizationalUnitId: r.organizationalUnitId ?? null, region: r.region, status: 'failed' as const, error: r.error?.name ?? null })),
+    // A stopped run records no manifest in S3: the CLI writes this one where --manifest says.
+    manifest: null,
+    mapRunArn: null,
     error: { name: 'ExecutionAborted', message: 'interrupted (SIGINT or SIGTERM); the CLI removed what it could, see cleanup' },
     results,
   };

@@ -65,12 +65,12 @@ function endpointUrl(value: string | undefined, command: string): string | undef
 const EXECUTION_ARN_RE = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]{1,160}:[^:\s]{1,80}$/;
 const STATE_MACHINE_ARN_RE = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[^:\s]{1,80}$/;
 
-function executionArnOf(value: string): string {
+function executionArnOf(value: string, command = 'status'): string {
   if (EXECUTION_ARN_RE.test(value)) return value;
   const why = STATE_MACHINE_ARN_RE.test(value)
     ? 'that is a state machine ARN; give one of its executions (run prints it as "started arn:...:execution:...")'
     : 'it is not an execution ARN';
-  throw usageError(`status needs an execution ARN such as arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:NAME, not "${value}": ${why}`, 'status');
+  throw usageError(`${command} needs an execution ARN such as arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:NAME, not "${value}": ${why}`, command);
 }
 
 export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
@@ -100,13 +100,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   const endpoint = endpointUrl(values['endpoint-url'], command);
   if (values.manifest !== undefined) (await import('./report')).checkManifestPath(values.manifest, command);
 
-  if (command === 'status') {
+  if (command === 'status' || command === 'redrive') {
     const [arg, ...extra] = rest;
-    if (!arg) throw usageError('status needs an EXECUTION_ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)', command);
+    if (!arg) throw usageError(`${command} needs an EXECUTION_ARN (arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)`, command);
     if (extra.length > 0) throw usageError(`unexpected argument "${extra[0]}"`, command);
-    const executionArn = executionArnOf(arg);
-    const { status } = await commands();
-    return status(
+    const executionArn = executionArnOf(arg, command);
+    const { status, redrive } = await commands();
+    return (command === 'status' ? status : redrive)(
       {
         ...report,
         executionArn,

@@ -75,10 +75,10 @@ const PHASE_OF_STATE: Record<string, Phase> = {
 const STAGE_OF_STATE: Record<string, string> = {
   ResolveSource: 'resolving the source image',
   ShareSource: 'sharing the source with the targets',
-  DistributeBatches: 'copying to the targets',
+  DistributeTargets: 'copying to the targets',
   UnshareSource: 'revoking the source share',
   UnshareAfterFailure: 'revoking the source share after a failure',
-  CollectStatuses: 'writing the manifest',
+  RecordManifest: 'writing the manifest',
   NotifyCompletion: 'sending the completion event',
   RunSucceeded: 'succeeded',
   RunFailed: 'failed',

@@ -197,18 +197,22 @@ export function expansionLine(ou: OuExpansion): string {
 }
 
 export function summaryLine(manifest: Manifest): string {
-  const total = manifest.results.length;
-  const ok = manifest.results.filter((r) => r.status === 'succeeded').length;
-  const share = manifest.sourceShare.revoked
-    ? `source share revoked${leftText(manifest.sourceShare.left)}`
-    : manifest.sourceShare.error
-      ? `SOURCE STILL SHARED (${oneLine(JSON.stringify(manifest.sourceShare.error))}); remove it with ami-pipeline cleanup --input FILE`
-      : `SOURCE STILL SHARED${leftText(manifest.sourceShare.left)}; remove it with ami-pipeline cleanup --input FILE`;
-  return `${manifest.status}: ${ok} of ${total} target${total === 1 ? '' : 's'} succeeded, ${total - ok} failed; ${share} (execution ${manifest.executionName})`;
+  const total = manifest.counts?.targets ?? manifest.results.length;
+  const ok = manifest.counts?.succeeded ?? manifest.results.filter((r) => r.status === 'succeeded').length;
+  const share =
+    manifest.sourceShare === null
+      ? 'nothing was shared'
+      : manifest.sourceShare.revoked
+        ? `source share revoked${leftText(manifest.sourceShare.left)}`
+        : manifest.sourceShare.error
+          ? `SOURCE STILL SHARED (${oneLine(JSON.stringify(manifest.sourceShare.error))}); remove it with ami-pipeline cleanup --input FILE`
+          : `SOURCE STILL SHARED${leftText(manifest.sourceShare.left)}; remove it with ami-pipeline cleanup --input FILE`;
+  const where = manifest.manifest ? `; manifest ${manifest.manifest.uri}` : '';
+  return `${manifest.status}: ${ok} of ${total} target${total === 1 ? '' : 's'} succeeded, ${total - ok} failed; ${share} (execution ${manifest.executionName})${where}`;
 }
 
 /** What stays shared and why, in a few words: by hand, or for a running (or unknown) execution. */
-export function leftText(left: Manifest['sourceShare']['left']): string {
+export function leftText(left: NonNullable<Manifest['sourceShare']>['left']): string {
   const image = (left ?? []).filter((l) => l.resourceId.startsWith('ami-'));
   if (image.length === 0) return '';
   const why = (l: NonNullable<typeof left>[number]) =>

@@ -16,7 +16,7 @@ export interface ReportOptions {
 }
 
 export function exitCodeOf(manifest: Manifest): 0 | 1 {
-  return manifest.status === 'SUCCEEDED' && manifest.sourceShare.revoked === true ? 0 : 1;
+  return manifest.status === 'SUCCEEDED' && manifest.sourceShare?.revoked === true ? 0 : 1;
 }
 
 /** A Lambda error's cause is JSON with errorType and errorMessage; other causes are plain text. */

@@ -79,13 +79,23 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   status: {
     usage: 'status EXECUTION_ARN [options]',
-    summary: 'show a deployed execution (running or finished)',
+    summary: 'show a deployed execution (running or finished) and the manifest it wrote to S3',
     options: ['follow', 'output', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
     notes: [
       'EXECUTION_ARN: arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME, as `run` prints it.',
       'Exit codes: as for run; a running execution without --follow exits 0.',
     ],
     examples: ['ami-pipeline status arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:nightly-2026-01-31 --follow'],
+  },
+  redrive: {
+    usage: 'redrive EXECUTION_ARN [options]',
+    summary: 'redrive a failed, stopped or timed-out run (RedriveExecution) and follow it',
+    options: ['output', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
+    notes: [
+      'Step Functions goes on from the step that did not succeed, with the same input; what succeeded is not run again.',
+      'EXECUTION_ARN: as for status. Exit codes: as for run.',
+    ],
+    examples: ['ami-pipeline redrive arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:nightly-2026-01-31'],
   },
   rekey: {
     usage: 'rekey --input FILE [options]',

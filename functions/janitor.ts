@@ -4,19 +4,22 @@
  * stopped, timed out or failed outside its own Catch ran none of its cleanup. Given that execution (from the
  * `Step Functions Execution Status Change` event, started by functions/start-execution.ts), this reads from Step
  * Functions what the run had made: DescribeExecution for its status and error, GetExecutionHistory for ResolveSource's
- * output (the resolved source, the settings, the targets) and whether the run reached NotifyCompletion or
+ * output (the resolved source, the settings, where the targets are: the run's targets file in the runs bucket, read
+ * here) and whether the run reached NotifyCompletion or
  * NotifyRunError itself (then it cleaned up and announced itself: nothing left to do).
  * Takes { execution: { arn } }; returns the StoppedRun the janitor's next states use (docs/janitor.md).
  * Throws InvalidInputError (a malformed event), AccessDeniedError, AwsRequestFailedError (terminal) or the retryable
  * throttling/5xx errors.
  */
+import { S3Client } from '@aws-sdk/client-s3';
 import { DescribeExecutionCommand, paginateGetExecutionHistory, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
 import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import { parsePayload, resolvedSourceSchema, settingsSchema, targetPairSchema, type ResolvedSource, type Settings, type TargetPair } from './shared/plan';
+import { parsePayload, resolvedSourceSchema, settingsSchema, type ResolvedSource, type Settings, type TargetPair } from './shared/plan';
+import { readTargets, s3RunStore, type RunStore } from './shared/run-store';
 import { regionOfExecutionArn } from './shared/executions';
 import { STOPPED_STATUSES } from './shared/janitor';
 
@@ -51,19 +54,26 @@ const runPlanSchema = z.looseObject({
   skipped: z.boolean().optional(),
   source: resolvedSourceSchema.nullable(),
   shareAccountIds: z.array(z.string()).default([]),
-  batches: z.array(z.looseObject({ targets: z.array(targetPairSchema) })).default([]),
+  /** Where ResolveSource wrote the run's targets (the Distributed Map's items) in the runs bucket. */
+  files: z.looseObject({ bucket: z.string().min(1), targetsKey: z.string().min(1) }),
   settings: settingsSchema,
   notify: z.looseObject({ topicArn: z.string().nullable() }).optional(),
 });
 
 export interface JanitorDeps {
   sfn(region: string): SFNClient;
-  /** The pipeline's state machine: executions of any other (a batch, the janitor itself) are left alone. */
+  /** The pipeline's state machine: executions of any other (the janitor itself) are left alone. */
   pipelineStateMachineArn: string;
+  /** The runs bucket, where the run's targets are. */
+  store: RunStore;
 }
 
-export function createJanitorDeps(clients: ClientFactory = clientFactory({ sfn: SFNClient })): JanitorDeps {
-  return { sfn: (region) => clients.builder().sfn(region), pipelineStateMachineArn: process.env.PIPELINE_STATE_MACHINE_ARN ?? '' };
+export function createJanitorDeps(clients: ClientFactory = clientFactory({ sfn: SFNClient, s3: S3Client })): JanitorDeps {
+  return {
+    sfn: (region) => clients.builder().sfn(region),
+    pipelineStateMachineArn: process.env.PIPELINE_STATE_MACHINE_ARN ?? '',
+    store: s3RunStore(() => clients.builder().s3(process.env.AWS_REGION ?? 'us-east-1')),
+  };
 }
 export const defaultDeps: JanitorDeps = createJanitorDeps();
 
@@ -109,7 +119,7 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
   const status = described.status ?? 'UNKNOWN';
   const stopped = { ...base, executionName: described.name ?? base.executionName, status, error: errorOf(described.error, described.cause) };
   if (described.stateMachineArn !== deps.pipelineStateMachineArn) {
-    return { ...stopped, reason: `execution of ${described.stateMachineArn ?? 'another state machine'}, not of the pipeline (a batch or child execution): its run cleans it up` };
+    return { ...stopped, reason: `execution of ${described.stateMachineArn ?? 'another state machine'}, not of the pipeline: left alone` };
   }
   if (described.mapRunArn) return { ...stopped, reason: `a child execution of Map Run ${described.mapRunArn}: its run cleans it up` };
   if (!(STOPPED_STATUSES as readonly string[]).includes(status)) {
@@ -140,8 +150,9 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
     logger.warn('ResolveSource output not understood', { issues: plan.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`) });
     return { ...stopped, announce: true, reason: 'the output of ResolveSource could not be read; run ami-pipeline cleanup --input with the run\'s input' };
   }
-  const { source, shareAccountIds, batches, settings, skipped, notify } = plan.data;
+  const { source, shareAccountIds, files, settings, skipped, notify } = plan.data;
   if (skipped) return { ...stopped, announce: true, reason: 'the run had nothing to do (source not opted in, or no target)' };
+  const targets = await readTargets(files, deps.store);
   return {
     ...stopped,
     cleanUp: true,
@@ -150,7 +161,7 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
     source,
     shareAccountIds,
     settings,
-    targets: batches.flatMap((b) => b.targets),
+    targets,
     topicArn: notify?.topicArn ?? null,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * States: NotifyCompletion, NotifyRunError. Serverless function: notify.
- * NotifyCompletion: runs once at the end of a run, in the builder account. Puts the run's summary (one line per target
- * and the batch executions holding the full manifest lines) on the default event bus ("AMI Distribution Completed" or
+ * NotifyCompletion: runs once at the end of a run, in the builder account. Puts the run's summary (counts, the first
+ * failed targets and the S3 location of the full manifest) on the default event bus ("AMI Distribution Completed" or
  * "AMI Distribution Failed"; trimmed to the failed targets, then to the counts, when it exceeds an entry's 256 KB) and,
  * when a topic is given, publishes a readable summary to it.
  * Takes { manifest, topicArn }; returns { eventId, messageId, truncated }.
@@ -21,10 +21,9 @@ export const targetLineSchema = z.looseObject({
   region: z.string().nullable(),
   status: z.enum(['succeeded', 'failed']),
   error: z.string().nullable(),
-  batch: z.number().optional(),
 });
 
-/** The run's summary (each target's full line is in its batch execution's output). */
+/** The run's summary (every target's full line is in the manifest in S3). */
 export const manifestSchema = z.looseObject({
   /** The run's outcome; ABORTED and TIMED_OUT (and FAILED) when the janitor reports a run that ended without its own cleanup. */
   status: z.enum(['SUCCEEDED', 'PARTIAL', 'FAILED', 'ABORTED', 'TIMED_OUT']),
@@ -32,8 +31,11 @@ export const manifestSchema = z.looseObject({
   source: z.looseObject({ imageId: z.string(), region: z.string(), accountId: z.string(), name: z.string().optional() }).nullable(),
   /** Null when the run stopped before the fan-out (a refused input or source, or a failed share). */
   sourceShare: z.looseObject({ revoked: z.boolean() }).nullable(),
-  targets: z.array(targetLineSchema),
-  batches: z.array(z.string().nullable()),
+  /** Null when the run stopped before its targets or its results could not be read. */
+  counts: z.object({ targets: z.number(), succeeded: z.number(), failed: z.number() }).nullable(),
+  /** The first failed targets (functions/shared/manifest.ts MAX_FAILED_LINES). */
+  failed: z.array(targetLineSchema),
+  manifest: z.object({ bucket: z.string(), key: z.string(), uri: z.string() }).nullable(),
 });
 export type NotifyManifest = z.infer<typeof manifestSchema>;
 
@@ -73,7 +75,7 @@ const MAX_ENTRY_BYTES = 256 * 1024 - 1024;
 const MAX_MESSAGE_BYTES = 256 * 1024 - 1024;
 /** SNS subjects: ASCII, no line breaks or control characters, at most 100 characters. */
 const MAX_SUBJECT_CHARS = 100;
-/** The longest line one failed target gets in the SNS message (its full line is its batch execution's output). */
+/** The longest line one failed target gets in the SNS message (its full line is in the manifest). */
 const MAX_FAILURE_LINE_CHARS = 1000;
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -83,8 +85,7 @@ export function detailType(status: NotifyManifest['status']): string {
 }
 
 function counts(manifest: NotifyManifest) {
-  const succeeded = manifest.targets.filter((r) => r.status === 'succeeded').length;
-  return { targets: manifest.targets.length, succeeded, failed: manifest.targets.length - succeeded };
+  return manifest.counts ?? { targets: 0, succeeded: 0, failed: 0 };
 }
 
 interface FittedDetail {
@@ -99,13 +100,13 @@ function fitDetail(manifest: NotifyManifest): FittedDetail {
   const full = JSON.stringify(manifest);
   const manifestBytes = bytes(full);
   if (manifestBytes <= room) return { detail: full, truncated: false, kept: 'manifest', manifestBytes };
-  const head = { status: manifest.status, executionName: manifest.executionName, truncated: true, counts: counts(manifest) };
+  const head = { status: manifest.status, executionName: manifest.executionName, truncated: true, counts: counts(manifest), manifest: manifest.manifest };
   const failedOnly = JSON.stringify({
     ...head,
     source: manifest.source,
     sourceShare: manifest.sourceShare,
-    targets: manifest.targets.filter((r) => r.status === 'failed'),
-    batches: manifest.batches,
+    failed: manifest.failed,
+    manifest: manifest.manifest,
   });
   if (bytes(failedOnly) <= room) return { detail: failedOnly, truncated: true, kept: 'failed targets', manifestBytes };
   return { detail: JSON.stringify(head), truncated: true, kept: 'counts', manifestBytes };
@@ -179,22 +180,24 @@ export function summary(manifest: NotifyManifest): { subject: string; message: s
         ? `Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)${leftNote(sourceShare)}`
         : `Source share: NOT revoked, the source image may still be shared with the target accounts${shareError ? ` (${shareError})` : ''}`,
     `Execution: ${manifest.executionName}`,
+    ...(manifest.manifest ? [`Manifest: ${manifest.manifest.uri}`] : []),
   ];
 
-  const failed = manifest.targets.filter((r) => r.status === 'failed');
+  const failed = manifest.failed;
   const failureLines: string[] = [];
   if (failed.length > 0) {
     let room = MAX_MESSAGE_BYTES - bytes([...head, '', 'Failed targets:', '', ...tail].join('\n')) - 200;
     for (const [n, r] of failed.entries()) {
-      const where = r.accountId && r.region ? `${r.accountId} ${r.region}` : `batch ${r.batch ?? '?'} (every target in it)`;
+      const where = `${r.accountId ?? '?'} ${r.region ?? '?'}`;
       const line = clip(`- ${where}: ${r.error ?? 'no error recorded'}`, MAX_FAILURE_LINE_CHARS);
       if (bytes(line) + 1 > room) {
-        failureLines.push(`- ... and ${failed.length - n} more (see the manifest)`);
+        failureLines.push(`- ... and ${c.failed - n} more (see the manifest)`);
         break;
       }
       failureLines.push(line);
       room -= bytes(line) + 1;
     }
+    if (c.failed > failed.length && failureLines.length === failed.length) failureLines.push(`- ... and ${c.failed - failed.length} more (see the manifest)`);
   }
 
   const message = [...head, '', ...(failureLines.length > 0 ? ['Failed targets:', ...failureLines, ''] : []), ...tail].join('\n');

@@ -12,7 +12,9 @@ import { StateMachine, type RunOptions as LibRunOptions, type StateMachineDefini
 /** The library's own names for a JSON value and for the local Task handlers. */
 type LibJson = Parameters<StateMachine['run']>[0];
 type LibHandlers = NonNullable<NonNullable<LibRunOptions['overrides']>['taskResourceLocalHandlers']>;
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
+import { runDistributedMap, type ChildOutcome, type DistributedMapConfig } from './distributed-map';
 import { historyCounter, historyShape } from './history';
 import {
   LAMBDA_SYNC_PAYLOAD_BYTES,
@@ -26,9 +28,11 @@ import {
   type LimitContext,
 } from './limits';
 import { localExecutionArn } from './executions';
-import { expandManifest, isRunSummary } from './manifest';
+import { installIntrinsicFix } from './intrinsics';
+import { isRunSummary } from './manifest';
 
 installLimits();
+installIntrinsicFix();
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type Definition = { States: Record<string, Record<string, unknown>>; StartAt: string } & Record<string, unknown>;
@@ -44,11 +48,15 @@ export interface EventLog {
 }
 
 export const DEFINITION_PATH = new URL('../statemachine/pipeline.asl.yml', import.meta.url);
+/** Where serverless.yml is: `${file(...)}` paths in the definitions are relative to it. */
+const SERVICE_DIR = new URL('../', import.meta.url);
 /** The state machines a definition may start as child executions (`StateMachineArn: { Ref: <id> }`), by serverless.yml id. */
-export const CHILD_DEFINITIONS: Record<string, URL> = {
-  DistributeStateMachine: new URL('../statemachine/distribute.asl.yml', import.meta.url),
-};
+export const CHILD_DEFINITIONS: Record<string, URL> = {};
 const START_EXECUTION_SYNC = 'arn:aws:states:::states:startExecution.sync:2';
+/** The local names of the deployed state machine and its account (ARNs of executions, Map Runs and children). */
+export const LOCAL_STATE_MACHINE = 'encrypted-ami-pipeline-local';
+const LOCAL_ACCOUNT = '123456789012';
+const LOCAL_REGION = 'us-east-1';
 
 type States = Record<string, Record<string, unknown>>;
 
@@ -77,39 +85,90 @@ function definitionState(definition: Definition, name: string): Record<string, u
 
 export interface LoadedDefinition {
   definition: Definition;
+  /** Distributed Map states, by state name: each runs its ItemProcessor as child executions (local/distributed-map.ts). */
+  distributedMaps: Record<string, DistributedMapConfig & { child: LoadedDefinition }>;
   /** Lambda Task states, by state name: the serverless.yml function they invoke. */
   taskFunctions: Record<string, string>;
   /** StartExecution.sync Task states, by state name: the child definition they run. */
   childTasks: Record<string, LoadedDefinition & { id: string; arn: string }>;
 }
 
+/** `${file(path)}` values replaced by the YAML they name, as serverless.yml resolves them (paths from the service's folder). */
+export function resolveFiles(value: unknown): unknown {
+  if (typeof value === 'string') {
+    const m = /^\$\{file\(([^)]+)\)\}$/.exec(value);
+    return m?.[1] ? resolveFiles(parse(readFileSync(new URL(m[1].replace(/^\.\//, ''), SERVICE_DIR), 'utf8'))) : value;
+  }
+  if (Array.isArray(value)) return value.map(resolveFiles);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveFiles(v)]));
+  return value;
+}
+
+const isDistributedMap = (state: Record<string, unknown>) =>
+  state.Type === 'Map' && (state.ItemProcessor as { ProcessorConfig?: { Mode?: string } } | undefined)?.ProcessorConfig?.Mode === 'DISTRIBUTED';
+
+/** Keys a Task state shares with a Map state: what stays when a Distributed Map becomes the local runner's Task. */
+const KEPT_MAP_KEYS = ['Comment', 'InputPath', 'ResultSelector', 'ResultPath', 'OutputPath', 'Retry', 'Catch', 'Next', 'End'];
+
 /**
- * The definition as serverless.yml loads it: each `Fn::GetAtt: [function, Arn]` replaced by a Lambda ARN and
- * each `StateMachineArn: { Ref: <id> }` of a StartExecution.sync Task by a state machine ARN (its definition
- * loaded as well, to run as a child execution).
+ * The definition as serverless.yml loads it: `${file()}` includes resolved, each `Fn::GetAtt: [function, Arn]`
+ * replaced by a Lambda ARN and each `StateMachineArn: { Ref: <id> }` of a StartExecution.sync Task by a state
+ * machine ARN (its definition loaded as well, to run as a child execution). Each Distributed Map state becomes a
+ * Task of the same name whose local handler runs the Map Run (its ItemProcessor loaded as the children's definition).
  */
+/** The definition as deployed (includes resolved, functions as Lambda ARNs), every state as written: for static checks. */
+export function deployedDefinition(path: URL | string = DEFINITION_PATH): Definition {
+  const definition = resolveFiles(parse(readFileSync(path, 'utf8'))) as Definition;
+  for (const [, state] of allStates(definition)) {
+    const resource = state.Resource as { 'Fn::GetAtt'?: [string, string] } | undefined;
+    if (typeof resource === 'object' && resource['Fn::GetAtt']) {
+      state.Resource = `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:encrypted-ami-pipeline-local-${resource['Fn::GetAtt'][0]}`;
+    }
+  }
+  return definition;
+}
+
 export function loadDefinition(path: URL | string = DEFINITION_PATH): LoadedDefinition {
-  const definition = parse(readFileSync(path, 'utf8')) as Definition;
+  return loadFrom(resolveFiles(parse(readFileSync(path, 'utf8'))) as Definition);
+}
+
+function loadFrom(definition: Definition): LoadedDefinition {
   const taskFunctions: Record<string, string> = {};
   const childTasks: LoadedDefinition['childTasks'] = {};
+  const distributedMaps: LoadedDefinition['distributedMaps'] = {};
+  // Distributed Maps first: their ItemProcessor's states are the children's, not this definition's.
+  const replace = (states: States) => {
+    for (const [name, state] of Object.entries(states)) {
+      if (isDistributedMap(state)) {
+        const { ItemProcessor, ...config } = state as { ItemProcessor: { StartAt: string; States: States } } & Record<string, unknown>;
+        distributedMaps[name] = { name, state: config, child: loadFrom({ StartAt: ItemProcessor.StartAt, States: ItemProcessor.States }) };
+        const task: Record<string, unknown> = { Type: 'Task', Resource: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:local-distributed-map-${name}` };
+        for (const key of KEPT_MAP_KEYS) if (key in state) task[key] = state[key];
+        states[name] = task;
+        continue;
+      }
+      for (const inner of nested(state)) replace(inner);
+    }
+  };
+  replace(definition.States);
   for (const [name, state] of allStates(definition)) {
     const resource = state.Resource as { 'Fn::GetAtt'?: [string, string] } | string | undefined;
-    if (state.Type !== 'Task') continue;
+    if (state.Type !== 'Task' || name in distributedMaps) continue;
     if (typeof resource === 'object' && resource['Fn::GetAtt']) {
       const fn = resource['Fn::GetAtt'][0];
       taskFunctions[name] = fn;
-      state.Resource = `arn:aws:lambda:us-east-1:123456789012:function:encrypted-ami-pipeline-local-${fn}`;
+      state.Resource = `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:encrypted-ami-pipeline-local-${fn}`;
     } else if (resource === START_EXECUTION_SYNC) {
       const parameters = state.Parameters as { StateMachineArn?: { Ref?: string } };
       const id = parameters.StateMachineArn?.Ref ?? '';
       const file = CHILD_DEFINITIONS[id];
       if (!file) throw new Error(`state ${name} starts ${JSON.stringify(parameters.StateMachineArn)}, which is not a known state machine`);
-      const arn = `arn:aws:states:us-east-1:123456789012:stateMachine:encrypted-ami-pipeline-local-${id}`;
+      const arn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:encrypted-ami-pipeline-local-${id}`;
       parameters.StateMachineArn = arn as never;
       childTasks[name] = { ...loadDefinition(file), id, arn };
     }
   }
-  return { definition, taskFunctions, childTasks };
+  return { definition, taskFunctions, childTasks, distributedMaps };
 }
 
 class LambdaError extends Error {}
@@ -150,25 +209,29 @@ export function asLambda(handler: TaskHandler, resource = 'lambda'): (input: Jso
 }
 
 /**
- * Read the manifest from the Report* state's output rather than from the failure's cause: aws-local-stepfunctions
- * 3.0.0 does not escape quotes nested inside strings in States.JsonToString (AWS does), so the cause it builds
- * can be invalid JSON when an error message quotes JSON.
+ * The run's summary, read from the state that last set `$.manifest` (RecordManifest, or the Pass states that stand in
+ * for it), whether the run succeeded or failed; then the manifest it points at, from the runs bucket, as the CLI reads it.
  */
-async function manifestFrom(run: Run, parent: ExecutionRecord): Promise<Json | undefined> {
-  const exited = parent.events.filter((e) => e.type === 'StateExited' && /^Report(Succeeded|Partial|Failed)$/.test(e.state?.name ?? ''));
+async function manifestFrom(parent: ExecutionRecord): Promise<{ summary?: Json; manifest?: Json }> {
+  const exited = parent.events.filter((e) => e.type === 'StateExited' && isRunSummary((e.state?.output as { manifest?: unknown } | undefined)?.manifest));
   const summary = (exited[exited.length - 1]?.state?.output as { manifest?: Json } | undefined)?.manifest;
-  if (!isRunSummary(summary)) return summary;
-  // The full manifest: each target's line from its batch execution's output, as the CLI reads it when deployed.
-  const outputs = new Map(run.executions.map((e) => [e.arn, e.output]));
-  return (await expandManifest(summary, async (arn) => outputs.get(arn))) as unknown as Json;
+  if (!isRunSummary(summary) || !summary.manifest) return summary === undefined ? {} : { summary, manifest: summary };
+  try {
+    const out = await new S3Client({ region: process.env.AWS_REGION ?? LOCAL_REGION }).send(new GetObjectCommand({ Bucket: summary.manifest.bucket, Key: summary.manifest.key }));
+    return { summary, manifest: JSON.parse((await out.Body?.transformToString('utf-8')) ?? 'null') as Json };
+  } catch {
+    return { summary, manifest: summary as unknown as Json };
+  }
 }
 
 /** One execution of a local run: the parent, or a child it started. */
 export interface ExecutionRecord {
   name: string;
   arn: string;
-  /** serverless.yml id of its state machine (PipelineStateMachine for the parent). */
+  /** serverless.yml id of its state machine (PipelineStateMachine for the parent and its Distributed Map's children). */
   stateMachine: string;
+  /** Set on a child execution of a Distributed Map: the Map state that started it. */
+  mapState?: string;
   /** This execution's own events. */
   events: EventLog[];
   output?: Json;
@@ -177,7 +240,9 @@ export interface ExecutionRecord {
 
 export interface RunResult {
   output?: Json;
-  /** The manifest (the Report* states' summary with each target's line from its batch), whether the run succeeded or failed. */
+  /** The run's summary (its output, or the cause of its failure). */
+  summary?: Json;
+  /** The manifest RecordManifest wrote to the runs bucket (the summary when there is none), whether the run succeeded or failed. */
   manifest?: Json;
   error?: { name: string; cause: string };
   /** Every execution's events, children's included, in the order they happened. */
@@ -247,30 +312,29 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
       return result;
     }) as LibHandlers[string];
   }
+  for (const [state, map] of Object.entries(loaded.distributedMaps)) {
+    local[state] = (async (event: unknown) =>
+      runDistributedMap(map, event as Json, {
+        executionName: record.name,
+        executionArn: record.arn,
+        stateMachineName: LOCAL_STATE_MACHINE,
+        region: process.env.AWS_REGION ?? LOCAL_REGION,
+        account: LOCAL_ACCOUNT,
+        runChild: (input, name, arn) => runMapChild(run, map.child, input, name, arn, state),
+      })) as LibHandlers[string];
+  }
   const waits: Record<string, number> = {};
   const retries: Record<string, number> = {};
-  let shaped: Definition = definition;
-  if (run.options.waitHandler) {
-    // Each Wait becomes a Task of the same name whose handler does the waiting (the state's transitions and
-    // Next stay as they are; only how long it lasts changes).
-    shaped = structuredClone(definition);
-    for (const [name, state] of allStates(shaped)) {
-      if (state.Type !== 'Wait') continue;
-      const original = structuredClone(state);
-      for (const key of ['Seconds', 'SecondsPath', 'Timestamp', 'TimestampPath']) delete state[key];
-      state.Type = 'Task';
-      state.Resource = `arn:aws:lambda:us-east-1:123456789012:function:local-wait-${name}`;
-      const waitHandler = run.options.waitHandler;
-      local[name] = ((event: unknown) => waitHandler(original, event as Json)) as LibHandlers[string];
-    }
+  const { machine, waitStates, shape } = machineFor(loaded, Boolean(run.options.waitHandler));
+  const waitHandler = run.options.waitHandler;
+  if (waitHandler) {
+    for (const [name, original] of Object.entries(waitStates)) local[name] = ((event: unknown) => waitHandler(original, event as Json)) as LibHandlers[string];
   }
-  for (const [name, state] of allStates(shaped)) {
+  for (const [name, state] of allStates(definition)) {
     if (state.Type === 'Wait') waits[name] = run.options.waitMs ?? 0;
     if (state.Retry) retries[name] = run.options.retryMs ?? 0;
   }
-  // The YAML is ASL; the library validates it on construction.
-  const machine = new StateMachine(shaped as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } });
-  const limits: LimitContext = { execution: record.name, countEvent: historyCounter(historyShape(loaded)) };
+  const limits: LimitContext = { execution: record.name, countEvent: historyCounter(shape) };
   const runOptions: LibRunOptions = {
     overrides: { taskResourceLocalHandlers: local, waitTimeOverrides: waits, retryIntervalOverrides: retries },
     context: {
@@ -303,6 +367,63 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
     throw new ChildExecutionFailed(record.error.cause);
   } finally {
     run.options.signal?.removeEventListener('abort', stop);
+  }
+}
+
+interface Machine {
+  machine: StateMachine;
+  /** What the history counter needs to know of the definition (computed once). */
+  shape: ReturnType<typeof historyShape>;
+  /** With a wait handler: each Wait state as written, by name (the machine runs it as a Task of the same name). */
+  waitStates: Record<string, Record<string, unknown>>;
+}
+const machines = new WeakMap<LoadedDefinition, Partial<Record<'plain' | 'waits', Machine>>>();
+
+/** The library's state machine for a definition, built once (a run of 1,000 children validates it once, not 1,000 times). */
+function machineFor(loaded: LoadedDefinition, waitsAsTasks: boolean): Machine {
+  const cached = machines.get(loaded) ?? {};
+  const kind = waitsAsTasks ? 'waits' : 'plain';
+  const hit = cached[kind];
+  if (hit) return hit;
+  let shaped: Definition = loaded.definition;
+  const waitStates: Machine['waitStates'] = {};
+  if (waitsAsTasks) {
+    // Each Wait becomes a Task of the same name whose handler does the waiting (the state's transitions and
+    // Next stay as they are; only how long it lasts changes).
+    shaped = structuredClone(loaded.definition);
+    for (const [name, state] of allStates(shaped)) {
+      if (state.Type !== 'Wait') continue;
+      waitStates[name] = structuredClone(state);
+      for (const key of ['Seconds', 'SecondsPath', 'Timestamp', 'TimestampPath']) delete state[key];
+      state.Type = 'Task';
+      state.Resource = `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:local-wait-${name}`;
+    }
+  }
+  // The YAML is ASL; the library validates it on construction.
+  const machine = {
+    machine: new StateMachine(shaped as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } }),
+    waitStates,
+    shape: historyShape(loaded),
+  };
+  machines.set(loaded, { ...cached, [kind]: machine });
+  return machine;
+}
+
+/** One child execution of a Distributed Map: run to its end, its outcome as the Map Run records it. */
+async function runMapChild(run: Run, child: LoadedDefinition, input: Json, name: string, arn: string, mapState: string): Promise<ChildOutcome> {
+  // A child's input is a Map iteration's input (after ItemSelector): over 262,144 bytes, the Map Run fails.
+  checkPayload(input, mapState, 'Map iteration input (a child execution\'s input)');
+  // A stopped run starts nothing new.
+  if (run.options.signal?.aborted) throw lambdaError('States.Runtime', 'The execution was stopped');
+  const record: ExecutionRecord = { name, arn, stateMachine: 'PipelineStateMachine', mapState, events: [] };
+  run.executions.push(record);
+  const startDate = new Date().toISOString();
+  try {
+    const output = await execute(run, child, input, record);
+    return { name, arn, status: 'SUCCEEDED', input, output, startDate, stopDate: new Date().toISOString() };
+  } catch (error) {
+    if (!(error instanceof ChildExecutionFailed)) throw error;
+    return { name, arn, status: 'FAILED', input, error: record.error ?? { name: 'States.Runtime', cause: error.message }, startDate, stopDate: new Date().toISOString() };
   }
 }
 
@@ -349,13 +470,13 @@ export async function runDefinition(input: Json, handlers: Record<string, TaskHa
   const run: Run = { handlers, options, all: [], executions: [parent], inflight: new Set() };
   try {
     const output = await execute(run, loaded, input, parent);
-    return { output, manifest: await manifestFrom(run, parent), events: run.all, executions: run.executions };
+    return { output, ...(await manifestFrom(parent)), events: run.all, executions: run.executions };
   } catch (error) {
     if (!(error instanceof ChildExecutionFailed)) throw error;
     const aborted = options.signal?.aborted === true;
     if (aborted) await settle(run, options.settleMs ?? 30_000);
     return {
-      manifest: await manifestFrom(run, parent),
+      ...(await manifestFrom(parent)),
       error: aborted ? { name: 'ExecutionAborted', cause: 'The execution was stopped' } : (parent.error ?? { name: 'Error', cause: error.message }),
       events: run.all,
       executions: run.executions,

@@ -33,6 +33,11 @@ export function historyShape(loaded: LoadedDefinition): HistoryShape {
   const stateTypes: Record<string, string> = {};
   const walk = (l: LoadedDefinition) => {
     for (const [name, state] of allStates(l.definition)) stateTypes[name] = String(state.Type);
+    for (const [name, map] of Object.entries(l.distributedMaps)) {
+      // Run locally as a Task; AWS writes MapStateEntered, MapRunStarted, MapRunSucceeded, MapStateExited.
+      stateTypes[name] = 'Map';
+      walk(map.child);
+    }
     for (const [name, child] of Object.entries(l.childTasks)) {
       childTasks.add(name);
       walk(child);

@@ -5,6 +5,7 @@
  * the functions are not changed for it.
  */
 import { randomUUID } from 'node:crypto';
+import { CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { pathToFileURL } from 'node:url';
 import { buildBundles, temporaryBundleDir, type Bundle, type TemporaryDir } from './bundle';
 import { runDefinition, type EventLog, type ExecutionRecord, type Json, type TaskHandler } from './asl';
@@ -26,6 +27,27 @@ export interface LocalRunOptions {
   bundles?: Bundle[];
   /** Stops the run as StopExecution would (the CLI's Ctrl-C): status ABORTED, no Catch or cleanup state runs. */
   signal?: AbortSignal;
+  /** The runs bucket (serverless.yml's RunsBucket); created on the endpoint when missing. Default LOCAL_RUNS_BUCKET. */
+  runsBucket?: string;
+}
+
+export const LOCAL_RUNS_BUCKET = 'ami-pipeline-runs-local';
+
+/** The runs bucket the deployment would have created (an existing one is kept). */
+export async function ensureRunsBucket(bucket: string, region: string): Promise<void> {
+  const s3 = new S3Client({ region });
+  try {
+    await s3.send(
+      new CreateBucketCommand({
+        Bucket: bucket,
+        ...(region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
+      }),
+    );
+  } catch (error) {
+    if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes((error as Error).name)) throw error;
+  } finally {
+    s3.destroy();
+  }
 }
 
 export interface LocalRunResult {
@@ -34,14 +56,14 @@ export interface LocalRunResult {
   manifest?: Manifest;
   error?: { name: string; cause: string };
   events: EventLog[];
-  /** The run's execution and each batch execution, with their own events and outputs. */
+  /** The run's execution and each target's child execution, with their own events and outputs. */
   executions: ExecutionRecord[];
 }
 
 let runs = 0;
 /** Local runs going on in this process, and the environment they found (see runLocal). */
 let active = 0;
-let saved: { endpoint?: string | undefined; sfn?: string | undefined; region?: string | undefined; level?: string | undefined } | undefined;
+let saved: { endpoint?: string | undefined; sfn?: string | undefined; region?: string | undefined; level?: string | undefined; bucket?: string | undefined } | undefined;
 
 /** Import each bundle afresh (so its clients see this run's endpoint) and wrap it as Lambda would call it. */
 async function loadHandlers(bundles: Bundle[], executionName: string, region: string): Promise<Record<string, TaskHandler>> {
@@ -78,6 +100,7 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
     sfn: process.env.AWS_ENDPOINT_URL_SFN,
     region: process.env.AWS_REGION,
     level: process.env.POWERTOOLS_LOG_LEVEL,
+    bucket: process.env.RUNS_BUCKET,
   };
   if (options.endpointUrl) process.env.AWS_ENDPOINT_URL = options.endpointUrl;
   // The functions ask Step Functions whether a run is still running (the share ledger): local runs are answered here.
@@ -86,9 +109,12 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
   let ended: 'SUCCEEDED' | 'FAILED' | 'ABORTED' = 'FAILED';
   process.env.AWS_REGION = region;
   process.env.POWERTOOLS_LOG_LEVEL = options.logLevel ?? 'SILENT';
+  process.env.RUNS_BUCKET = options.runsBucket ?? LOCAL_RUNS_BUCKET;
   // Bundles this run builds for itself go when it ends (and on every other way out: see temporaryBundleDir).
   let own: TemporaryDir | undefined;
   try {
+    // An endpoint that cannot create it (or cannot be reached) fails the run at ResolveSource, as a deployed run would.
+    await ensureRunsBucket(process.env.RUNS_BUCKET, region).catch(() => undefined);
     if (!options.bundles) own = temporaryBundleDir();
     const bundles = options.bundles ?? (await buildBundles(own?.path));
     const handlers = await loadHandlers(bundles, executionName, region);
@@ -117,6 +143,7 @@ export async function runLocal(input: unknown, options: LocalRunOptions = {}): P
       restore('AWS_ENDPOINT_URL_SFN', saved.sfn);
       restore('AWS_REGION', saved.region);
       restore('POWERTOOLS_LOG_LEVEL', saved.level);
+      restore('RUNS_BUCKET', saved.bucket);
       saved = undefined;
     }
   }

@@ -89,7 +89,8 @@ export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEn
   const elapsed = () => (deps.now().getTime() - started) / 1000;
   let look = await lookAtCopy(ec2, item, copy);
   const approach = deps.approachSeconds ?? approachWindow(elapsed());
-  if (look.image.State === 'pending' && approach > 0 && copyNearlyDone(elapsed(), look.percent)) {
+  const approached = look.image.State === 'pending' && approach > 0 && copyNearlyDone(elapsed(), look.percent);
+  if (approached) {
     // It may be done within the approach: keep looking here, one invocation instead of more trips round the loop.
     const until = Math.min(deps.now().getTime() + approach * 1000, deadline);
     look = await keepLooking(look, { pending: (l) => l.image.State === 'pending', until, pollSeconds: COPY_WAIT.approachPoll }, deps, () =>
@@ -108,7 +109,7 @@ export async function copyStatus(item: TargetItem, copy: CopyState, deps: CopyEn
     return { ...next, progress: 100, waitSeconds: 0 };
   }
   if (state === 'pending') {
-    const wait = nextCopyWait({ elapsed: elapsed(), percent, previousWait: copy.waitSeconds, untilDeadline: (deadline - now.getTime()) / 1000 });
+    const wait = nextCopyWait({ elapsed: elapsed(), percent, previousWait: copy.waitSeconds, untilDeadline: (deadline - now.getTime()) / 1000, approached });
     return { ...next, attempt: copy.attempt + 1, waitSeconds: wait };
   }
   const reason = image.StateReason ? `${image.StateReason.Code ?? ''}: ${image.StateReason.Message ?? ''}` : 'no reason given';

@@ -39,9 +39,10 @@ export const MAX_LAUNCH_POLLS = 30;
 
 /** Half of Step Functions' 25,000-event history limit: what any one execution may plan for at worst. */
 export const MAX_HISTORY_EVENTS_PER_EXECUTION = 12_500;
-/** An inline Map runs at most 40 iterations at once: the parent runs at most this many batch executions at once. */
-export const MAX_RUNNING_BATCHES = 40;
-/** Targets (account-region pairs) in one run: the run's payloads (256 KB each) carry one line per target. */
+/**
+ * Targets (account-region pairs) in one run. A Distributed Map runs up to 10,000 child executions at once and reads
+ * its items from S3, so neither the run's payloads nor its history grow with the targets; the cap is the pipeline's own.
+ */
 export const MAX_PAIRS_PER_RUN = 1_000;
 
 /** History events of one trip round a poll loop: Wait (2) + Lambda Task (5) + Choice (2). */
@@ -55,23 +56,16 @@ export const EVENTS_PER_POLL = 9;
  * RecordTargetFailure 2 = 76; plus 8 task retries at 3 events each = 24.
  */
 export const EVENTS_PER_TARGET_FIXED = 100;
-/** Events of a batch execution besides its targets: ExecutionStarted 1, DistributeBatch (Map) 4, SummarizeBatch 2, ExecutionSucceeded 1. */
-export const EVENTS_PER_BATCH_FIXED = 8;
+/** Events of a target's child execution besides its steps: ExecutionStarted 1, PrepareTargetFailure 2, TargetFailed 1, ExecutionFailed 1. */
+export const EVENTS_PER_CHILD_EXECUTION_FIXED = 5;
 /**
- * Events one batch costs its parent: Map iteration 2, the StartExecution.sync Task (entered, scheduled, started,
- * submitted, succeeded, exited) 6, and 2 retries at 3 events; if the batch fails as a whole, CleanUpFailedBatch (Map) 4,
- * RecordBatchFailure 2, SummarizeFailedBatch 2, and per target of the batch EVENTS_PER_FAILED_BATCH_TARGET.
+ * Events of the run's execution, whatever its number of targets (the Distributed Map's children have their own
+ * histories): ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2, IsSharingNeeded 2, ShareSource 5,
+ * DistributeTargets (entered, Map Run started and succeeded, exited) 4, IsUnshareNeeded 2, UnshareSource 5,
+ * RecordManifest 5, NotifyCompletion 5, IsRunClean 2, PrepareFailure 2, RunFailed 1, ExecutionFailed 1 = 42;
+ * plus 8 retries = 24.
  */
-export const EVENTS_PER_BATCH_IN_PARENT = 22;
-/** CleanUpFailedBatch per target: Map iteration 2, CleanUpBatchTarget 5, one retry 3. */
-export const EVENTS_PER_FAILED_BATCH_TARGET = 10;
-/**
- * Events of the parent besides its batches: ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2,
- * IsSharingNeeded 2, ShareSource 5, DistributeBatches 4, IsUnshareNeeded 2, UnshareSource 5, CollectStatuses 2,
- * CountOutcomes 2, HaveAnyTargetsFailed 2, Report* 2, NotifyCompletion 5, IsRunClean 2, PrepareFailure 2, RunFailed 1,
- * ExecutionFailed 1 = 45; plus 8 retries = 24.
- */
-export const EVENTS_PER_RUN_FIXED = 69;
+export const EVENTS_PER_RUN_FIXED = 66;
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
@@ -105,11 +99,17 @@ export function copyNearlyDone(elapsed: number, percent: number | null): boolean
   return remaining !== null && remaining <= approachWindow(elapsed);
 }
 
-/** Seconds until the next look at a pending copy. */
-export function nextCopyWait(o: { elapsed: number; percent: number | null; previousWait: number; untilDeadline: number }): number {
+/**
+ * Seconds until the next look at a pending copy. After a status check that kept looking through its whole approach
+ * window (`approached`) and still saw the copy pending, the copy is late on its own progress: the next look comes
+ * after the shortest wait (`min`), not after `spacing` × elapsed, so a late copy is still noticed within about a
+ * minute. The trip that precedes such a wait lasted the approach window itself, which keeps the trips bounded.
+ */
+export function nextCopyWait(o: { elapsed: number; percent: number | null; previousWait: number; untilDeadline: number; approached?: boolean }): number {
   const remaining = earliestRemaining(o.elapsed, o.percent);
   const wanted = remaining !== null ? remaining - approachWindow(o.elapsed) / 2 : o.previousWait * COPY_WAIT.factor;
-  const wait = clamp(wanted, minCopyWait(o.elapsed), COPY_WAIT.max);
+  const shortest = o.approached ? COPY_WAIT.min : minCopyWait(o.elapsed);
+  const wait = clamp(o.approached ? shortest : wanted, shortest, COPY_WAIT.max);
   // Never sleep far past the deadline: the loop's Choice then ends it on time.
   return Math.ceil(Math.max(1, Math.min(wait, o.untilDeadline + 1)));
 }
@@ -119,12 +119,15 @@ export function launchWait(attempt: number): number {
   return Math.min(LAUNCH_WAIT.max, Math.round(LAUNCH_WAIT.first * LAUNCH_WAIT.factor ** Math.min(attempt, 30)));
 }
 
-/** The most trips round the copy loop before `timeoutSeconds` (every wait at its shortest allowed). */
+/**
+ * The most trips round the copy loop before `timeoutSeconds`: every trip as short as allowed, either a wait of
+ * `spacing` × elapsed or, after a whole approach window spent looking, that window plus the shortest wait.
+ */
 export function copyPollsWithin(timeoutSeconds: number): number {
   let t = COPY_WAIT.firstMin;
   let polls = 1;
   while (t < timeoutSeconds && polls < MAX_COPY_POLLS) {
-    t += Math.ceil(minCopyWait(t));
+    t += Math.min(Math.ceil(minCopyWait(t)), approachWindow(t) + COPY_WAIT.min);
     polls += 1;
   }
   return polls;
@@ -141,58 +144,30 @@ export function launchPollsWithin(timeoutSeconds: number): number {
   return polls;
 }
 
-export interface BatchPlan {
-  /** Targets per batch execution. */
-  batchSize: number;
-  batches: number;
-  /** Batch executions running at once (the parent's Map concurrency). */
-  runningBatches: number;
-  /** Targets running at once inside each batch (the batch's Map concurrency). */
-  perBatchConcurrency: number;
-}
-
-export interface HistoryBudget extends BatchPlan {
-  /** Worst-case events of one target. */
+export interface HistoryBudget {
+  /** Worst-case events of one target: its child execution's history. */
   perTarget: number;
-  /** Worst-case events of the largest batch execution. */
-  batchEvents: number;
-  /** Worst-case events of the parent execution. */
+  /** Worst-case events of the run's own execution. */
   parentEvents: number;
-  /** The most targets one batch may hold with these timeouts. */
-  maxBatchSize: number;
-  /** The most account-region pairs one run may hold with these timeouts. */
+  /** Targets running at once (the Distributed Map's MaxConcurrency; 0 there means no limit). */
+  running: number;
+  /** The most account-region pairs one run may hold. */
   maxPairs: number;
 }
 
 /**
- * Split `pairs` targets into batch executions: as few targets per batch as lets every batch run at once
- * (at most MAX_RUNNING_BATCHES), and never more than the budget lets one batch hold. `maxConcurrency`
- * (null: no limit) caps the targets running at once over the whole run.
+ * The worst-case history of each execution of a run: every target is its own child execution of the Distributed
+ * Map, so a target's history depends only on its timeouts, and the run's on nothing the targets change.
  */
-export function planBatches(pairs: number, maxConcurrency: number | null, maxBatchSize: number): BatchPlan {
-  const n = Math.max(1, pairs);
-  const batchSize = Math.max(1, Math.min(maxBatchSize, Math.ceil(n / MAX_RUNNING_BATCHES)));
-  const batches = Math.ceil(n / batchSize);
-  const limit = maxConcurrency ?? n;
-  const runningBatches = Math.max(1, Math.min(batches, MAX_RUNNING_BATCHES, limit));
-  const perBatchConcurrency = Math.max(1, Math.min(batchSize, Math.floor(limit / runningBatches)));
-  return { batchSize, batches, runningBatches, perBatchConcurrency };
-}
-
 export function historyBudget(pairs: number, copyTimeoutMinutes: number, verifyTimeoutMinutes: number, maxConcurrency: number | null = null): HistoryBudget {
   const perTarget =
-    EVENTS_PER_TARGET_FIXED + EVENTS_PER_POLL * (copyPollsWithin(copyTimeoutMinutes * 60) + launchPollsWithin(verifyTimeoutMinutes * 60));
-  const maxBatchSize = Math.max(1, Math.floor((MAX_HISTORY_EVENTS_PER_EXECUTION - EVENTS_PER_BATCH_FIXED) / perTarget));
-  const plan = planBatches(pairs, maxConcurrency, maxBatchSize);
-  const parentEvents = (n: number, batches: number) => EVENTS_PER_RUN_FIXED + batches * EVENTS_PER_BATCH_IN_PARENT + n * EVENTS_PER_FAILED_BATCH_TARGET;
-  let maxPairs = MAX_PAIRS_PER_RUN;
-  while (maxPairs > 1 && parentEvents(maxPairs, planBatches(maxPairs, null, maxBatchSize).batches) > MAX_HISTORY_EVENTS_PER_EXECUTION) maxPairs -= 1;
+    EVENTS_PER_CHILD_EXECUTION_FIXED +
+    EVENTS_PER_TARGET_FIXED +
+    EVENTS_PER_POLL * (copyPollsWithin(copyTimeoutMinutes * 60) + launchPollsWithin(verifyTimeoutMinutes * 60));
   return {
-    ...plan,
     perTarget,
-    batchEvents: EVENTS_PER_BATCH_FIXED + plan.batchSize * perTarget,
-    parentEvents: parentEvents(pairs, plan.batches),
-    maxBatchSize,
-    maxPairs,
+    parentEvents: EVENTS_PER_RUN_FIXED,
+    running: Math.max(1, Math.min(pairs, maxConcurrency ?? pairs)),
+    maxPairs: MAX_PAIRS_PER_RUN,
   };
 }

@@ -16,6 +16,7 @@ import type { IAMClient } from '@aws-sdk/client-iam';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { OrganizationsClient } from '@aws-sdk/client-organizations';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { RbinClient } from './rbin-client';
@@ -46,6 +47,7 @@ export interface Clients {
   organizations(region: string): OrganizationsClient;
   /** Recycle Bin (the doctor's check of retention rules; ./rbin-client says why it is not @aws-sdk/client-rbin). */
   rbin(region: string): RbinClient;
+  s3(region: string): S3Client;
 }
 
 export type Service = keyof Clients;
@@ -114,6 +116,7 @@ function clientSet(services: ServiceConstructors, credentials: AwsCredentialIden
     sfn: (region) => get('sfn', region),
     organizations: (region) => get('organizations', iamRegion(region)),
     rbin: (region) => get('rbin', region),
+    s3: (region) => get('s3', region),
   };
 }
 

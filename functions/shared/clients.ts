@@ -10,6 +10,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { RbinClient } from './rbin-client';
@@ -28,6 +29,7 @@ export const ALL_SERVICES: Required<ServiceConstructors> = {
   sfn: SFNClient,
   organizations: OrganizationsClient,
   rbin: RbinClient,
+  s3: S3Client,
 };
 
 /** Every service, memoised per account and region; `stsRegion` is where AssumeRole is called. */

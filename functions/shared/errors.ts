@@ -154,13 +154,6 @@ export const TERMINAL_ERROR_NAMES = [
 /** Raised by Fail states of the definition itself (timeouts of the bounded wait loops). */
 export const STATE_MACHINE_ERROR_NAMES = ['ImageCopyTimeoutError', 'LaunchCheckTimeoutError', 'RunFailedError'] as const;
 
-/** Errors Step Functions raises when a RunBatch task cannot start its batch execution; retried. */
-export const START_EXECUTION_ERROR_NAMES = [
-  'StepFunctions.ExecutionLimitExceededException',
-  'StepFunctions.SdkClientException',
-  'StepFunctions.AWSStepFunctionsException',
-] as const;
-
 /**
  * Errors Step Functions raises around a Lambda invoke; retried before ours. The first four are AWS's recommended
  * Lambda retrier (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).

@@ -8,7 +8,7 @@ import * as z from 'zod';
 import { InvalidInputError } from './errors';
 import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, PIPELINE_TAG_COUNT } from './tags';
 import { mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES } from './payload';
-import { EVENTS_PER_BATCH_FIXED, historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
+import { historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
 
 const ACCOUNT_RE = /^\d{12}$/;
 const AMI_RE = /^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -391,29 +391,32 @@ export const inputSchema = z
     });
     // OU entries are counted once resolved (functions/shared/organization.ts holds them to the same limit).
     const pairs = (input.targets ?? []).reduce((n, t) => n + (t.accountId !== undefined ? t.regions.length : 0), 0);
-    const tooMany = pairLimitProblem(pairs, input);
+    const tooMany = pairLimitProblem(pairs);
     if (tooMany) ctx.addIssue({ code: 'custom', path: ['targets'], message: tooMany });
+    const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
+    if (budget.perTarget > MAX_HISTORY_EVENTS_PER_EXECUTION) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['copy', 'timeoutMinutes'],
+        message:
+          `lets one target's execution need ${budget.perTarget} history events at worst, and this pipeline keeps every execution under ` +
+          `${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000; lower copy.timeoutMinutes or verify.timeoutMinutes`,
+      });
+    }
   });
 
 /**
  * Why `pairs` account-region pairs are too many for one run with these settings, or undefined when they fit.
  * Validation applies it to the inline accounts, ResolveSource again once the OU entries are resolved.
  */
-export function pairLimitProblem(
-  pairs: number,
-  input: { copy: { timeoutMinutes: number }; verify: { timeoutMinutes: number }; maxConcurrency?: number | undefined },
-): string | undefined {
-  const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
-  if (pairs <= budget.maxPairs) return undefined;
-  // At the fixed cap no setting helps: only fewer targets per run do. Below it, the copy budget sets the limit.
-  return budget.maxPairs === MAX_PAIRS_PER_RUN
-    ? `${pairs} account-region pairs are too many for one run (at most ${MAX_PAIRS_PER_RUN} per run, whatever the timeouts: ` +
-        `the run's output carries one manifest line per target, within Step Functions' 262,144-byte payload limit); ` +
-        `split the targets over ${Math.ceil(pairs / MAX_PAIRS_PER_RUN)} or more runs of at most ${MAX_PAIRS_PER_RUN} pairs each, e.g. one input per group of accounts`
-    : `${pairs} account-region pairs are too many for one run (at most ${budget.maxPairs} with copy.timeoutMinutes ${input.copy.timeoutMinutes}: ` +
-        `a batch execution of ${budget.maxBatchSize} targets could need ${budget.maxBatchSize * budget.perTarget + EVENTS_PER_BATCH_FIXED} history events at worst, ` +
-        `and this pipeline keeps every execution under ${MAX_HISTORY_EVENTS_PER_EXECUTION} of Step Functions' 25,000); ` +
-        `split the targets over several runs or lower copy.timeoutMinutes`;
+export function pairLimitProblem(pairs: number): string | undefined {
+  if (pairs <= MAX_PAIRS_PER_RUN) return undefined;
+  // No setting helps: only fewer targets per run do.
+  return (
+    `${pairs} account-region pairs are too many for one run (at most ${MAX_PAIRS_PER_RUN} per run, whatever the timeouts: ` +
+    `the limit this pipeline is tested to, docs/fanout.md); ` +
+    `split the targets over ${Math.ceil(pairs / MAX_PAIRS_PER_RUN)} or more runs of at most ${MAX_PAIRS_PER_RUN} pairs each, e.g. one input per group of accounts`
+  );
 }
 
 /** An OU entry names its key for every account: an alias (each account's own key of that name), never one key's ID or ARN. */

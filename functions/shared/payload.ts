@@ -5,18 +5,19 @@
  * by state: change the fan-out, change `SHAPES` with it. Values only known at run time take their longest form
  * (`WORST`); two of them are assumptions, not AWS limits, and docs/limits.md says so.
  */
-import { historyBudget } from './budget';
-import { LAMBDA_SERVICE_ERROR_NAMES, RETRYABLE_ERROR_NAMES, START_EXECUTION_ERROR_NAMES, STATE_MACHINE_ERROR_NAMES, TERMINAL_ERROR_NAMES } from './errors';
+import { LAMBDA_SERVICE_ERROR_NAMES, RETRYABLE_ERROR_NAMES, STATE_MACHINE_ERROR_NAMES, TERMINAL_ERROR_NAMES } from './errors';
 import type { PipelineInput } from './input';
 import { MAX_USER_TAGS } from './tags';
-import { batchesOf, settingsOf, targetPairs, type Batch, type ResolvedSource, type RunPlan, type Settings, type TargetPair } from './plan';
+import { MAX_FAILED_LINES, summaryShare, type RunSummary } from './manifest';
+import { settingsOf, targetPairs, type ResolvedSource, type RunPlan, type Settings, type TargetPair } from './plan';
+import { runFiles } from './run-store';
 
 /** Step Functions: execution input, a state's input and output, a Task's result (UTF-8 bytes). */
 export const STATE_PAYLOAD_BYTES = 262_144;
 /** Step Functions: a failure's cause (characters). */
 export const FAILURE_CAUSE_CHARS = 32_768;
 
-const ERROR_NAMES = [...RETRYABLE_ERROR_NAMES, ...TERMINAL_ERROR_NAMES, ...STATE_MACHINE_ERROR_NAMES, ...START_EXECUTION_ERROR_NAMES, ...LAMBDA_SERVICE_ERROR_NAMES, 'States.DataLimitExceeded'];
+const ERROR_NAMES = [...RETRYABLE_ERROR_NAMES, ...TERMINAL_ERROR_NAMES, ...STATE_MACHINE_ERROR_NAMES, ...LAMBDA_SERVICE_ERROR_NAMES, 'States.DataLimitExceeded', 'States.ExceedToleratedFailureThreshold', 'States.ItemReaderFailed', 'States.ResultWriterFailed'];
 const longest = (names: readonly string[]) => names.reduce((a, b) => (b.length > a.length ? b : a), '');
 const hex = (n: number) => '0'.repeat(n);
 
@@ -38,6 +39,11 @@ export const WORST = {
   errorMessageChars: 2_048,
   /** A key ARN in the longest partition, with a multi-Region key ID. */
   keyArn: (region: string, accountId: string) => `arn:aws-us-gov:kms:${region}:${accountId}:key/mrk-${hex(32)}`,
+  /** S3 bucket names: at most 63 characters. */
+  bucket: 'b'.repeat(63),
+  uuid: '00000000-0000-0000-0000-000000000000',
+  /** A Map Run ARN: the state machine's name (80) and the Map's label (at most 40) before the run's ID. */
+  mapRunArn: `arn:aws-us-gov:states:us-gov-west-1:123456789012:mapRun:${'s'.repeat(80)}/${'l'.repeat(40)}:00000000-0000-0000-0000-000000000000`,
   /** An execution ARN of a state machine whose name is as long as allowed (80). */
   executionArn: (name: string) => `arn:aws-us-gov:states:us-gov-west-1:123456789012:execution:${'s'.repeat(80)}:${name}`,
 };
@@ -83,7 +89,7 @@ function worstSource(input: PipelineInput, shareAccountIds: string[]): ResolvedS
 /** A target's short line, failed (the longer form). */
 const worstLine = (t: TargetPair) => ({ accountId: t.accountId, region: t.region, status: 'failed', error: WORST.errorName });
 
-/** A target's full line in its batch's output: the longer of its succeeded and failed forms. */
+/** A target's full line (its child execution's output, or the cause it fails with): the longer of its succeeded and failed forms. */
 function worstResult(t: TargetPair, settings: Settings): unknown {
   const keyArn = WORST.keyArn(t.region, t.accountId);
   const failed = {
@@ -127,11 +133,15 @@ function worstResult(t: TargetPair, settings: Settings): unknown {
 /** Results of the steps a target runs that its full line does not repeat (preflight, copy, grant, launch checks). */
 const STEP_RESULTS_BYTES = 4_096;
 
-/** The payloads of the current design (a parent execution over batch executions), from the input's plan. */
+/** The source share as UnshareSource returns it: every account and snapshot of the run. */
+function worstShare(plan: RunPlan) {
+  return { revoked: true, accountIds: plan.shareAccountIds, snapshotIds: plan.source?.snapshotIds ?? [], executions: [] as string[], left: [] };
+}
+
+/** The payloads of the current design: the run's execution, and one child execution per target (the Distributed Map). */
 export const SHAPES = {
   plan(input: PipelineInput, executionName: string): RunPlan {
     const targets = targetPairs(input);
-    const budget = historyBudget(targets.length, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
     const shareAccountIds = [...new Set(targets.map((t) => t.accountId))];
     return {
       executionName,
@@ -139,94 +149,77 @@ export const SHAPES = {
       skipReason: null,
       source: worstSource(input, shareAccountIds),
       shareAccountIds,
-      batches: batchesOf(executionName, targets, budget.batchSize),
-      runningBatches: budget.runningBatches,
-      perBatchConcurrency: budget.perBatchConcurrency,
+      targetCount: targets.length,
+      maxConcurrency: input.maxConcurrency ?? 0,
+      files: runFiles(WORST.bucket, executionName),
       settings: settingsOf(input),
       notify: { topicArn: input.notify.topicArn ?? null },
       // Organizational units are expanded at run time (ResolveSource); only the listed accounts are modelled.
       organization: [],
     };
   },
-  /** RunBatch's input: one batch execution's input. */
-  batchInput(plan: RunPlan, batch: Batch) {
-    return {
-      executionName: plan.executionName,
-      source: plan.source,
-      settings: plan.settings,
-      maxConcurrency: plan.perBatchConcurrency,
-      batch: batch.index,
-      targets: batch.targets,
-      AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: WORST.executionArn(plan.executionName),
-    };
-  },
-  /** DistributeBatch's output inside the batch execution: its input and every target's full line. */
-  batchMapOutput(plan: RunPlan, batch: Batch) {
-    return { ...SHAPES.batchInput(plan, batch), results: batch.targets.map((t) => worstResult(t, plan.settings)) };
-  },
-  /** The batch execution's output (SummarizeBatch). */
-  batchOutput(plan: RunPlan, batch: Batch) {
-    return { batch: batch.index, lines: batch.targets.map(worstLine), results: batch.targets.map((t) => worstResult(t, plan.settings)) };
-  },
-  /** RunBatch's result before its ResultSelector: DescribeExecution's answer, with the batch's input and output. */
-  runBatchResult(plan: RunPlan, batch: Batch) {
-    const arn = WORST.executionArn(batch.name);
-    return { ExecutionArn: arn, Name: batch.name, StateMachineArn: arn, Status: 'SUCCEEDED', StartDate: 0, StopDate: 0, Input: SHAPES.batchInput(plan, batch), Output: SHAPES.batchOutput(plan, batch) };
-  },
-  /** A target's state in its batch execution: its item, the step results and its full line. */
-  targetState(plan: RunPlan, target: TargetPair) {
-    return { item: { executionName: plan.executionName, source: plan.source, target, settings: plan.settings }, steps: 'x'.repeat(STEP_RESULTS_BYTES), result: worstResult(target, plan.settings) };
-  },
-  /** The run's state once the batches are back (DistributeBatches' output). */
-  afterBatches(plan: RunPlan) {
+  /** The run's state once the Map Run is done (DistributeTargets' output): the share and where ResultWriter wrote. */
+  afterMap(plan: RunPlan) {
     const snapshotIds = plan.source?.snapshotIds ?? [];
     return {
       ...plan,
       share: { action: 'share', imageId: WORST.imageId, accountIds: plan.shareAccountIds, snapshotIds, imageGone: false },
-      batchResults: plan.batches.map((b) => ({ executionArn: WORST.executionArn(b.name), lines: b.targets.map(worstLine) })),
+      mapRun: { MapRunArn: WORST.mapRunArn, ResultWriterDetails: { Bucket: plan.files.bucket, Key: `${plan.files.resultsPrefix}/${WORST.uuid}/manifest.json` } },
     };
   },
-  /** The run's summary (Report* states): the execution's output, or the cause of RunFailedError. */
-  manifest(plan: RunPlan) {
+  /** The run's summary (RecordManifest's result): the execution's output, or the cause of RunFailedError. */
+  summary(plan: RunPlan): RunSummary {
+    const failed = targetLines(plan).slice(0, MAX_FAILED_LINES);
     return {
       status: 'PARTIAL',
       executionName: plan.executionName,
-      source: plan.source,
-      sourceShare: { revoked: true, accountIds: plan.shareAccountIds, snapshotIds: plan.source?.snapshotIds ?? [] },
-      targets: plan.batches.flatMap((b) => b.targets.map(worstLine)),
-      batches: plan.batches.map((b) => WORST.executionArn(b.name)),
+      source: plan.source ? { imageId: plan.source.imageId, region: plan.source.region, accountId: plan.source.accountId, name: plan.source.name } : null,
+      sourceShare: summaryShare(worstShare(plan)),
+      counts: { targets: plan.targetCount, succeeded: plan.targetCount, failed: plan.targetCount },
+      failed,
+      manifest: { bucket: plan.files.bucket, key: plan.files.manifestKey, uri: `s3://${plan.files.bucket}/${plan.files.manifestKey}` },
+      mapRunArn: WORST.mapRunArn,
     };
   },
-  /** The run's state after ReportPartial (NotifyCompletion's input and the largest of the run's execution). */
+  /** The run's state after RecordManifest (NotifyCompletion's input, the largest of the run's execution). */
   afterReport(plan: RunPlan) {
-    const after = SHAPES.afterBatches(plan);
-    return { ...after, unshare: SHAPES.manifest(plan).sourceShare, outcome: { anyFailed: true, anySucceeded: true }, manifest: SHAPES.manifest(plan) };
+    return { ...SHAPES.afterMap(plan), unshare: worstShare(plan), manifest: SHAPES.summary(plan) };
+  },
+  /** A child execution's input (ItemSelector's output, a Map iteration's input). */
+  childInput(plan: RunPlan, target: TargetPair) {
+    return { item: { executionName: plan.executionName, source: plan.source, settings: plan.settings, target } };
+  },
+  /** A target's state in its child execution: its item, the step results and its full line. */
+  targetState(plan: RunPlan, target: TargetPair) {
+    return { ...SHAPES.childInput(plan, target), steps: 'x'.repeat(STEP_RESULTS_BYTES), result: worstResult(target, plan.settings) };
   },
 };
+
+/** The failed lines the summary lists, at their longest (a target's own line never carries more than its error's name). */
+function targetLines(plan: RunPlan) {
+  return Array.from({ length: plan.targetCount }, () => ({ accountId: '123456789012', organizationalUnitId: `ou-${'x'.repeat(4)}-${'y'.repeat(32)}`, region: 'ap-southeast-4', status: 'failed' as const, error: WORST.errorName }));
+}
 
 /** Every payload of a run of this input at its worst, each with its limit. */
 export function worstCasePayloads(input: PipelineInput, executionName = WORST.executionName): PayloadSize[] {
   const plan = SHAPES.plan(input, executionName);
   const state = (payload: string, value: unknown): PayloadSize => ({ payload, size: bytes(value), unit: 'bytes', limit: STATE_PAYLOAD_BYTES, limitName: "Step Functions' maximum input or output size for a task, state or execution" });
-  // The first batch is the largest (batches are filled in order); its first target has the longest key reference of it, near enough.
-  const batch = plan.batches[0] ?? { index: 0, name: executionName, targets: [] };
-  const target = [...plan.batches.flatMap((b) => b.targets)].sort((a, b) => b.kmsKey.length + (b.subnetId?.length ?? 0) - a.kmsKey.length - (a.subnetId?.length ?? 0))[0];
+  const cause = (payload: string, value: unknown): PayloadSize => ({ payload, size: JSON.stringify(value).length, unit: 'characters', limit: FAILURE_CAUSE_CHARS, limitName: "Step Functions' maximum length of a failure's cause" });
+  // The target with the longest key reference and subnet has the largest child payloads.
+  const target = [...targetPairs(input)].sort((a, b) => b.kmsKey.length + (b.subnetId?.length ?? 0) - a.kmsKey.length - (a.subnetId?.length ?? 0))[0];
   const out: PayloadSize[] = [
     state("ResolveSource's output (the run's execution)", plan),
-    state("DistributeBatches' output (the run's execution)", SHAPES.afterBatches(plan)),
-    state("ReportPartial's output (the run's execution)", SHAPES.afterReport(plan)),
-    state('RunBatch\'s input (a batch execution\'s input)', SHAPES.batchInput(plan, batch)),
-    state('RunBatch\'s result (DescribeExecution of a batch execution)', SHAPES.runBatchResult(plan, batch)),
-    state("DistributeBatch's output (a batch execution)", SHAPES.batchMapOutput(plan, batch)),
-    {
-      payload: "RunFailedError's cause (the run's summary)",
-      size: JSON.stringify(SHAPES.manifest(plan)).length,
-      unit: 'characters',
-      limit: FAILURE_CAUSE_CHARS,
-      limitName: "Step Functions' maximum length of a failure's cause",
-    },
+    state("DistributeTargets' output (the run's execution)", SHAPES.afterMap(plan)),
+    state("RecordManifest's output (the run's execution)", SHAPES.afterReport(plan)),
+    cause("RunFailedError's cause (the run's summary)", SHAPES.summary(plan)),
   ];
-  if (target) out.push(state("a target's state (a batch execution's Map iteration)", SHAPES.targetState(plan, target)));
+  if (target) {
+    out.push(
+      state("a child execution's input (a Map iteration's input)", SHAPES.childInput(plan, target)),
+      state("a target's state (its child execution)", SHAPES.targetState(plan, target)),
+      cause("TargetFailed's cause (a failed target's line)", worstResult(target, plan.settings)),
+    );
+  }
   return out;
 }
 

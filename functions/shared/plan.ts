@@ -6,7 +6,6 @@ import * as z from 'zod';
 import { InvalidInputError } from './errors';
 import type { OuExpansion, ResolvedTarget } from './organization';
 import type { PipelineInput, Target } from './input';
-import { digest } from './tags';
 
 export const resolvedSourceSchema = z.object({
   imageId: z.string(),
@@ -89,12 +88,20 @@ export type TargetItem = z.infer<typeof targetItemSchema>;
 export const copyRefSchema = z.object({ imageId: z.string(), kmsKeyArn: z.string() });
 export type CopyRef = z.infer<typeof copyRefSchema>;
 
-/** One batch execution's share of the targets (statemachine/distribute.asl.yml runs it). */
-export interface Batch {
-  index: number;
-  /** The child execution's name: unique per run and stable, so a retried start finds the same execution. */
-  name: string;
-  targets: TargetPair[];
+/**
+ * Where a run keeps its files in the builder account's runs bucket (see functions/shared/run-store.ts): the targets
+ * the Distributed Map reads (ItemReader), the Map Run's results (ResultWriter) and the run's manifest, side by side.
+ */
+export interface RunFiles {
+  bucket: string;
+  /** `runs/<execution name>`. */
+  prefix: string;
+  /** JSON array of TargetPair, one item per child execution. */
+  targetsKey: string;
+  /** ResultWriter's prefix: it writes `<prefix>/<map run id>/manifest.json` and the SUCCEEDED/FAILED/PENDING files. */
+  resultsPrefix: string;
+  /** The run's manifest (every target's full line), written by RecordManifest. */
+  manifestKey: string;
 }
 
 export interface RunPlan {
@@ -104,11 +111,11 @@ export interface RunPlan {
   source: ResolvedSource | null;
   /** Target accounts other than the builder account: the ones the source is shared with. */
   shareAccountIds: string[];
-  /** The targets, split into batch executions (see functions/shared/budget.ts planBatches). */
-  batches: Batch[];
-  /** Batch executions running at once, and targets running at once inside each. */
-  runningBatches: number;
-  perBatchConcurrency: number;
+  /** Account-region pairs: the Distributed Map's items, read from `files.targetsKey`. */
+  targetCount: number;
+  /** Child executions running at once (the Distributed Map's MaxConcurrency; 0: no limit). */
+  maxConcurrency: number;
+  files: RunFiles;
   settings: Settings;
   /** What each organizationalUnitId entry expanded to (found, targeted, skipped with state, excluded); empty without OU entries. */
   organization: OuExpansion[];
@@ -178,14 +185,4 @@ export function targetPairs(input: PipelineInput, targets: ResolvedTarget[] = ex
       subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
     })),
   );
-}
-
-/** Split the targets into batches of `size`, each named after the run (at most 80 characters, as Step Functions allows). */
-export function batchesOf(executionName: string, targets: TargetPair[], size: number): Batch[] {
-  const prefix = executionName.length <= 72 ? executionName : `${executionName.slice(0, 63)}-${digest(executionName).slice(0, 8)}`;
-  const batches: Batch[] = [];
-  for (let i = 0; i * size < targets.length; i += 1) {
-    batches.push({ index: i, name: `${prefix}-b${String(i).padStart(3, '0')}`, targets: targets.slice(i * size, (i + 1) * size) });
-  }
-  return batches;
 }

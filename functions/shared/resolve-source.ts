@@ -24,9 +24,9 @@ import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, pairLimitProblem, parseInput, pay
 import { resolveTargets } from './organization';
 import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './key-policy';
 import { logger } from './logger';
-import { batchesOf, settingsOf, targetPairs, type ResolvedSource, type RunPlan } from './plan';
-import { historyBudget } from './budget';
+import { settingsOf, targetPairs, type ResolvedSource, type RunPlan, type TargetPair } from './plan';
 import { deploymentIssues, type DeploymentLimits } from './deployment';
+import { runFiles, type RunStore } from './run-store';
 
 export interface ResolveSourceEvent {
   input: unknown;
@@ -40,20 +40,23 @@ export interface SnapshotDeps {
   builderAccountId: () => Promise<string>;
   /** What the deployment allows (role names, publish prefix); from the function's environment by default. */
   deployment?: DeploymentLimits;
+  /** The runs bucket (RUNS_BUCKET) and the S3 files in it: ResolveSource writes the targets the Distributed Map reads. */
+  runsBucket: () => string;
+  store: RunStore;
 }
 
 /**
  * The input, validated, with the automatic runs' targets document merged under it (inline fields win), and
  * checked against what the deployment allows.
  */
-export async function loadInput(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
+export async function loadInput(raw: unknown, deps: Pick<SnapshotDeps, 'clients' | 'pipelineRegion' | 'deployment'>): Promise<PipelineInput> {
   const input = await mergeTargetsDocument(raw, deps);
   const issues = deploymentIssues(input, deps.deployment ?? { targetRoleNames: [], publishParameterPrefix: '' });
   if (issues.length > 0) throw new InvalidInputError(issues);
   return input;
 }
 
-async function mergeTargetsDocument(raw: unknown, deps: SnapshotDeps): Promise<PipelineInput> {
+async function mergeTargetsDocument(raw: unknown, deps: Pick<SnapshotDeps, 'clients' | 'pipelineRegion'>): Promise<PipelineInput> {
   const first = parseInput(raw);
   if (first.targets !== undefined || first.targetsParameter === undefined) return first;
   const name = first.targetsParameter;
@@ -205,7 +208,7 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
   const only = input.newAccount?.accountId;
   const targets = targetPairs(input, resolution.targets.filter((t) => only === undefined || t.accountId === only));
   const resolvedFrom = `targets (resolved from ${resolution.organization.map((o) => o.organizationalUnitId).join(', ')})`;
-  const tooMany = pairLimitProblem(targets.length, input);
+  const tooMany = pairLimitProblem(targets.length);
   if (tooMany) throw new InvalidInputError([`${resolvedFrom}: ${tooMany}`]);
   if (resolution.organization.length > 0) {
     // The resolved accounts held to the payload model validation applies to inline targets (functions/shared/payload.ts).
@@ -214,16 +217,15 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     const tooLarge = payloadProblems({ ...(event.input as Record<string, unknown>), targets: entries }, resolved);
     if (tooLarge.length > 0) throw new InvalidInputError(tooLarge.map((problem) => `${resolvedFrom}: ${problem}`));
   }
-  const budget = historyBudget(targets.length, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
   const plan: RunPlan = {
     executionName: event.executionName,
     skipped: false,
     skipReason: null,
     source: null,
     shareAccountIds: [],
-    batches: batchesOf(event.executionName, targets, budget.batchSize),
-    runningBatches: budget.runningBatches,
-    perBatchConcurrency: budget.perBatchConcurrency,
+    targetCount: targets.length,
+    maxConcurrency: input.maxConcurrency ?? 0,
+    files: runFiles(deps.runsBucket(), event.executionName),
     settings: settingsOf(input),
     organization: resolution.organization,
     notify: { topicArn: input.notify.topicArn ?? null },
@@ -236,7 +238,7 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     return { ...plan, skipped: true, skipReason: why };
   }
   // A rekey has no source of its own: each target re-encrypts its published copy (ResolveCurrentCopy).
-  if (input.mode === 'rekey') return plan;
+  if (input.mode === 'rekey') return withTargets(plan, targets, deps);
   const spec = input.source;
   if (!spec) throw new InvalidInputError(['source: is required']);
 
@@ -274,6 +276,12 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
     { snapshotIds, tags: sourceTagsFor(image, input), preexistingShares: await preexistingShares(imageId, snapshotIds, shareAccountIds, spec.region, deps) },
   );
   logger.info('Source resolved', { imageId, snapshots: snapshotIds.length, targets: targets.length });
-  return { ...plan, source, shareAccountIds };
+  return withTargets({ ...plan, source, shareAccountIds }, targets, deps);
+}
+
+/** Write the targets where the Distributed Map reads them (the same file again on a retry). */
+async function withTargets(plan: RunPlan, targets: TargetPair[], deps: SnapshotDeps): Promise<RunPlan> {
+  await deps.store.putJson(plan.files.bucket, plan.files.targetsKey, targets);
+  return plan;
 }
 

@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../local/manifest';
 import { LAUNCH_FAILURE, runCli, STUB_INPUT, stubManifest, stubScript, tempDir, writeJson } from '../support/cli';
-import { startSfnStub, STUB_BATCH_ARN, STUB_STACK, type SfnStub } from '../support/sfn-stub';
+import { startSfnStub, STUB_CHILD_ARN, STUB_MAP_RUN_ARN, STUB_STACK, type SfnStub } from '../support/sfn-stub';
 
 describe('ami-pipeline run and status against a deployed state machine', () => {
   const dir = tempDir();
@@ -23,11 +23,13 @@ describe('ami-pipeline run and status against a deployed state machine', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(targets(stub, 'StartExecution')[0]?.body).toEqual({ stateMachineArn: stub.stateMachineArn, input: JSON.stringify(STUB_INPUT) });
-    // Three looks at the run, then one at its batch for the targets' full lines.
-    expect(targets(stub, 'DescribeExecution').map((r) => r.body.executionArn)).toEqual([stub.executionArn, stub.executionArn, stub.executionArn, STUB_BATCH_ARN]);
+    // Three looks at the run; the targets' full lines are read from the manifest in S3.
+    expect(targets(stub, 'DescribeExecution').map((r) => r.body.executionArn)).toEqual([stub.executionArn, stub.executionArn, stub.executionArn]);
+    expect(stub.requests.filter((r) => r.target === 'S3.GetObject').map((r) => r.body.path)).toEqual(['ami-pipeline-runs-stub/runs/cli-test-run/manifest.json']);
+    // The Map Run's child executions are listed and followed: that is where the targets move.
+    expect(targets(stub, 'ListExecutions').every((r) => r.body.mapRunArn === STUB_MAP_RUN_ARN)).toBe(true);
     const history = targets(stub, 'GetExecutionHistory');
-    // The batch's history is followed too: that is where the targets move.
-    expect(history.some((r) => r.body.executionArn === STUB_BATCH_ARN)).toBe(true);
+    expect(history.some((r) => r.body.executionArn === STUB_CHILD_ARN)).toBe(true);
     expect(history.every((r) => r.body.reverseOrder === false)).toBe(true);
     expect(history.some((r) => typeof r.body.nextToken === 'string')).toBe(true);
 
@@ -40,7 +42,9 @@ describe('ami-pipeline run and status against a deployed state machine', () => {
     expect(lines.filter((l) => l.startsWith('222222222222 eu-west-1 copying'))).toHaveLength(1);
     expect(result.stdout).toMatch(/^ACCOUNT\s+REGION\s+STATUS\s+IMAGE\s+KEY\s+GRANT\s+LAUNCH CHECK\s+ERROR$/m);
     expect(result.stdout).toMatch(/^111111111111\s+eu-west-1\s+succeeded\s+ami-0\w+\s+key\/1234abcd…\s+f4a1c0ffee…\s+verified \(asg\)$/m);
-    expect(result.stdout).toContain('SUCCEEDED: 2 of 2 targets succeeded, 0 failed; source share revoked (execution cli-test-run)');
+    expect(result.stdout).toContain(
+      'SUCCEEDED: 2 of 2 targets succeeded, 0 failed; source share revoked (execution cli-test-run); manifest s3://ami-pipeline-runs-stub/runs/cli-test-run/manifest.json',
+    );
   });
 
   it('starts a rekey with mode rekey and a retention dry run with --dry-run', async () => {

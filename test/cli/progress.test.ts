@@ -55,7 +55,7 @@ describe('the progress tracker', () => {
   it('follows the run as a whole through its top-level states', () => {
     const tracker = new ProgressTracker();
     expect(tracker.apply(entered('ResolveSource', STUB_INPUT, 1))).toEqual({ stage: 'resolving the source image' });
-    expect(tracker.apply(entered('DistributeBatches', {}, 2))).toEqual({ stage: 'copying to the targets' });
+    expect(tracker.apply(entered('DistributeTargets', {}, 2))).toEqual({ stage: 'copying to the targets' });
     expect(tracker.apply(entered('UnshareSource', {}, 3))).toEqual({ stage: 'revoking the source share' });
   });
 

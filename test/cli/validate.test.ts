@@ -9,7 +9,7 @@ describe.concurrent('ami-pipeline validate and usage', () => {
   it('accepts a valid input and counts its account × region pairs', async () => {
     const result = await runCli(['validate', '--input', 'examples/input.json']);
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    expect(result.stdout).toBe('valid: 3 targets (account × region pairs), run as 3 batch executions of up to 1, 3 at once\n');
+    expect(result.stdout).toBe('valid: 3 targets (account × region pairs), one child execution each, 3 at once\n');
   });
 
   it('accepts an input whose targets come from an SSM parameter', async () => {
@@ -26,7 +26,7 @@ describe.concurrent('ami-pipeline validate and usage', () => {
     const result = await runCli(['validate', '-i', file]);
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(result.stdout).toBe(
-      'valid: 1 target (account × region pairs), run as 1 batch execution of up to 1, 1 at once; ' +
+      'valid: 1 target (account × region pairs), one child execution each, 1 at once; ' +
         'the accounts of ou-ab12-34cd56ef are resolved from AWS Organizations at run time (ami-pipeline doctor lists them)\n',
     );
   });

@@ -15,8 +15,9 @@ import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, item, KEY_A_EU } from '../support/fixtures';
 import { runCalls } from '../../cli/permissions';
+import { RUNS_BUCKET } from '../../bench/handlers';
 import { recordCalls, EXTERNAL_ID, type Evaluable } from './record';
-import { ORG_ID as OU_ORG_ID, ORG_MANAGEMENT, type IamRequest, type RecordedCall } from './requests';
+import { ORG_ID as OU_ORG_ID, ORG_MANAGEMENT, STATE_MACHINE_FN, type IamRequest, type RecordedCall } from './requests';
 import { builderRoles, organizationDelegationPolicy, organizationReader, sourceKeyPolicy, targetAccount, TARGET_ACCESS_ROLE, type NamedPolicy, type PolicyDocument, type TargetDeployment } from './shipped';
 
 const ORG_ID = 'o-abcdefghij';
@@ -45,6 +46,12 @@ interface Caller {
 }
 
 function callerOf(call: Pick<RecordedCall, 'fn' | 'account'>): Caller {
+  if (call.account === BUILDER && call.fn === STATE_MACHINE_FN) {
+    const role = builder.roles.PipelineStateMachineExecutionRole;
+    if (!role) throw new Error('the packaged stack has no PipelineStateMachineExecutionRole');
+    const roleName = role.arn.split('/').pop() ?? '';
+    return { principal: `arn:aws:sts::${BUILDER}:assumed-role/${roleName}/states`, roleArn: role.arn, roleName, policies: role.policies };
+  }
   if (call.account === BUILDER) {
     const id = builder.functionRole[call.fn];
     const role = id ? builder.roles[id] : undefined;
@@ -143,7 +150,7 @@ describe('the IAM we ship, evaluated', () => {
     expect(denied).toEqual([]);
     // Every function, in the builder account and in targets, was recorded (a path the scenarios lost shows here).
     const functions = new Set(calls.map((c) => c.call.fn));
-    expect([...functions].sort()).toEqual(['cli:doctor', 'cli:restore', 'copyEncrypt', 'createGrant', 'janitor', 'modifyAttributes', 'notify', 'preflight', 'publish', 'rekey', 'retention', 'snapshot', 'verifyLaunch']);
+    expect([...functions].sort()).toEqual(['cli:doctor', 'cli:restore', 'copyEncrypt', 'createGrant', 'janitor', 'modifyAttributes', 'notify', STATE_MACHINE_FN, 'preflight', 'publish', 'recordManifest', 'rekey', 'retention', 'snapshot', 'verifyLaunch'].sort());
     expect(evaluated).toBeGreaterThan(100);
   });
 
@@ -176,6 +183,20 @@ describe('the IAM we ship, evaluated', () => {
     const deleteSnapshot = retire?.requests?.find((r) => r.action === 'ec2:DeleteSnapshot');
     expect(deleteSnapshot?.resource).toMatch(/^arn:aws:ec2:eu-west-1::snapshot\/snap-/);
     expect((await evaluate(retire!.call, deleteSnapshot!)).allowed).toBe(true);
+  });
+
+  it('lets the state machine start, follow and redrive its own Map Run children, and write their results', async () => {
+    expect(calls.some((c) => c.call.fn === STATE_MACHINE_FN && c.call.command === 'StartExecution')).toBe(true);
+    const child = `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-test/Targets:0b1c2d3e-0000-0000-0000-000000000000`;
+    for (const request of [
+      { action: 'states:RedriveExecution', resource: child },
+      { action: 'states:StopExecution', resource: child },
+      { action: 'states:DescribeExecution', resource: child },
+      { action: 's3:AbortMultipartUpload', resource: `arn:aws:s3:::${RUNS_BUCKET}/runs/some-run/results/0b1c2d3e/SUCCEEDED_0.json` },
+    ]) {
+      const verdict = await evaluate({ fn: STATE_MACHINE_FN, account: BUILDER, region: 'eu-west-1' }, request);
+      expect(verdict.allowed, verdict.describe).toBe(true);
+    }
   });
 
   it('would catch a snapshot pattern with an account (the simulator matches ARNs, it does not grep)', async () => {
@@ -302,6 +323,24 @@ const MUST_BE_DENIED: { name: string; fn: string; account: string; request: IamR
     fn: 'cli:doctor',
     account: ACCOUNT_A,
     request: { action: 'rbin:ListRules', resource: '*', context: { 'rbin:Request/ResourceType': 'EBS_VOLUME' } },
+  },
+  {
+    name: 'the state machine starting an execution of another state machine',
+    fn: STATE_MACHINE_FN,
+    account: BUILDER,
+    request: { action: 'states:StartExecution', resource: `arn:aws:states:eu-west-1:${BUILDER}:stateMachine:other-machine` },
+  },
+  {
+    name: 'the state machine redriving an execution that is not one of its Map Run children',
+    fn: STATE_MACHINE_FN,
+    account: BUILDER,
+    request: { action: 'states:RedriveExecution', resource: `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-test:some-run` },
+  },
+  {
+    name: "the state machine overwriting a run's manifest (only ResultWriter's files)",
+    fn: STATE_MACHINE_FN,
+    account: BUILDER,
+    request: { action: 's3:PutObject', resource: `arn:aws:s3:::${RUNS_BUCKET}/runs/some-run/manifest.json` },
   },
   {
     name: "ShareSource's role deleting a snapshot",

@@ -10,13 +10,13 @@ import type { Tag } from '@aws-sdk/client-ec2';
 import { FakeAws, type CallRecord } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, item } from '../support/fixtures';
 import { pipelineHandlers } from '../../bench/handlers';
-import { loadDefinition, runDefinition, type Json, type TaskHandler } from '../../local/asl';
+import { loadDefinition, runDefinition, type ExecutionRecord, type Json, type TaskHandler } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
 import { historyOf } from '../support/sfn-events';
-import { REQUESTS, type IamRequest, type RecordedCall, type World } from './requests';
+import { REQUESTS, STATE_MACHINE_FN, type IamRequest, type RecordedCall, type World } from './requests';
 import { sourceKeyPolicy } from './shipped';
 import { ledgerTags } from '../../functions/shared/ledger';
-import { PACKAGE_STAGE } from '../support/package';
+import { PACKAGE_REGION, PACKAGE_STAGE } from '../support/package';
 import { createClientFactory, type Clients } from '../../functions/shared/clients';
 import { restoreCopy } from '../../functions/shared/restore';
 import { allowedImagesCheck } from '../../cli/allowed-images';
@@ -154,6 +154,26 @@ function worldOf(aws: FakeAws): { world: World; remember: (call: CallRecord) => 
   return { world, remember };
 }
 
+/**
+ * The Distributed Map's StartExecution of each child, which the local runner makes without the SDK: as the deployed
+ * state machine (stage "test") makes it, with the state machine role.
+ */
+function childStarts(executions: ExecutionRecord[]): Evaluable[] {
+  return executions
+    .filter((e) => e.mapState !== undefined)
+    .map((e) => {
+      const call: RecordedCall = {
+        fn: STATE_MACHINE_FN,
+        service: 'states',
+        command: 'StartExecution',
+        account: BUILDER,
+        region: PACKAGE_REGION,
+        input: { stateMachineArn: `arn:aws:states:${PACKAGE_REGION}:${BUILDER}:stateMachine:encrypted-ami-pipeline-${PACKAGE_STAGE}`, name: e.name },
+      };
+      return { call, requests: REQUESTS['states:StartExecution']?.(call, undefined as never) };
+    });
+}
+
 /** Runs every scenario and returns each call with its IAM requests. */
 export async function recordCalls(): Promise<Evaluable[]> {
   const out: Evaluable[] = [];
@@ -162,7 +182,8 @@ export async function recordCalls(): Promise<Evaluable[]> {
     const aws = new FakeAws();
     const { world, remember } = worldOf(aws);
     aws.hooks.beforeCall = (call) => {
-      const fn = current.getStore() ?? 'unknown';
+      // Outside every function: the state machine's own calls (the Distributed Map reading and writing S3).
+      const fn = current.getStore() ?? STATE_MACHINE_FN;
       if (fn.startsWith('cli:') && call.account === BUILDER) return;
       const recorded: RecordedCall = { ...call, fn };
       const entry = REQUESTS[`${call.service}:${call.command}`];
@@ -189,7 +210,8 @@ export async function recordCalls(): Promise<Evaluable[]> {
         return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(base).filter(([, v]) => v !== null)))) as Json;
       };
       for (let i = 0; i < (scenario.runs ?? 1) && !scenario.stopped; i += 1) {
-        await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), handlers, { executionName: `iam-${i}` });
+        const run = await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), handlers, { executionName: `iam-${i}` });
+        out.push(...childStarts(run.executions));
       }
       if (scenario.stopped) {
         const controller = new AbortController();
@@ -215,7 +237,7 @@ export async function recordCalls(): Promise<Evaluable[]> {
           targets: [{ accountId: ACCOUNT_A, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption-2' }],
           publish: { parameterName: '/ami-pipeline/base/latest' },
         };
-        await runDefinition(rekey, handlers, { executionName: 'iam-rekey' });
+        out.push(...childStarts((await runDefinition(rekey, handlers, { executionName: 'iam-rekey' })).executions));
       }
       if (scenario.cli) {
         const target = createClientFactory('eu-west-1').target({ accountId: ACCOUNT_A, roleName: 'AmiPipelineTarget', sessionName: 'ami-pipeline-cli' });

@@ -51,6 +51,9 @@ export interface RecordedCall {
 
 type Entry = (call: RecordedCall, world: World) => IamRequest[];
 
+/** `fn` of the calls the state machine makes itself (the Distributed Map's ItemReader and ResultWriter), with its own role. */
+export const STATE_MACHINE_FN = 'pipelineStateMachine';
+
 const image = (region: string, id: string) => `arn:aws:ec2:${region}::image/${id}`;
 const snapshot = (region: string, id: string) => `arn:aws:ec2:${region}::snapshot/${id}`;
 const ec2Arn = (c: RecordedCall, type: string, id: string) => `arn:aws:ec2:${c.region}:${c.account}:${type}/${id}`;
@@ -132,6 +135,13 @@ export const REQUESTS: Record<string, Entry> = {
   'ssm:PutParameter': (c) => [{ action: 'ssm:PutParameter', resource: `arn:aws:ssm:${c.region}:${c.account}:parameter/${String(c.input.Name).replace(/^\//, '')}` }],
   'events:PutEvents': (c) => [{ action: 'events:PutEvents', resource: `arn:aws:events:${c.region}:${c.account}:event-bus/default` }],
   'sns:Publish': (c) => [{ action: 'sns:Publish', resource: String(c.input.TopicArn), resourceAccount: String(c.input.TopicArn).split(':')[4] }],
+  // S3 object ARNs carry no account; the bucket is the builder account's. The local runner reading the manifest back
+  // after a run stands for the CLI (`status`, the user's own credentials), not for a shipped role: nothing to evaluate.
+  's3:PutObject': (c) => [{ action: 's3:PutObject', resource: `arn:aws:s3:::${String(c.input.Bucket)}/${String(c.input.Key)}` }],
+  's3:GetObject': (c) =>
+    c.fn === STATE_MACHINE_FN && String(c.input.Key).endsWith('/manifest.json') && !String(c.input.Key).includes('/results/')
+      ? []
+      : [{ action: 's3:GetObject', resource: `arn:aws:s3:::${String(c.input.Bucket)}/${String(c.input.Key)}` }],
   'iam:GetRole': (c, w) => [{ action: 'iam:GetRole', resource: w.autoScalingRole(c.account) }],
   'organizations:ListAccountsForParent': listParent('organizations:ListAccountsForParent'),
   'organizations:ListOrganizationalUnitsForParent': listParent('organizations:ListOrganizationalUnitsForParent'),
@@ -189,6 +199,8 @@ export const REQUESTS: Record<string, Entry> = {
   'states:DescribeExecution': (c) => [{ action: 'states:DescribeExecution', resource: String(c.input.executionArn) }],
   // The janitor reads a stopped run's history (ResolveSource's output) from the same execution ARN.
   'states:GetExecutionHistory': (c) => [{ action: 'states:GetExecutionHistory', resource: String(c.input.executionArn) }],
+  // The Distributed Map starting a child: an execution of the parent's own state machine (recorded by record.ts).
+  'states:StartExecution': (c) => [{ action: 'states:StartExecution', resource: String(c.input.stateMachineArn) }],
   // With DeleteAssociatedSnapshots, EC2 deletes each snapshot as the caller: ec2:DeleteSnapshot on it too (a
   // missing permission is the DeleteSnapshotResults code missing-permissions, API reference).
   'ec2:DeregisterImage': (c, w) => {

@@ -7,6 +7,7 @@
 import { loadTemplate, render, type RenderContext, type Template } from '../support/cfn';
 import { PACKAGE_REGION, PACKAGE_STAGE, packagedTemplate } from '../support/package';
 import { sourceKeyPolicyStatements } from '../../functions/shared/key-policy';
+import { RUNS_BUCKET } from '../../bench/handlers';
 
 export const SERVICE = 'encrypted-ami-pipeline';
 export const STAGE = PACKAGE_STAGE;
@@ -52,6 +53,8 @@ export function builderRoles(accountId: string): { roles: Record<string, Shipped
       if (r?.Type === 'AWS::Lambda::Function') return `arn:aws:lambda:${PIPELINE_REGION}:${accountId}:function:${String(props.FunctionName)}`;
       if (r?.Type === 'AWS::StepFunctions::StateMachine') return `arn:aws:states:${PIPELINE_REGION}:${accountId}:stateMachine:${String(props.StateMachineName)}`;
       if (r?.Type === 'AWS::IAM::Role') return `arn:aws:iam::${accountId}:role/${String(props.RoleName ?? id)}`;
+      // The runs bucket's generated name: the one the recorded runs use.
+      if (r?.Type === 'AWS::S3::Bucket') return attribute === 'Arn' ? `arn:aws:s3:::${RUNS_BUCKET}` : RUNS_BUCKET;
       if (r?.Type === 'AWS::Logs::LogGroup') return `arn:aws:logs:${PIPELINE_REGION}:${accountId}:log-group:${String(props.LogGroupName)}:*`;
       throw new Error(`builderRoles: cannot resolve ${id}${attribute ? `.${attribute}` : ''} (${r?.Type ?? 'unknown'})`);
     },

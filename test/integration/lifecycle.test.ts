@@ -50,12 +50,12 @@ import { awsCode } from '../../functions/shared/errors';
 import { MANAGED_BY, TAGS } from '../../functions/shared/tags';
 import type { TargetResult } from '../../local/manifest';
 import { MOTO_BUILDER_ACCOUNT } from '../../local/moto';
-import { runLocal, type LocalRunResult } from '../../local/runner';
+import { ensureRunsBucket, runLocal, type LocalRunResult } from '../../local/runner';
 import { seed } from '../../local/seed';
 import { runDefinition, type Json } from '../../local/asl';
 import { cli } from '../../cli/main';
 import type { Io } from '../../cli/commands';
-import { pipelineHandlers } from '../../bench/handlers';
+import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -407,6 +407,8 @@ describe.skipIf(!MOTO_AVAILABLE)('publishing, retention and the completion event
 
     // A run of the same source past the grace period (the functions' clock moved 4 days on): deregistered with its snapshots.
     const later = new Date(retireAfter + 86_400_000);
+    // The functions in this process write to the test's runs bucket (the deployment's RunsBucket).
+    await ensureRunsBucket(RUNS_BUCKET, SOURCE_REGION);
     const moved = await runDefinition(input(sources[1] ?? '') as Json, pipelineHandlers(() => later), { executionName: executionName('grace-later') });
     expect(moved.error).toBeUndefined();
     const afterGrace = lifecycleOf((moved.manifest as unknown as { results: TargetResult[] }).results.find((r) => r.accountId === accountId)).retention;

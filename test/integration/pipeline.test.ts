@@ -150,7 +150,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
     for (const run of [first, last]) {
       expect(run.error).toBeUndefined();
       expect(run.manifest?.status).toBe('SUCCEEDED');
-      expect(run.manifest?.sourceShare.revoked).toBe(true);
+      expect(run.manifest?.sourceShare?.revoked).toBe(true);
       expect(run.manifest?.results.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
     }
     for (const region of REGIONS) {
@@ -162,9 +162,9 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
     }
     // The first to end left the share to the other, still running; the last one revoked it.
     expect(whileSlowRuns.launch).toContain(account);
-    expect(first.manifest?.sourceShare.left?.filter((l) => l.accountId === account).map((l) => [l.reason, l.executionName])).toContainEqual(['execution-running', slow]);
-    expect(last.manifest?.sourceShare.left ?? []).toEqual([]);
-    expect(last.manifest?.sourceShare.accountIds).toEqual([account]);
+    expect(first.manifest?.sourceShare?.left?.filter((l) => l.accountId === account).map((l) => [l.reason, l.executionName])).toContainEqual(['execution-running', slow]);
+    expect(last.manifest?.sourceShare?.left ?? []).toEqual([]);
+    expect(last.manifest?.sourceShare?.accountIds).toEqual([account]);
     expect(await sourcePermissions(sourceImageId)).toEqual(before);
   }, 180_000);
 
@@ -192,7 +192,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the pipeline against moto', () => {
         expect(r.imageId).toBeNull();
       }
       expect(run.manifest?.results.filter((r) => r.status === 'succeeded')).toHaveLength(4);
-      expect(run.manifest?.sourceShare.revoked).toBe(true);
+      expect(run.manifest?.sourceShare?.revoked).toBe(true);
       expect(proxy.counts.throttled).toBeGreaterThan(5);
       expect(proxy.counts.burst).toBe(3);
       expect(proxy.counts.deniedAssumeRole).toBeGreaterThan(0);

@@ -1,8 +1,9 @@
 /**
  * `serverless package` runs offline (osls, esbuild bundles, serverless-step-functions) and produces the stack
- * we deploy: twelve functions (the five steps, the preflight, publishing, retention, the rekey steps, the notification,
- * the janitor's reader and the starter), the run's, the batch's and the janitor's state machines invoking exactly them,
- * the nightly schedule, the new-image rule and the janitor's rule (through the starter), and least-privilege roles.
+ * we deploy: thirteen functions (the five steps, the preflight, publishing, retention, the rekey steps, the manifest,
+ * the notification, the janitor's reader and the starter), the run's state machine invoking exactly its functions with
+ * its Distributed Map inlined and the janitor's, the runs bucket, the nightly schedule, the new-image rule and the
+ * janitor's rule (through the starter), and least-privilege roles.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,8 +18,8 @@ type Resource = { Type: string; Condition?: string; Properties: Record<string, u
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, unknown> };
 let dir: string;
 
-const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch', 'Publish', 'Retention', 'Rekey', 'Notify'];
-/** The janitor's reader and the function that starts executions (not invoked by the run's machines). */
+const FUNCTIONS = ['Snapshot', 'ModifyAttributes', 'Preflight', 'CopyEncrypt', 'CreateGrant', 'VerifyLaunch', 'Publish', 'Retention', 'Rekey', 'RecordManifest', 'Notify'];
+/** The janitor's reader and the function that starts executions (not invoked by the run's machine). */
 const OTHER_FUNCTIONS = ['Janitor', 'StartExecution'];
 
 beforeAll(() => {
@@ -35,55 +36,67 @@ const statements = (role: Resource) =>
 const actions = (role: Resource) => statements(role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
 
 describe('serverless package', () => {
-  it('bundles twelve functions on nodejs22.x arm64, one zip each', () => {
+  it('bundles thirteen functions on nodejs22.x arm64, one zip each', () => {
     const functions = ofType('AWS::Lambda::Function');
     expect(functions.map(([id]) => id).sort()).toEqual([...FUNCTIONS, ...OTHER_FUNCTIONS].map((f) => `${f}LambdaFunction`).sort());
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['arm64']);
     }
-    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch', 'publish', 'retention', 'rekey', 'notify', 'janitor', 'startExecution']) {
+    for (const zip of ['snapshot', 'modifyAttributes', 'preflight', 'copyEncrypt', 'createGrant', 'verifyLaunch', 'publish', 'retention', 'rekey', 'recordManifest', 'notify', 'janitor', 'startExecution']) {
       expect(existsSync(join(dir, `${zip}.zip`)), zip).toBe(true);
     }
   });
 
-  it('defines the run and batch state machines from statemachine/, their roles invoking exactly our ten functions between them', () => {
+  it('defines one state machine from statemachine/, the per-target flow inlined as its Distributed Map, its role invoking exactly our functions', () => {
     const machines = Object.fromEntries(ofType('AWS::StepFunctions::StateMachine'));
-    expect(Object.keys(machines).sort()).toEqual(['DistributeStateMachine', 'JanitorStateMachine', 'PipelineStateMachine']);
-    const definition = (id: string) => JSON.stringify(machines[id]?.Properties.DefinitionString);
-    for (const state of ['ResolveSource', 'ShareSource', 'DistributeBatches', 'RunBatch', 'UnshareSource', 'NotifyCompletion']) {
-      expect(definition('PipelineStateMachine')).toContain(state);
+    expect(Object.keys(machines).sort()).toEqual(['JanitorStateMachine', 'PipelineStateMachine']);
+    const definition = JSON.stringify(machines.PipelineStateMachine?.Properties.DefinitionString);
+    for (const state of ['ResolveSource', 'ShareSource', 'DistributeTargets', 'UnshareSource', 'RecordManifest', 'NotifyCompletion']) expect(definition).toContain(state);
+    // ${file(statemachine/distribute.asl.yml)} resolved: the ItemProcessor is the per-target flow.
+    for (const state of ['ProcessTarget', 'PreflightTarget', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'PublishImage', 'ApplyRetention', 'ResolveCurrentCopy', 'RevokeOldGrants', 'TargetFailed']) {
+      expect(definition).toContain(state);
     }
-    for (const state of ['DistributeToTargets', 'PreflightTarget', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'PublishImage', 'ApplyRetention', 'ResolveCurrentCopy', 'RevokeOldGrants', 'SummarizeBatch']) {
-      expect(definition('DistributeStateMachine')).toContain(state);
-    }
-    // RunBatch starts the batch machine itself, by reference.
-    expect(definition('PipelineStateMachine')).toContain('DistributeStateMachine');
-    const roleOf = (id: string) => template.Resources[(machines[id]?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]] as Resource;
-    const invoked = (role: Resource) => {
-      const invoke = statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes('lambda:InvokeFunction'));
-      expect(invoke).toHaveLength(1);
-      expect(actions(role).filter((a) => a.startsWith('lambda:'))).toEqual(['lambda:InvokeFunction']);
-      return (invoke[0]?.Resource as unknown[]).map((r) => JSON.stringify(r));
-    };
-    const run = invoked(roleOf('PipelineStateMachine'));
-    const batch = invoked(roleOf('DistributeStateMachine'));
-    const functionsIn = (targets: string[]) => FUNCTIONS.filter((f) => targets.some((t) => t.includes(`"${f}LambdaFunction"`)));
-    expect(functionsIn(run).sort()).toEqual(['ModifyAttributes', 'Notify', 'Snapshot', 'VerifyLaunch']);
-    expect(functionsIn([...run, ...batch]).sort()).toEqual([...FUNCTIONS].sort());
-    expect([...run, ...batch].every((t) => FUNCTIONS.some((f) => t.includes(`"${f}LambdaFunction"`)))).toBe(true);
+    expect(definition).toContain('DISTRIBUTED');
+    expect(definition).not.toContain('${file(');
+    const role = template.Resources[(machines.PipelineStateMachine?.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]] as Resource;
+    const invoke = statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes('lambda:InvokeFunction'));
+    expect(invoke).toHaveLength(1);
+    expect(actions(role).filter((a) => a.startsWith('lambda:'))).toEqual(['lambda:InvokeFunction']);
+    const targets = (invoke[0]?.Resource as unknown[]).map((r) => JSON.stringify(r));
+    expect(FUNCTIONS.filter((f) => targets.some((t) => t.includes(`"${f}LambdaFunction"`))).sort()).toEqual([...FUNCTIONS].sort());
+    expect(targets.every((t) => FUNCTIONS.some((f) => t.includes(`"${f}LambdaFunction"`)))).toBe(true);
   });
 
-  it("lets the run's machine start, follow and stop only the batch machine's executions", () => {
+  it("lets the machine start, follow, stop and redrive only its own Map Run's children, and read and write only its runs' files", () => {
     const role = template.Resources.PipelineStateMachineExecutionRole as Resource;
     const statement = (action: string) => statements(role).filter((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]).includes(action));
-    expect(statement('states:StartExecution').map((s) => s.Resource)).toEqual([{ Ref: 'DistributeStateMachine' }]);
-    for (const action of ['states:DescribeExecution', 'states:StopExecution']) {
+    expect(JSON.stringify(statement('states:StartExecution').map((s) => s.Resource))).toContain(':stateMachine:encrypted-ami-pipeline-test');
+    for (const action of ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution']) {
       const [s] = statement(action);
-      expect(JSON.stringify(s?.Resource)).toContain(':execution:encrypted-ami-pipeline-distribute-test:*');
+      expect(JSON.stringify(s?.Resource)).toContain(':execution:encrypted-ami-pipeline-test/Targets:*');
     }
-    expect(JSON.stringify(statement('events:PutRule')[0]?.Resource)).toContain('rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
-    expect(actions(role).filter((a) => a.startsWith('states:')).sort()).toEqual(['states:DescribeExecution', 'states:StartExecution', 'states:StopExecution']);
+    expect(actions(role).filter((a) => a.startsWith('states:')).sort()).toEqual(['states:DescribeExecution', 'states:RedriveExecution', 'states:StartExecution', 'states:StopExecution']);
+    expect(JSON.stringify(statement('s3:GetObject').map((s) => s.Resource))).toContain('/runs/*/targets.json');
+    expect(JSON.stringify(statement('s3:PutObject').map((s) => s.Resource))).toContain('/runs/*/results/*');
+    expect(actions(role).filter((a) => a.startsWith('s3:')).sort()).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject']);
+  });
+
+  it('keeps the runs in an encrypted, versioned, private, TLS-only bucket that expires them', () => {
+    const bucket = template.Resources.RunsBucket as Resource & { DeletionPolicy?: string };
+    expect(bucket.Type).toBe('AWS::S3::Bucket');
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(bucket.Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      VersioningConfiguration: { Status: 'Enabled' },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ Status: 'Enabled', Prefix: 'runs/', ExpirationInDays: 400 })] },
+    });
+    const policy = (template.Resources.RunsBucketPolicy as Resource).Properties.PolicyDocument as { Statement: Record<string, unknown>[] };
+    expect(policy.Statement).toContainEqual(expect.objectContaining({ Effect: 'Deny', Principal: '*', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }));
+    // ResolveSource writes the run's targets there; RecordManifest is told the bucket by the run's plan.
+    const functions = Object.fromEntries(ofType('AWS::Lambda::Function'));
+    expect((functions.SnapshotLambdaFunction?.Properties.Environment as { Variables: Record<string, unknown> }).Variables.RUNS_BUCKET).toEqual({ Ref: 'RunsBucket' });
   });
 
   it('starts the machine nightly and when a new image of the builder account becomes available, through the starter (names from the trigger)', () => {
@@ -128,19 +141,20 @@ describe('serverless package', () => {
     expect(statements(role).find((s) => s.Action === 'states:StartExecution')?.Resource).toEqual([{ Ref: 'PipelineStateMachine' }, { Ref: 'JanitorStateMachine' }]);
   });
 
-  it("lets the janitor's machine invoke only its five functions, and its reader only read the pipeline's executions", () => {
+  it("lets the janitor's machine invoke only its five functions, and its reader only read the pipeline's executions and their targets files", () => {
     const machine = template.Resources.JanitorStateMachine as Resource;
     const role = template.Resources[(machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]] as Resource;
     const invoke = statements(role).find((s) => s.Action === 'lambda:InvokeFunction');
     const invoked = [...FUNCTIONS, ...OTHER_FUNCTIONS].filter((f) => JSON.stringify(invoke?.Resource).includes(`"${f}LambdaFunction"`));
     expect(invoked.sort()).toEqual(['CopyEncrypt', 'Janitor', 'ModifyAttributes', 'Notify', 'VerifyLaunch']);
     const reader = template.Resources.JanitorRole as Resource;
-    expect(actions(reader).filter((a) => !a.startsWith('logs:')).sort()).toEqual(['states:DescribeExecution', 'states:GetExecutionHistory']);
+    expect(actions(reader).filter((a) => !a.startsWith('logs:')).sort()).toEqual(['s3:GetObject', 'states:DescribeExecution', 'states:GetExecutionHistory']);
+    expect(JSON.stringify(statements(reader).find((s) => s.Action === 's3:GetObject')?.Resource)).toContain('/runs/*/targets.json');
     expect(JSON.stringify(statements(reader))).toContain(':execution:encrypted-ami-pipeline-test:*');
   });
 
   it('gives the functions least privilege: no wildcard services, no kms:* or ec2:*, target access only through the target role', () => {
-    const roles = ['SnapshotRole', 'ModifyAttributesRole', 'TargetAccessRole', 'NotifyRole'].map((id) => template.Resources[id] as Resource);
+    const roles = ['SnapshotRole', 'ModifyAttributesRole', 'TargetAccessRole', 'RecordManifestRole', 'NotifyRole'].map((id) => template.Resources[id] as Resource);
     for (const role of roles) {
       for (const action of actions(role)) expect(action).not.toMatch(/^(\*|kms:\*|ec2:\*|iam:\*|sts:\*)$/);
     }

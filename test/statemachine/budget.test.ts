@@ -2,7 +2,7 @@
  * The history budget that input validation enforces (functions/shared/budget.ts) must match what the definitions
  * really do: run a copy and a launch check that never finish on a virtual clock, count the poll trips, and count
  * the AWS history events each execution would write. Also: the wait schedule finds a copy quickly in few looks,
- * and the batch plan keeps every execution within the budget up to the largest run it admits.
+ * and every execution of the largest run admitted stays within the budget.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -10,16 +10,13 @@ import {
   COPY_WAIT,
   copyNearlyDone,
   copyPollsWithin,
-  EVENTS_PER_BATCH_FIXED,
   firstCopyWait,
   historyBudget,
   launchPollsWithin,
   MAX_HISTORY_EVENTS_PER_EXECUTION,
   MAX_PAIRS_PER_RUN,
-  MAX_RUNNING_BATCHES,
   minCopyWait,
   nextCopyWait,
-  planBatches,
 } from '../../functions/shared/budget';
 import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A } from '../support/fixtures';
@@ -52,7 +49,7 @@ async function runOnVirtualClock(input: Json): Promise<RunResult> {
 }
 
 const count = (events: EventLog[], state: string) => events.filter((e) => e.type === 'StateEntered' && e.state?.name === state).length;
-const batchOf = (run: RunResult) => run.executions.find((e) => e.stateMachine === 'DistributeStateMachine');
+const targetOf = (run: RunResult) => run.executions.find((e) => e.mapState !== undefined);
 
 let aws: FakeAws;
 let input: Json;
@@ -79,7 +76,7 @@ describe('the wait loops', () => {
     expect(polls).toBeGreaterThan(3);
     expect(polls).toBeLessThanOrEqual(copyPollsWithin(60 * 60));
     const budget = historyBudget(1, 60, 15);
-    expect(awsHistoryEvents(batchOf(run)?.events ?? [])).toBeLessThanOrEqual(budget.batchEvents);
+    expect(awsHistoryEvents(targetOf(run)?.events ?? [])).toBeLessThanOrEqual(budget.perTarget);
     expect(awsHistoryEvents(run.executions[0]?.events ?? [])).toBeLessThanOrEqual(budget.parentEvents);
   });
 
@@ -92,7 +89,7 @@ describe('the wait loops', () => {
     expect(polls).toBeGreaterThan(2);
     expect(polls).toBeLessThanOrEqual(launchPollsWithin(15 * 60));
     expect(aws.groups.size).toBe(0);
-    expect(awsHistoryEvents(batchOf(run)?.events ?? [])).toBeLessThanOrEqual(historyBudget(1, 60, 15).batchEvents);
+    expect(awsHistoryEvents(targetOf(run)?.events ?? [])).toBeLessThanOrEqual(historyBudget(1, 60, 15).perTarget);
   });
 });
 
@@ -137,31 +134,29 @@ describe('the copy wait schedule', () => {
     expect(nextCopyWait({ elapsed: 600, percent: null, previousWait: 120, untilDeadline: 9000 })).toBe(240);
     // Never far past the deadline.
     expect(nextCopyWait({ elapsed: 600, percent: null, previousWait: 1200, untilDeadline: 30 })).toBe(31);
+    // A copy still pending after a whole approach window is late on its progress: looked at again within 30 s.
+    expect(nextCopyWait({ elapsed: 3600, percent: 99, previousWait: 540, untilDeadline: 9000, approached: true })).toBe(COPY_WAIT.min);
+    expect(nextCopyWait({ elapsed: 3600, percent: 99, previousWait: 540, untilDeadline: 9000 })).toBeGreaterThanOrEqual(540);
   });
 });
 
-describe('the batch plan', () => {
-  it('runs 1,000 targets at once in 40 batch executions, each within the budget', () => {
+describe('the budget of a run', () => {
+  it('keeps every execution of a 1,000-target run within the budget, whatever the number of targets', () => {
     const budget = historyBudget(1000, 180, 15);
-    expect(budget).toMatchObject({ batches: MAX_RUNNING_BATCHES, runningBatches: MAX_RUNNING_BATCHES, batchSize: 25, perBatchConcurrency: 25 });
-    expect(budget.batchEvents).toBeLessThanOrEqual(MAX_HISTORY_EVENTS_PER_EXECUTION);
+    expect(budget.perTarget).toBeLessThanOrEqual(MAX_HISTORY_EVENTS_PER_EXECUTION);
     expect(budget.parentEvents).toBeLessThanOrEqual(MAX_HISTORY_EVENTS_PER_EXECUTION);
+    expect(historyBudget(10, 180, 15).parentEvents).toBe(budget.parentEvents);
     expect(budget.maxPairs).toBe(MAX_PAIRS_PER_RUN);
   });
 
-  it('keeps small runs one target per batch, all at once', () => {
-    expect(planBatches(6, null, 25)).toEqual({ batchSize: 1, batches: 6, runningBatches: 6, perBatchConcurrency: 1 });
+  it('runs every target at once unless maxConcurrency says fewer', () => {
+    expect(historyBudget(6, 180, 15).running).toBe(6);
+    expect(historyBudget(1000, 180, 15, 200).running).toBe(200);
   });
 
-  it('honours maxConcurrency over the whole run', () => {
-    expect(planBatches(100, 10, 25)).toEqual({ batchSize: 3, batches: 34, runningBatches: 10, perBatchConcurrency: 1 });
-    expect(planBatches(1000, 200, 25)).toEqual({ batchSize: 25, batches: 40, runningBatches: 40, perBatchConcurrency: 5 });
-  });
-
-  it('admits fewer targets when long timeouts make each one costlier', () => {
+  it('gives a target more events when long timeouts allow more trips round its loops', () => {
     const long = historyBudget(1, 48 * 60, 60);
     expect(long.perTarget).toBeGreaterThan(historyBudget(1, 180, 15).perTarget);
-    expect(EVENTS_PER_BATCH_FIXED + long.maxBatchSize * long.perTarget).toBeLessThanOrEqual(MAX_HISTORY_EVENTS_PER_EXECUTION);
-    expect(EVENTS_PER_BATCH_FIXED + (long.maxBatchSize + 1) * long.perTarget).toBeGreaterThan(MAX_HISTORY_EVENTS_PER_EXECUTION);
+    expect(long.perTarget).toBeLessThanOrEqual(MAX_HISTORY_EVENTS_PER_EXECUTION);
   });
 });

@@ -4,11 +4,10 @@ import { describe, expect, it } from 'vitest';
 import {
   LAMBDA_SERVICE_ERROR_NAMES,
   RETRYABLE_ERROR_NAMES,
-  START_EXECUTION_ERROR_NAMES,
   STATE_MACHINE_ERROR_NAMES,
   TERMINAL_ERROR_NAMES,
 } from '../../functions/shared/errors';
-import { allStates, loadDefinition } from '../../local/asl';
+import { allStates, deployedDefinition, loadDefinition } from '../../local/asl';
 
 type State = Record<string, unknown>;
 interface Retrier {
@@ -25,20 +24,19 @@ interface ChoiceRule {
   [op: string]: unknown;
 }
 
-const parent = loadDefinition();
-const batch = parent.childTasks.RunBatch;
-if (!batch) throw new Error('RunBatch does not start a batch execution');
-const { definition } = parent;
-/** Every state of the run's definition and of the batch definition it starts (their names never clash). */
-const states = [...allStates(definition), ...allStates(batch.definition)];
+const loaded = loadDefinition();
+const map = loaded.distributedMaps.DistributeTargets;
+if (!map) throw new Error('DistributeTargets is not a Distributed Map');
+const definition = deployedDefinition();
+/** Every state of the run's definition, its Distributed Map's ItemProcessor (the per-target flow) included. */
+const states = allStates(definition);
 const byName = new Map(states);
-const lambdaTasks = new Set([...Object.keys(parent.taskFunctions), ...Object.keys(batch.taskFunctions)]);
+const lambdaTasks = new Set([...Object.keys(loaded.taskFunctions), ...Object.keys(map.child.taskFunctions)]);
 const known = new Set<string>([
   ...LAMBDA_SERVICE_ERROR_NAMES,
   ...RETRYABLE_ERROR_NAMES,
   ...TERMINAL_ERROR_NAMES,
   ...STATE_MACHINE_ERROR_NAMES,
-  ...START_EXECUTION_ERROR_NAMES,
   'States.ALL',
   'States.Timeout',
 ]);
@@ -54,32 +52,34 @@ function successors(state: State): string[] {
 }
 
 describe('the state machine definition', () => {
-  it('is valid Amazon States Language, the run and the batch', () => {
-    for (const d of [definition, batch.definition]) {
-      const result = aslValidator(structuredClone(d), { checkArn: false, checkPaths: true });
-      expect(result.errors).toEqual([]);
-      expect(result.isValid).toBe(true);
-    }
+  it('is valid Amazon States Language, the Distributed Map and its ItemProcessor included', () => {
+    const result = aslValidator(structuredClone(definition), { checkArn: false, checkPaths: true });
+    expect(result.errors).toEqual([]);
+    expect(result.isValid).toBe(true);
   });
 
-  it('never names a state twice across the two definitions', () => {
+  it('never names a state twice, inside the ItemProcessor or out', () => {
     expect(new Set(states.map(([n]) => n)).size).toBe(states.length);
   });
 
-  it('starts each batch as a named child execution, waits for it, retries its start, cleans up and records a failed batch', () => {
-    const run = byName.get('RunBatch') as State;
-    expect(run.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
-    const parameters = run.Parameters as Record<string, unknown>;
-    expect(parameters['Name.$']).toBe('$.batch.name');
-    expect((parameters.Input as Record<string, unknown>)['AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$']).toBe('$$.Execution.Id');
-    expect(run.TimeoutSeconds).toBeGreaterThan(batch.definition.TimeoutSeconds as number);
-    expect(((run.Retry as Retrier[]) ?? []).flatMap((r) => r.ErrorEquals)).toContain('StepFunctions.ExecutionLimitExceededException');
-    expect((run.Catch as { ErrorEquals: string[]; Next: string }[])[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: 'CleanUpFailedBatch' });
-    // A failed batch's targets are cleaned up before they are recorded, whatever the cleanup's own outcome.
-    expect((byName.get('CleanUpFailedBatch') as State).Next).toBe('RecordBatchFailure');
-    expect((byName.get('CleanUpBatchTarget')?.Catch as { Next: string }[])[0]?.Next).toBe('BatchTargetNotCleanedUp');
-    const map = byName.get('DistributeBatches') as State;
-    expect(map.MaxConcurrencyPath).toBe('$.runningBatches');
+  it('runs every target as a child execution of a Distributed Map that reads the targets and writes its results to S3', () => {
+    const state = byName.get('DistributeTargets') as State;
+    expect(state.ItemProcessor).toMatchObject({ ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'ProcessTarget' });
+    expect(state.ItemReader).toEqual({
+      Resource: 'arn:aws:states:::s3:getObject',
+      ReaderConfig: { InputType: 'JSON' },
+      Parameters: { 'Bucket.$': '$.files.bucket', 'Key.$': '$.files.targetsKey' },
+    });
+    expect(state.ResultWriter).toEqual({ Resource: 'arn:aws:states:::s3:putObject', Parameters: { 'Bucket.$': '$.files.bucket', 'Prefix.$': '$.files.resultsPrefix' } });
+    expect(state.MaxConcurrencyPath).toBe('$.maxConcurrency');
+    // One broken account never stops the others: no failure count fails the Map Run.
+    expect(state.ToleratedFailurePercentage).toBe(100);
+    // The Map Run's label names it in the console and in its children's ARNs (at most 40 characters).
+    expect(state.Label).toMatch(/^[A-Za-z0-9-_]{1,40}$/);
+    expect(state.ItemSelector).toEqual({
+      item: { 'executionName.$': '$.executionName', 'source.$': '$.source', 'settings.$': '$.settings', 'target.$': '$$.Map.Item.Value' },
+    });
+    expect(state.ResultPath).toBe('$.mapRun');
   });
 
   it('gives every Task a timeout, Lambda-service retries first with full jitter and a delay cap, and our retryable names', () => {
@@ -151,26 +151,22 @@ describe('the state machine definition', () => {
     }
   });
 
-  it('catches every failure inside an iteration so the other targets go on', () => {
-    const map = byName.get('DistributeToTargets') as State;
-    expect(batch.definition.StartAt).toBe('DistributeToTargets');
-    const processor = map.ItemProcessor as { StartAt: string; States: Record<string, State> };
+  it('catches every failure inside a target, cleans up, records it and fails only that child execution', () => {
+    const processor = (byName.get('DistributeTargets') as State).ItemProcessor as { StartAt: string; States: Record<string, State> };
     const first = processor.States[processor.StartAt] as State;
     expect(first.Type).toBe('Parallel');
-    expect((first.Catch as Retrier[])[0]?.ErrorEquals).toEqual(['States.ALL']);
-    expect(map.MaxConcurrencyPath).toBe('$.maxConcurrency');
-    // A batch always ends with its lines, the failed targets' included.
-    expect(map.Next).toBe('SummarizeBatch');
-    expect(map.Catch).toBeUndefined();
+    expect((first.Catch as Retrier[])[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: 'FindTargetCopy' });
+    expect(processor.States.RecordTargetFailure?.Next).toBe('PrepareTargetFailure');
+    expect(processor.States.TargetFailed).toMatchObject({ Type: 'Fail', ErrorPath: '$.error', CausePath: '$.cause' });
   });
 
   it('unshares the source on every path after sharing', () => {
-    for (const name of ['ShareSource', 'DistributeBatches']) {
+    for (const name of ['ShareSource', 'DistributeTargets']) {
       const catches = (byName.get(name)?.Catch as { Next: string }[]) ?? [];
       expect(catches.map((c) => c.Next), name).toContain('UnshareAfterFailure');
     }
     // After the fan-out, a distribution (the only mode that shared) always reaches UnshareSource.
-    expect(byName.get('DistributeBatches')?.Next).toBe('IsUnshareNeeded');
+    expect(byName.get('DistributeTargets')?.Next).toBe('IsUnshareNeeded');
     const unshareChoice = byName.get('IsUnshareNeeded') as { Default: string; Choices: ChoiceRule[] };
     expect(unshareChoice.Default).toBe('UnshareSource');
     expect(unshareChoice.Choices.map((c) => [c.Variable, c.StringEquals, c.Next])).toEqual([['$.settings.mode', 'rekey', 'NothingToUnshare']]);

@@ -1,16 +1,16 @@
 /**
- * The large fan-out: the run's execution splits its targets into batch executions (RunBatch,
- * startExecution.sync:2 of statemachine/distribute.asl.yml), up to 40 at once, each running its targets at once.
- * Runs the real definitions over the in-memory AWS with 120 targets, and a batch execution that fails as a whole.
+ * The large fan-out: the run's Distributed Map (DistributeTargets) reads the targets ResolveSource wrote to the
+ * runs bucket, runs one child execution per target (statemachine/distribute.asl.yml, its ItemProcessor), and
+ * writes the Map Run's results beside them; RecordManifest turns those into the run's manifest.
+ * Runs the real definitions over the in-memory AWS with 120 targets, a failing target, and MaxConcurrency.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { historyBudget } from '../../functions/shared/budget';
 import { loadDefinition, runDefinition, type EventLog, type Json, type TaskHandler } from '../../local/asl';
 import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
-
-import type { Manifest } from '../../local/manifest';
+import type { Manifest, RunSummary } from '../../local/manifest';
 import { FakeAws } from '../../bench/fake-aws';
-import { pipelineHandlers } from '../../bench/handlers';
+import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
 
 /** History events AWS would write for one execution. */
 const shape = historyShape(loadDefinition());
@@ -19,9 +19,8 @@ const awsHistoryEvents = (events: EventLog[]) => historyEvents(events, shape);
 const REGIONS = ['eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1', 'eu-north-1', 'us-east-1', 'us-east-2', 'us-west-2', 'ap-southeast-2', 'ca-central-1'];
 const ACCOUNTS = Array.from({ length: 12 }, (_, n) => String(500000000000 + n));
 
-
 let aws: FakeAws;
-let input: Json;
+let input: Record<string, Json>;
 beforeEach(() => {
   aws = new FakeAws();
   for (const account of ACCOUNTS) for (const region of REGIONS) aws.addKey(account, region);
@@ -32,13 +31,15 @@ beforeEach(() => {
 });
 afterEach(() => aws.restore());
 
-describe('a run of 120 targets', () => {
-  it('runs 40 batch executions of 3, all at once, and every target gets its verified copy', async () => {
-    let running = 0;
-    let most = 0;
-    const base = pipelineHandlers();
-    // Count targets in flight: entered PreflightTarget and not yet done (the copy is pending for two looks).
-    const handlers: Record<string, TaskHandler> = {
+const s3Json = (key: string): unknown => JSON.parse(aws.objects.get(`${RUNS_BUCKET}/${key}`) ?? 'null') as unknown;
+
+/** Handlers that count targets in flight: entered PreflightTarget and not yet at ApplyRetention. */
+function counting(base: Record<string, TaskHandler>): { handlers: Record<string, TaskHandler>; most: () => number } {
+  let running = 0;
+  let most = 0;
+  return {
+    most: () => most,
+    handlers: {
       ...base,
       preflight: async (event) => {
         running += 1;
@@ -49,7 +50,13 @@ describe('a run of 120 targets', () => {
         running -= 1;
         return (base.retention as TaskHandler)(event);
       },
-    };
+    },
+  };
+}
+
+describe('a run of 120 targets', () => {
+  it('runs one child execution per target, all at once, and keeps the manifest in S3 beside the Map Run results', async () => {
+    const { handlers, most } = counting(pipelineHandlers());
     aws.copyPolls = 2;
 
     const run = await runDefinition(input, handlers, { executionName: 'fanout' });
@@ -62,58 +69,78 @@ describe('a run of 120 targets', () => {
     expect(new Set(manifest.results.map((r) => `${r.accountId}/${r.region}`)).size).toBe(120);
     expect(aws.callsTo('CopyImage')).toHaveLength(120);
 
-    const batches = run.executions.filter((e) => e.stateMachine === 'DistributeStateMachine');
-    expect(batches).toHaveLength(40);
-    expect(batches.map((b) => b.name)).toEqual(Array.from({ length: 40 }, (_, i) => `fanout-b${String(i).padStart(3, '0')}`));
-    expect(manifest.batches).toEqual(batches.map((b) => b.arn));
-    // More targets at once than an inline Map's 40.
-    expect(most).toBeGreaterThan(40);
+    // The targets file the ItemReader read, one child execution per item, the Map Run's results and the manifest.
+    expect(s3Json('runs/fanout/targets.json')).toHaveLength(120);
+    const children = run.executions.filter((e) => e.mapState === 'DistributeTargets');
+    expect(children).toHaveLength(120);
+    expect(children.every((c) => /^arn:aws:states:[a-z0-9-]+:\d{12}:execution:encrypted-ami-pipeline-local\/Targets:[0-9a-f-]{36}$/.test(c.arn))).toBe(true);
+    const written = [...aws.objects.keys()].filter((k) => k.startsWith(`${RUNS_BUCKET}/runs/fanout/results/`));
+    expect(written.map((k) => k.replace(/.*\//, '')).sort()).toEqual(['SUCCEEDED_0.json', 'manifest.json']);
+    expect(s3Json('runs/fanout/manifest.json')).toEqual(manifest);
+    expect(more(most())).toBe(true);
 
-    // The run's output stays small: one short line per target, the full lines are in the batches.
-    expect(run.output).toMatchObject({ status: 'SUCCEEDED', targets: expect.arrayContaining([{ accountId: ACCOUNTS[0], region: 'eu-west-1', status: 'succeeded', error: null }]) });
-    expect(JSON.stringify(run.output)).not.toContain('"results"');
+    // The run's output stays small: counts and where the manifest is.
+    const summary = run.output as unknown as RunSummary;
+    expect(summary).toMatchObject({
+      status: 'SUCCEEDED',
+      counts: { targets: 120, succeeded: 120, failed: 0 },
+      failed: [],
+      manifest: { bucket: RUNS_BUCKET, key: 'runs/fanout/manifest.json', uri: `s3://${RUNS_BUCKET}/runs/fanout/manifest.json` },
+    });
+    expect(summary.mapRunArn).toMatch(/:mapRun:encrypted-ami-pipeline-local\/Targets:/);
+    expect(Buffer.byteLength(JSON.stringify(run.output))).toBeLessThan(2_000);
 
     // Every execution within the budget validation works with.
     const budget = historyBudget(120, 180, 15);
     const [parent] = run.executions;
     expect(awsHistoryEvents(parent?.events ?? [])).toBeLessThanOrEqual(budget.parentEvents);
-    for (const b of batches) expect(awsHistoryEvents(b.events)).toBeLessThanOrEqual(budget.batchEvents);
+    for (const c of children) expect(awsHistoryEvents(c.events)).toBeLessThanOrEqual(budget.perTarget);
 
     expect([...aws.instances.values()].filter((i) => i.state !== 'terminated')).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 
-  it('records a batch execution that fails as a whole, finishes the others and unshares the source', async () => {
-    const base = pipelineHandlers();
-    const broken = ACCOUNTS[0];
-    // A copy step answering with a malformed payload makes its batch fail with States.Runtime, which no Catch
-    // inside the batch takes: the failure Step Functions reports for a batch that fails or is stopped.
-    const handlers: Record<string, TaskHandler> = {
-      ...base,
-      copyEncrypt: async (event) => {
-        const e = event as { action: string; item?: { target?: { accountId?: string; region?: string } } };
-        if (e.action === 'copy' && e.item?.target?.accountId === broken && e.item?.target?.region === 'eu-west-1') return { unexpected: true };
-        return (base.copyEncrypt as TaskHandler)(event);
-      },
-    };
+  it('fails only the broken target\'s child execution, finishes the others and unshares the source', async () => {
+    const broken = ACCOUNTS[0] ?? '';
+    aws.failingLaunches.set(`${broken}/eu-west-1`, 'Client.InternalError: Client error on launch');
 
-    const run = await runDefinition(input, handlers, { executionName: 'fanout-broken' });
+    const run = await runDefinition(input, pipelineHandlers(), { executionName: 'fanout-broken' });
 
     expect(run.error?.name).toBe('RunFailedError');
+    const summary = JSON.parse(run.error?.cause ?? '{}') as RunSummary;
+    expect(summary).toMatchObject({ status: 'PARTIAL', counts: { targets: 120, succeeded: 119, failed: 1 } });
+    expect(summary.failed).toEqual([{ accountId: broken, organizationalUnitId: null, region: 'eu-west-1', status: 'failed', error: 'LaunchFailedError' }]);
     const manifest = run.manifest as unknown as Manifest;
-    expect(manifest.status).toBe('PARTIAL');
-    expect(manifest.sourceShare.revoked).toBe(true);
-    const failed = manifest.targets.filter((t) => t.status === 'failed');
-    expect(failed).toEqual([{ batch: 0, accountId: null, region: null, status: 'failed', error: 'States.TaskFailed' }]);
-    expect(manifest.batches[0]).toBeNull();
-    // Batch 0 held this account's first three regions; the 117 other targets are done.
-    expect(manifest.results.filter((r) => r.status === 'succeeded')).toHaveLength(117);
+    expect(manifest.sourceShare?.revoked).toBe(true);
     expect(manifest.results.filter((r) => r.status === 'failed')).toEqual([
-      expect.objectContaining({ accountId: '(batch)', region: 'batch 0', error: { name: 'States.TaskFailed', message: 'batch execution 0 failed' } }),
+      expect.objectContaining({ accountId: broken, region: 'eu-west-1', error: expect.objectContaining({ name: 'LaunchFailedError' }) }),
     ]);
-    // What the failed batch's launch checks started is removed: nothing is left running.
-    const cleanups = run.executions[0]?.events.filter((e) => e.type === 'StateEntered' && e.state?.name === 'CleanUpBatchTarget') ?? [];
-    expect(cleanups).toHaveLength(3);
+    // The copy the failed target made is in its line, found after the failure.
+    expect(manifest.results.find((r) => r.status === 'failed')?.imageId).toMatch(/^ami-/);
+
+    // Its child execution failed with the target's error; ResultWriter kept its cause, the recorded line.
+    const failedChildren = run.executions.filter((e) => e.mapState && e.error);
+    expect(failedChildren.map((c) => c.error?.name)).toEqual(['LaunchFailedError']);
+    const failedFile = [...aws.objects.keys()].find((k) => k.includes('/runs/fanout-broken/results/') && k.endsWith('FAILED_0.json')) ?? '';
+    const [entry] = JSON.parse(aws.objects.get(failedFile) ?? '[]') as { Status: string; Error: string; Cause: string; Input: string }[];
+    expect(entry).toMatchObject({ Status: 'FAILED', Error: 'LaunchFailedError' });
+    expect(JSON.parse(entry?.Input ?? '{}')).toMatchObject({ item: { target: { accountId: broken, region: 'eu-west-1' } } });
+
     expect([...aws.instances.values()].filter((i) => i.state !== 'terminated')).toEqual([]);
     expect(aws.groups.size).toBe(0);
-  }, 60_000);
+  }, 90_000);
+
+  it('runs at most maxConcurrency targets at once', async () => {
+    const { handlers, most } = counting(pipelineHandlers());
+    aws.copyPolls = 2;
+
+    const run = await runDefinition({ ...input, maxConcurrency: 7 }, handlers, { executionName: 'fanout-seven' });
+
+    expect(run.error).toBeUndefined();
+    expect((run.output as unknown as RunSummary).counts).toEqual({ targets: 120, succeeded: 120, failed: 0 });
+    expect(most()).toBeLessThanOrEqual(7);
+    expect(most()).toBeGreaterThan(1);
+  }, 90_000);
 });
+
+/** More targets at once than an inline Map's 40. */
+const more = (n: number) => n > 40;

@@ -116,7 +116,7 @@ describe('the completion event', () => {
     const run = await runDefinition(input(aws.addSourceImage(REGION), { notify: { topicArn } }), pipelineHandlers(), { executionName: 'events' });
     expect(aws.events).toHaveLength(1);
     expect(aws.events[0]).toMatchObject({ Source: 'encrypted-ami-pipeline', DetailType: 'AMI Distribution Failed' });
-    // The event carries the run's summary: the manifest without the full lines (the batches' outputs).
+    // The event carries the run's summary: the manifest without the full lines (those are in S3).
     const { results: _lines, ...summary } = run.manifest as { results: unknown };
     expect(JSON.parse(aws.events[0]?.Detail ?? '{}')).toEqual(summary);
     expect(aws.notifications).toHaveLength(1);
@@ -128,7 +128,7 @@ describe('the completion event', () => {
     const run = await runDefinition({ source: { imageId: 'ami-0123456789abcdef0', region: REGION }, targets: [{ accountId: ACCOUNT_A, regions: [REGION], kmsKey: 'alias/ami-encryption' }] }, pipelineHandlers());
     expect(run.error?.name).toBe('SourceImageNotFoundError');
     expect(aws.events.map((e) => e.DetailType)).toEqual(['AMI Distribution Failed']);
-    expect(JSON.parse(aws.events[0]?.Detail ?? '{}')).toMatchObject({ status: 'FAILED', targets: [], batches: [], error: { name: 'SourceImageNotFoundError' } });
+    expect(JSON.parse(aws.events[0]?.Detail ?? '{}')).toMatchObject({ status: 'FAILED', counts: null, failed: [], manifest: null, error: { name: 'SourceImageNotFoundError' } });
     expect(aws.notifications).toEqual([]);
   });
 

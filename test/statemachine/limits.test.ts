@@ -19,7 +19,7 @@ function loaded(States: Definition['States'], StartAt = Object.keys(States)[0]!)
     }
   };
   walk(States);
-  return { definition: { StartAt, States }, taskFunctions, childTasks: {} };
+  return { definition: { StartAt, States }, taskFunctions, childTasks: {}, distributedMaps: {} };
 }
 
 /** A string whose JSON text (with its quotes) is `bytes` bytes. */

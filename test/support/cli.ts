@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Manifest, RunSummary, TargetResult } from '../../local/manifest';
-import { History, STUB_BATCH_ARN, type Script } from './sfn-stub';
+import { History, STUB_MAP_RUN_ARN, type Script } from './sfn-stub';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin/ami-pipeline.mjs');
@@ -94,18 +94,18 @@ export function stubManifest(partial: boolean): Manifest {
     executionName: 'cli-test-run',
     source: { imageId: 'ami-0123456789abcdef0', region: 'eu-west-1', accountId: '123456789012' },
     sourceShare: { revoked: true, accountIds: ['111111111111', '222222222222'], snapshotIds: ['snap-0123456789abcdef0'] },
-    targets: [
-      { accountId: '111111111111', region: 'eu-west-1', status: 'succeeded', error: null },
-      partial
-        ? { accountId: '222222222222', region: 'eu-west-1', status: 'failed', error: 'LaunchFailedError' }
-        : { accountId: '222222222222', region: 'eu-west-1', status: 'succeeded', error: null },
-    ],
-    batches: [STUB_BATCH_ARN],
+    counts: { targets: 2, succeeded: partial ? 1 : 2, failed: partial ? 1 : 0 },
+    failed: partial ? [{ accountId: '222222222222', region: 'eu-west-1', status: 'failed', error: 'LaunchFailedError' }] : [],
+    manifest: { bucket: STUB_BUCKET, key: STUB_MANIFEST_KEY, uri: `s3://${STUB_BUCKET}/${STUB_MANIFEST_KEY}` },
+    mapRunArn: STUB_MAP_RUN_ARN,
     results: [succeeded('111111111111'), partial ? failed : succeeded('222222222222')],
   };
 }
 
-/** What the run itself outputs (the manifest without the lines, which are its batch's output). */
+export const STUB_BUCKET = 'ami-pipeline-runs-stub';
+export const STUB_MANIFEST_KEY = 'runs/cli-test-run/manifest.json';
+
+/** What the run itself outputs (the manifest without the lines, which are in S3). */
 export function stubSummary(manifest: Manifest): RunSummary {
   const { results: _lines, ...summary } = manifest;
   return summary;
@@ -127,14 +127,12 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
       final: { status: 'FAILED', error: 'SourceImageNotFoundError', cause },
     };
   }
-  const batchArn = STUB_BATCH_ARN;
   const copying = [
     h.started(),
     h.entered('ResolveSource', STUB_INPUT),
     h.entered('ShareSource', {}),
-    h.entered('DistributeBatches', {}, 'MapStateEntered'),
-    h.entered('RunBatch', {}),
-    h.submitted(batchArn),
+    h.entered('DistributeTargets', {}, 'MapStateEntered'),
+    h.mapRunStarted(STUB_MAP_RUN_ARN),
   ];
   const b = new History();
   const batchCopying = [b.started(), ...accounts.flatMap((a) => [b.entered('ProcessTarget', item(a), 'ParallelStateEntered'), b.entered('CopyEncryptImage', item(a))])];
@@ -153,14 +151,15 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
   ];
   const ending = [
     h.entered('UnshareSource', {}),
-    h.entered('CollectStatuses', {}, 'PassStateEntered'),
+    h.entered('RecordManifest', {}),
     h.other(outcome === 'partial' ? 'ExecutionFailed' : 'ExecutionSucceeded'),
   ];
   const summary = stubSummary(manifest);
   return {
     input: STUB_INPUT,
     stages: [copying, [], ending],
-    batch: { stages: [batchCopying, granting, batchEnding], output: { batch: 0, results: manifest.results } },
+    child: { stages: [batchCopying, granting, batchEnding] },
+    objects: { [`${STUB_BUCKET}/${STUB_MANIFEST_KEY}`]: manifest },
     final:
       outcome === 'partial'
         ? { status: 'FAILED', error: 'RunFailedError', cause: JSON.stringify(summary) }

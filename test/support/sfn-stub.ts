@@ -1,8 +1,9 @@
 /**
  * A scripted Step Functions endpoint for the CLI tests: node:http on 127.0.0.1, speaking the SFN JSON
  * protocol (POST, X-Amz-Target: AWSStepFunctions.<Operation>, application/x-amz-json-1.0) and, for the
- * stack lookup, CloudFormation's query protocol (DescribeStacks only). One execution: RUNNING while its
- * history grows stage by stage, one stage per DescribeExecution, then its final status.
+ * stack lookup, CloudFormation's query protocol (DescribeStacks only), and, for the run's manifest, S3's GetObject
+ * (path style). One execution: RUNNING while its history grows stage by stage, one stage per DescribeExecution, then
+ * its final status; its Distributed Map's one child execution is listed (ListExecutions by mapRunArn) once started.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
@@ -13,7 +14,7 @@ export interface HistoryEventJson {
   type: string;
   stateEnteredEventDetails?: { name: string; input: string; inputDetails: { truncated: boolean } };
   stateExitedEventDetails?: { name: string; output: string; outputDetails: { truncated: boolean } };
-  taskSubmittedEventDetails?: { resourceType: string; resource: string; output: string };
+  mapRunStartedEventDetails?: { mapRunArn: string };
 }
 
 export type Final = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string; cause: string };
@@ -23,11 +24,14 @@ export interface Script {
   /** Events that appear with each RUNNING description, in order; the last stage comes with the final status. */
   stages: HistoryEventJson[][];
   final: Final;
-  /** The batch execution the run starts (its history grows with the run's, stage by stage) and its output. */
-  batch?: { stages: HistoryEventJson[][]; output: unknown };
+  /** A child execution of the run's Map Run (its history grows with the run's, stage by stage). */
+  child?: { stages: HistoryEventJson[][] };
+  /** S3 objects the stub serves, by "bucket/key" (the run's manifest). */
+  objects?: Record<string, unknown>;
 }
 
-export const STUB_BATCH_ARN = 'arn:aws:states:eu-west-1:123456789012:execution:encrypted-ami-pipeline-distribute-stub:cli-test-run-b000';
+export const STUB_MAP_RUN_ARN = 'arn:aws:states:eu-west-1:123456789012:mapRun:encrypted-ami-pipeline-stub/Targets:0f6c3b1e-1111-2222-3333-444444444444';
+export const STUB_CHILD_ARN = 'arn:aws:states:eu-west-1:123456789012:execution:encrypted-ami-pipeline-stub/Targets:7d1b2c3d-1111-2222-3333-444444444444';
 
 export interface Request {
   target: string;
@@ -71,9 +75,9 @@ export class History {
     return this.next(type);
   }
 
-  /** A RunBatch task that started a batch execution (how the CLI finds the batch to follow). */
-  submitted(executionArn: string): HistoryEventJson {
-    return { ...this.next('TaskSubmitted'), taskSubmittedEventDetails: { resourceType: 'states', resource: 'startExecution.sync:2', output: JSON.stringify({ ExecutionArn: executionArn }) } };
+  /** A Distributed Map that started its Map Run (how the CLI finds the child executions to follow). */
+  mapRunStarted(mapRunArn: string): HistoryEventJson {
+    return { ...this.next('MapRunStarted'), mapRunStartedEventDetails: { mapRunArn } };
   }
 }
 
@@ -107,13 +111,12 @@ export async function startSfnStub(script: Script): Promise<SfnStub> {
   const finished = () => describes >= script.stages.length;
 
   const sfn = (operation: string, body: Record<string, unknown>, res: ServerResponse) => {
-    if (script.batch && body.executionArn === STUB_BATCH_ARN) {
-      if (operation === 'DescribeExecution') {
-        const done = finished();
-        return json(res, 200, { executionArn: STUB_BATCH_ARN, name: 'cli-test-run-b000', startDate, status: done ? 'SUCCEEDED' : 'RUNNING', ...(done ? { output: JSON.stringify(script.batch.output) } : {}) });
-      }
-      if (operation === 'GetExecutionHistory') return json(res, 200, { events: visible(script.batch.stages) });
+    if (operation === 'ListExecutions' && body.mapRunArn === STUB_MAP_RUN_ARN) {
+      const started = visible(script.stages).some((e) => e.mapRunStartedEventDetails);
+      const executions = script.child && started ? [{ executionArn: STUB_CHILD_ARN, stateMachineArn, name: '7d1b2c3d-1111-2222-3333-444444444444', status: finished() ? 'SUCCEEDED' : 'RUNNING', startDate }] : [];
+      return json(res, 200, { executions });
     }
+    if (script.child && body.executionArn === STUB_CHILD_ARN && operation === 'GetExecutionHistory') return json(res, 200, { events: visible(script.child.stages) });
     if (operation !== 'StartExecution' && body.executionArn !== executionArn) {
       return json(res, 400, { __type: 'ExecutionDoesNotExist', message: `Execution Does Not Exist: '${String(body.executionArn)}'` });
     }
@@ -163,6 +166,17 @@ export async function startSfnStub(script: Script): Promise<SfnStub> {
 
   const server = createServer((req, res) => {
     void readBody(req).then((text) => {
+      if (req.method === 'GET') {
+        const path = decodeURIComponent((req.url ?? '').split('?')[0] ?? '').replace(/^\//, '');
+        requests.push({ target: 'S3.GetObject', body: { path } });
+        const object = script.objects?.[path];
+        if (object === undefined) {
+          res.writeHead(404, { 'content-type': 'application/xml' });
+          return res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify(object));
+      }
       const target = req.headers['x-amz-target'];
       if (typeof target === 'string' && target.startsWith('AWSStepFunctions.')) {
         const body = JSON.parse(text || '{}') as Record<string, unknown>;

@@ -12,6 +12,7 @@ import { parseInput } from '../../functions/shared/input';
 import { resolveSource } from '../../functions/shared/resolve-source';
 import type { InvalidInputError } from '../../functions/shared/errors';
 import { ACCOUNT_A, BUILDER, rejection, SOURCE_IMAGE, testClients } from '../support/fixtures';
+import { memoryRunStore } from '../support/run-store';
 
 const ec2Mock = mockClient(EC2Client);
 const kmsMock = mockClient(KMSClient);
@@ -56,7 +57,7 @@ describe('deploymentIssues', () => {
 
 describe('ResolveSource against the deployment', () => {
   it('refuses a role name the target-access role may not assume, before any AWS call', async () => {
-    const deps = { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: async () => BUILDER, deployment: LIMITS };
+    const deps = { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: async () => BUILDER, deployment: LIMITS, runsBucket: () => 'runs-bucket', store: memoryRunStore() };
     const raw = { source: { imageId: SOURCE_IMAGE, region: 'eu-west-1' }, targets: [{ accountId: ACCOUNT_A, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }], targetRoleName: 'Admin', publish: { parameterName: '/app/x' } };
     const error = (await rejection(resolveSource({ input: raw, executionName: 'exec-1' }, deps))) as InvalidInputError;
     expect(error.name).toBe('InvalidInputError');

@@ -8,6 +8,7 @@ import { InvalidInputError, MAX_LISTED_PROBLEMS } from '../../functions/shared/e
 import { parseInput, sdkKnowsRegion } from '../../functions/shared/input';
 import { resolveSource } from '../../functions/shared/resolve-source';
 import { ACCOUNT_A, ACCOUNT_B, awsError, BUILDER, SOURCE_IMAGE, testClients } from '../support/fixtures';
+import { memoryRunStore } from '../support/run-store';
 
 const KEY_B_EU = `arn:aws:kms:eu-west-1:${ACCOUNT_B}:key/22222222-2222-2222-2222-222222222222`;
 const KEY_B_US = `arn:aws:kms:us-east-1:${ACCOUNT_B}:key/33333333-3333-3333-3333-333333333333`;
@@ -487,7 +488,7 @@ describe('resolveSource on malformed input', () => {
   });
 
   function deps() {
-    return { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: vi.fn(async () => BUILDER) };
+    return { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: vi.fn(async () => BUILDER), runsBucket: () => 'runs-bucket', store: memoryRunStore() };
   }
 
   it.each(rows)('refuses $what before any AWS call', async ({ input }) => {

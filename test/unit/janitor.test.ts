@@ -7,24 +7,29 @@ import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, type H
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { readStoppedRun, type JanitorDeps } from '../../functions/janitor';
+import { runFiles } from '../../functions/shared/run-store';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, awsError, item, rejection, source } from '../support/fixtures';
+import { memoryRunStore } from '../support/run-store';
 
 const sfnMock = mockClient(SFNClient);
 const MACHINE = `arn:aws:states:eu-west-1:${BUILDER}:stateMachine:encrypted-ami-pipeline-prod`;
 const ARN = `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-prod:run-7`;
-const deps = (): JanitorDeps => ({ sfn: (region) => new SFNClient({ region }), pipelineStateMachineArn: MACHINE });
-
 const { target, settings } = item();
 const targets = [target, { ...target, accountId: ACCOUNT_B, region: 'us-east-1' }];
+const files = runFiles('runs-bucket', 'run-7');
+/** The runs bucket with the run's targets file, as ResolveSource wrote it. */
+const store = memoryRunStore();
+void store.putJson(files.bucket, files.targetsKey, targets);
+const deps = (): JanitorDeps => ({ sfn: (region) => new SFNClient({ region }), pipelineStateMachineArn: MACHINE, store });
 const plan = {
   executionName: 'run-7',
   skipped: false,
   skipReason: null,
   source,
   shareAccountIds: [ACCOUNT_A, ACCOUNT_B],
-  batches: [{ index: 0, name: 'run-7-b000', targets }],
-  runningBatches: 1,
-  perBatchConcurrency: 2,
+  targetCount: targets.length,
+  maxConcurrency: 0,
+  files,
   settings,
   organization: [],
   notify: { topicArn: `arn:aws:sns:eu-west-1:${BUILDER}:ami-pipeline` },
@@ -54,7 +59,7 @@ describe('readStoppedRun', () => {
     ['FAILED', 'States.DataLimitExceeded', 'The state/task returned a result with a size exceeding the maximum number of bytes service limit.', { name: 'States.DataLimitExceeded', message: 'The state/task returned a result with a size exceeding the maximum number of bytes service limit.' }],
   ])('cleans up after a run that ended %s: its source, shares, settings and every target from ResolveSource\'s output', async (status, error, cause, expected) => {
     execution(status, { ...(error ? { error } : {}), ...(cause ? { cause } : {}) });
-    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [entered('ResolveSource'), exited('ResolveSource', plan), entered('ShareSource'), exited('ShareSource', {}), entered('RunBatch')] });
+    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [entered('ResolveSource'), exited('ResolveSource', plan), entered('ShareSource'), exited('ShareSource', {}), entered('DistributeTargets')] });
 
     const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
 

@@ -23,17 +23,13 @@ const MESSAGE_ID = '95df01b4-ee98-5cb9-9903-4c221d41eb5e';
 const ENTRY_LIMIT = 256 * 1024;
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
-type Line = NotifyManifest['targets'][number];
-
-function succeeded(accountId: string, region: string): Line {
-  return { accountId, region, status: 'succeeded', error: null };
-}
+type Line = NotifyManifest['failed'][number];
 
 function failed(accountId: string, region: string, error = 'LaunchFailedError'): Line {
   return { accountId, region, status: 'failed', error };
 }
 
-const BATCH = 'arn:aws:states:eu-west-1:999999999999:execution:encrypted-ami-pipeline-distribute-dev:exec-1-b000';
+const MANIFEST = { bucket: 'runs-bucket', key: 'runs/exec-1/manifest.json', uri: 's3://runs-bucket/runs/exec-1/manifest.json' };
 
 /** A PARTIAL run's summary as the state machine reports it: A succeeded, B failed its launch check, the share was revoked. */
 function manifest(overrides: Partial<NotifyManifest> = {}): NotifyManifest {
@@ -42,16 +38,17 @@ function manifest(overrides: Partial<NotifyManifest> = {}): NotifyManifest {
     executionName: 'exec-1',
     source,
     sourceShare: { revoked: true, accountIds: [ACCOUNT_A, ACCOUNT_B], snapshotIds: [SOURCE_SNAPSHOT] },
-    targets: [succeeded(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'eu-west-1')],
-    batches: [BATCH],
+    counts: { targets: 2, succeeded: 1, failed: 1 },
+    failed: [failed(ACCOUNT_B, 'eu-west-1')],
+    manifest: MANIFEST,
     ...overrides,
   };
 }
 
-/** More than 300 KB: 4,000 succeeded targets and two failed ones (more than a run admits: the trimming is defence in depth). */
+/** More than 300 KB: 5,000 failed targets listed (far more than a summary holds: the trimming is defence in depth). */
 function largeManifest(): NotifyManifest {
-  const many = Array.from({ length: 4000 }, (_, n) => succeeded(String(400000000000 + n), 'eu-west-1'));
-  return manifest({ targets: [...many, failed(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'us-east-1')] });
+  const many = Array.from({ length: 5000 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1'));
+  return manifest({ counts: { targets: 5002, succeeded: 2, failed: 5000 }, failed: many });
 }
 
 const deps = () => createNotifyDeps('eu-west-1');
@@ -80,7 +77,7 @@ describe('eventDetail', () => {
     expect(JSON.parse(detail)).toEqual(m);
   });
 
-  it('trims a 300 KB summary under 256 KB to the counts, the source and the failed targets', () => {
+  it('keeps the counts and where the manifest is when the failed targets alone pass 256 KB', () => {
     const m = largeManifest();
     expect(bytes(JSON.stringify(m))).toBeGreaterThan(300 * 1024);
     const { detail, truncated } = eventDetail(m);
@@ -90,23 +87,8 @@ describe('eventDetail', () => {
       status: 'PARTIAL',
       executionName: 'exec-1',
       truncated: true,
-      counts: { targets: 4002, succeeded: 4000, failed: 2 },
-      source: m.source,
-      sourceShare: m.sourceShare,
-      targets: [failed(ACCOUNT_A, 'eu-west-1'), failed(ACCOUNT_B, 'us-east-1')],
-      batches: [BATCH],
-    });
-  });
-
-  it('keeps only the counts when the failed targets alone pass 256 KB', () => {
-    const targets = Array.from({ length: 300 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1', 'x'.repeat(1024)));
-    const { detail, truncated } = eventDetail(manifest({ status: 'FAILED', targets }));
-    expect(truncated).toBe(true);
-    expect(JSON.parse(detail)).toEqual({
-      status: 'FAILED',
-      executionName: 'exec-1',
-      truncated: true,
-      counts: { targets: 300, succeeded: 0, failed: 300 },
+      counts: { targets: 5002, succeeded: 2, failed: 5000 },
+      manifest: MANIFEST,
     });
   });
 });
@@ -114,7 +96,7 @@ describe('eventDetail', () => {
 describe('summary', () => {
   it('names the status, the succeeded count and the source image in the subject', () => {
     expect(summary(manifest()).subject).toBe(`AMI distribution PARTIAL: 1/2 targets (${SOURCE_IMAGE})`);
-    expect(summary(manifest({ status: 'SUCCEEDED', targets: [succeeded(ACCOUNT_A, 'eu-west-1')] })).subject).toBe(
+    expect(summary(manifest({ status: 'SUCCEEDED', counts: { targets: 1, succeeded: 1, failed: 0 }, failed: [] })).subject).toBe(
       `AMI distribution SUCCEEDED: 1/1 targets (${SOURCE_IMAGE})`,
     );
   });
@@ -149,8 +131,9 @@ describe('summary', () => {
       status: 'FAILED',
       source: null,
       sourceShare: { revoked: true },
-      targets: [],
-      batches: [],
+      counts: null,
+      failed: [],
+      manifest: null,
       error: { name: 'SourceImageNotFoundError', message: `Image ${SOURCE_IMAGE} does not exist in eu-west-1.` },
     });
     const { subject, message } = summary(refused);
@@ -170,7 +153,7 @@ describe('summary', () => {
   });
 
   it('lists no failed targets when every target succeeded', () => {
-    const { message } = summary(manifest({ status: 'SUCCEEDED', targets: [succeeded(ACCOUNT_A, 'eu-west-1')] }));
+    const { message } = summary(manifest({ status: 'SUCCEEDED', counts: { targets: 1, succeeded: 1, failed: 0 }, failed: [] }));
     expect(message).toBe(
       [
         'Status: SUCCEEDED',
@@ -179,13 +162,14 @@ describe('summary', () => {
         '',
         'Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)',
         'Execution: exec-1',
+        `Manifest: ${MANIFEST.uri}`,
       ].join('\n'),
     );
   });
 
   it('lists the failures that fit in 256 KB and counts the rest', () => {
     const targets = Array.from({ length: 2000 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1', 'y'.repeat(2000)));
-    const { message } = summary(manifest({ status: 'FAILED', targets }));
+    const { message } = summary(manifest({ status: 'FAILED', counts: { targets: 2000, succeeded: 0, failed: 2000 }, failed: targets }));
     expect(bytes(message)).toBeLessThanOrEqual(256 * 1024);
     const lines = message.split('\n').filter((l) => l.startsWith('- '));
     const listed = lines.length - 1;
@@ -197,7 +181,7 @@ describe('summary', () => {
 
 describe('notify', () => {
   it('puts the manifest on the default bus as "AMI Distribution Completed" when every target succeeded', async () => {
-    const m = manifest({ status: 'SUCCEEDED', targets: [succeeded(ACCOUNT_A, 'eu-west-1'), succeeded(ACCOUNT_B, 'us-east-1')] });
+    const m = manifest({ status: 'SUCCEEDED', counts: { targets: 2, succeeded: 2, failed: 0 }, failed: [] });
     const result = await notify(event({ manifest: m }), deps());
     expect(ebMock).toHaveReceivedCommandTimes(PutEventsCommand, 1);
     expect(putEntries()).toEqual([
@@ -228,8 +212,8 @@ describe('notify', () => {
     expect(result.truncated).toBe(true);
     const entry = putEntries()[0];
     expect(bytes(entry?.Detail ?? '') + bytes(entry?.Source ?? '') + bytes(entry?.DetailType ?? '')).toBeLessThan(ENTRY_LIMIT);
-    expect(sentDetail()).toMatchObject({ truncated: true, targets: [{ accountId: ACCOUNT_A }, { accountId: ACCOUNT_B }] });
-    expect(warn).toHaveBeenCalledWith('Event detail truncated', expect.objectContaining({ kept: 'failed targets' }));
+    expect(sentDetail()).toMatchObject({ truncated: true, counts: { failed: 5000 }, manifest: MANIFEST });
+    expect(warn).toHaveBeenCalledWith('Event detail truncated', expect.objectContaining({ kept: 'counts' }));
   });
 
   it('logs no truncation for a manifest that fits', async () => {
@@ -260,6 +244,7 @@ describe('notify', () => {
         '',
         'Source share: revoked (no permission this run or an ended run added remains on the source image or its snapshots)',
         'Execution: exec-1',
+        `Manifest: ${MANIFEST.uri}`,
       ].join('\n'),
     });
     expect(snsMock.commandCalls(PublishCommand).map((c) => Object.keys(c.args[0].input).sort())).toEqual([['Message', 'Subject', 'TopicArn']]);
@@ -324,8 +309,8 @@ describe('notify', () => {
 describe('notify handler', () => {
   it.each([
     ['an unknown run status', { ...event(), manifest: { ...manifest(), status: 'DONE' } }, 'event.manifest.status'],
-    ['targets that are not a list', { ...event(), manifest: { ...manifest(), targets: {} } }, 'event.manifest.targets'],
-    ['a target without its account', { ...event(), manifest: { ...manifest(), targets: [{ region: 'eu-west-1', status: 'failed', error: null }] } }, 'event.manifest.targets.0.accountId'],
+    ['failed targets that are not a list', { ...event(), manifest: { ...manifest(), failed: {} } }, 'event.manifest.failed'],
+    ['a failed target without its account', { ...event(), manifest: { ...manifest(), failed: [{ region: 'eu-west-1', status: 'failed', error: null }] } }, 'event.manifest.failed.0.accountId'],
     ['a missing topicArn', { manifest: manifest() }, 'event.topicArn'],
     ['no payload at all', null, 'event.'],
   ])('rejects %s with InvalidInputError and makes no AWS call', async (_what, payload, field) => {

@@ -10,9 +10,11 @@ import type { ClientFactory, TargetAccess } from '../../functions/shared/client-
 import { InvalidInputError, TargetRoleNotAssumableError } from '../../functions/shared/errors';
 import { parseInput } from '../../functions/shared/input';
 import { MAX_LISTED, resolveTargets } from '../../functions/shared/organization';
+import type { RunPlan, TargetPair } from '../../functions/shared/plan';
 import { resolveSource } from '../../functions/shared/resolve-source';
 import { expansionLine } from '../../cli/render';
 import { awsError, BUILDER, rejection, testClients } from '../support/fixtures';
+import { memoryRunStore } from '../support/run-store';
 
 const orgMock = mockClient(OrganizationsClient);
 
@@ -231,12 +233,15 @@ describe('resolveSource with OU entries', () => {
   const rekey = (targets: unknown[], extra: Record<string, unknown> = {}) => ({
     mode: 'rekey', publish: { parameterName: '/ami-pipeline/base/latest' }, targets, ...extra,
   });
-  const snapshotDeps = { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: async () => BUILDER };
+  const store = memoryRunStore();
+  const snapshotDeps = { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: async () => BUILDER, runsBucket: () => 'runs-bucket', store };
+  /** The Distributed Map's items: the targets file ResolveSource wrote for the run. */
+  const targetsOf = (plan: RunPlan) => store.files.get(`${plan.files.bucket}/${plan.files.targetsKey}`) as TargetPair[] | undefined;
 
   it('plans one pair per resolved account and region, each naming its OU, and states the expansion', async () => {
     organization({ [OU_APPS]: { accounts: [account('111111111111'), account('222222222222', 'SUSPENDED')] } });
     const plan = await resolveSource({ input: rekey([ouEntry(OU_APPS, { regions: ['eu-west-1', 'us-east-1'] })]), executionName: 'exec-1' }, snapshotDeps);
-    expect(plan.batches.flatMap((b) => b.targets)).toEqual([
+    expect(targetsOf(plan)).toEqual([
       { accountId: '111111111111', organizationalUnitId: OU_APPS, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null },
       { accountId: '111111111111', organizationalUnitId: OU_APPS, region: 'us-east-1', kmsKey: 'alias/ami-encryption', subnetId: null },
     ]);
@@ -253,12 +258,12 @@ describe('resolveSource with OU entries', () => {
     expect(error.message).toContain('1010 account-region pairs are too many for one run (at most 1000 per run');
   });
 
-  it("holds the resolved accounts to the payload model's limits, as validation holds inline targets", async () => {
+  it("holds the resolved accounts to the payload model validation applies to inline targets", async () => {
     organization({ [OU_APPS]: { accounts: Array.from({ length: 400 }, (_, n) => account(String(300000000000 + n))) } });
-    const error = await rejection(resolveSource({ input: rekey([ouEntry(OU_APPS)]), executionName: 'exec-1' }, snapshotDeps));
-    expect(error.name).toBe('InvalidInputError');
-    expect(error.message).toContain(`targets (resolved from ${OU_APPS}): targets: 400 account-region pairs do not fit AWS's payload limits at worst`);
-    expect(error.message).toContain('split the targets over runs of at most');
+    const plan = await resolveSource({ input: rekey([ouEntry(OU_APPS)]), executionName: 'exec-1' }, snapshotDeps);
+    // 400 accounts fit the Distributed Map's payloads: each target is its own child execution.
+    expect(plan.targetCount).toBe(400);
+    expect(targetsOf(plan)).toHaveLength(400);
   });
 
   it('limits a new-account run to that account, and skips the run when the account is not a target', async () => {
@@ -269,7 +274,7 @@ describe('resolveSource with OU entries', () => {
     );
     expect(only.skipped).toBe(false);
     expect(only.settings.awaitDeployment).toBe(true);
-    expect(only.batches.flatMap((b) => b.targets.map((t) => t.accountId))).toEqual(['222222222222']);
+    expect(targetsOf(only)?.map((t) => t.accountId)).toEqual(['222222222222']);
     for (const outsider of ['333333333333', '999999999999']) {
       const none = await resolveSource(
         { input: rekey([ouEntry(OU_APPS)], { newAccount: { accountId: outsider } }), executionName: 'exec-2' },
@@ -277,7 +282,8 @@ describe('resolveSource with OU entries', () => {
       );
       expect(none.skipped).toBe(true);
       expect(none.skipReason).toContain(`account ${outsider} is not a target`);
-      expect(none.batches).toEqual([]);
+      expect(none.targetCount).toBe(0);
+      expect(targetsOf(none)).toBeUndefined();
     }
   });
 });

@@ -52,38 +52,33 @@ describe('the worst-case payloads of an input', () => {
     expect(problems(big)).toEqual([expect.stringContaining(`(input): is ${bytes.toLocaleString('en-US')} bytes as JSON, over Step Functions' 262,144-byte limit`)]);
   });
 
-  it('refuses 1,000 targets that the current fan-out cannot carry, naming each payload over its limit and the most that fit', () => {
-    const input = raw(100);
-    const [problem, ...more] = problems(input);
-    expect(more).toEqual([]);
-    expect(problem).toMatch(/^targets: 1,000 account-region pairs do not fit AWS's payload limits at worst: /);
-    expect(problem).toContain("ReportPartial's output (the run's execution) would be");
-    expect(problem).toContain('(limit 262,144: Step Functions\' maximum input or output size for a task, state or execution)');
-    expect(problem).toContain("RunFailedError's cause (the run's summary) would be");
-    expect(problem).toContain("(limit 32,768: Step Functions' maximum length of a failure's cause)");
-    expect(problem).toMatch(/split the targets over runs of at most \d{2,3} pairs each/);
+  it('accepts 1,000 targets at worst (1,000 accounts, every source tag copied): each payload under its limit, none growing past the share lists', () => {
+    const wide = (accounts: number) => ({ ...raw(accounts, ['eu-west-1']), copy: { copySourceTags: true } });
+    const model = worstCasePayloads(parseInput(wide(1000)));
+    expect(problems(wide(1000))).toEqual([]);
+    for (const p of model) expect(p.size, p.payload).toBeLessThanOrEqual(p.limit);
+    const small = worstCasePayloads(parseInput(wide(10)));
+    const size = (list: typeof model, what: string) => list.find((p) => p.payload.startsWith(what))?.size ?? Number.NaN;
+    // The summary lists at most 50 failed targets and 20 entries of each share list: it stops growing.
+    expect(size(model, "RunFailedError's cause")).toBeLessThan(FAILURE_CAUSE_CHARS / 2);
+    expect(size(model, "RunFailedError's cause") - size(worstCasePayloads(parseInput(wide(50))), "RunFailedError's cause")).toBeLessThan(10);
+    // What grows with the accounts is the source's share lists, carried by the run and by each child.
+    expect(size(model, "a target's state") - size(small, "a target's state")).toBeGreaterThan(990 * 8 * 15);
+    expect(size(model, "RecordManifest's output")).toBeGreaterThan(size(model, "a target's state"));
   });
 
-  it('accepts what fits, and the most that fit is the boundary: one pair more does not', () => {
-    expect(payloadsOverLimit(parseInput(raw(12)))).toEqual([]);
-    const fit = mostPairsThatFit(inputSchema.parse(raw(100)));
-    expect(fit).toBeGreaterThan(100);
-    expect(fit).toBeLessThan(1000);
-    /** The first `n` pairs of 100 accounts x 10 regions. */
-    const first = (n: number) => {
-      const all = raw(100) as { targets: { regions: string[] }[] };
-      const targets = all.targets.slice(0, Math.ceil(n / 10)).map((t, i) => ({ ...t, regions: REGIONS.slice(0, Math.min(10, n - i * 10)) }));
-      return { ...all, targets };
-    };
-    expect(problems(first(fit))).toEqual([]);
-    expect(problems(first(fit + 1))).toEqual([expect.stringContaining(`split the targets over runs of at most ${fit} pairs each`)]);
+  it('counts the most pairs that fit, and refuses past it naming the payload, its size and the limit', () => {
+    expect(payloadsOverLimit(parseInput(raw(100)))).toEqual([]);
+    expect(mostPairsThatFit(inputSchema.parse(raw(100)))).toBe(1000);
+    const over = worstCasePayloads(parseInput(raw(3))).map((p) => ({ ...p, limit: p.payload.startsWith("a target's state") ? 100 : p.limit }));
+    expect(over.filter((p) => p.size > p.limit).map((p) => p.payload)).toEqual(["a target's state (its child execution)"]);
   });
 
   it('grows with what the settings add to every target', () => {
     const plain = worstCasePayloads(parseInput(raw(3)));
     const templates = worstCasePayloads(parseInput({ ...raw(3), publish: { parameterName: '/ami-pipeline/{sourceName}/latest', launchTemplates: Array.from({ length: 20 }, (_, i) => `template-${'t'.repeat(100)}-${i}`) } }));
     const size = (list: typeof plain, what: string) => list.find((p) => p.payload.startsWith(what))?.size ?? 0;
-    expect(size(templates, "DistributeBatch's output")).toBeGreaterThan(size(plain, "DistributeBatch's output") + 20 * 100);
+    expect(size(templates, "a target's state")).toBeGreaterThan(size(plain, "a target's state") + 20 * 100);
   });
 });
 
@@ -101,11 +96,11 @@ describe('the model against a run', () => {
 
     const run = await runDefinition(input, pipelineHandlers(), { executionName: 'bounds' });
     expect(run.error).toBeUndefined();
-    const largest = (machine: string) =>
-      Math.max(...run.executions.filter((e) => e.stateMachine === machine).flatMap((e) => e.events.flatMap((ev) => [ev.state?.input, ev.state?.output].filter((v) => v !== undefined).map(payloadBytes))));
-    expect(largest('PipelineStateMachine')).toBeLessThanOrEqual(bound("ReportPartial's output"));
-    expect(largest('DistributeStateMachine')).toBeLessThanOrEqual(bound("DistributeBatch's output"));
-    expect(JSON.stringify(run.output).length).toBeLessThanOrEqual(model.find((p) => p.unit === 'characters')?.size ?? 0);
+    const largest = (which: (e: (typeof run.executions)[number]) => boolean) =>
+      Math.max(...run.executions.filter(which).flatMap((e) => e.events.flatMap((ev) => [ev.state?.input, ev.state?.output].filter((v) => v !== undefined).map(payloadBytes))));
+    expect(largest((e) => e.mapState === undefined)).toBeLessThanOrEqual(bound("RecordManifest's output"));
+    expect(largest((e) => e.mapState !== undefined)).toBeLessThanOrEqual(bound("a target's state"));
+    expect(JSON.stringify(run.output).length).toBeLessThanOrEqual(bound("RunFailedError's cause"));
     expect(FAILURE_CAUSE_CHARS).toBe(32_768);
   });
 });

@@ -15,6 +15,8 @@ import { SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from '../../functions/s
 import type { RunPlan } from '../../functions/shared/plan';
 import { resolveSource, type SnapshotDeps } from '../../functions/shared/resolve-source';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, testClients } from '../support/fixtures';
+import { runFiles } from '../../functions/shared/run-store';
+import { memoryRunStore } from '../support/run-store';
 
 const ec2Mock = mockClient(EC2Client);
 const kmsMock = mockClient(KMSClient);
@@ -29,7 +31,7 @@ const SUBNET_A = 'subnet-0aaaaaaaaaaaaaaaa';
 const SUBNET_VERIFY = 'subnet-0bbbbbbbbbbbbbbbb';
 
 function deps(overrides: Partial<SnapshotDeps> = {}): SnapshotDeps {
-  return { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: async () => BUILDER, ...overrides };
+  return { clients: testClients(), pipelineRegion: 'eu-west-1', builderAccountId: async () => BUILDER, runsBucket: () => 'runs-bucket', store: memoryRunStore(), ...overrides };
 }
 
 /** Three targets: A with an alias, B with a key per region, and the builder account itself (never shared with). */
@@ -120,7 +122,8 @@ beforeEach(() => {
 describe('resolveSource', () => {
   it('resolves a source by image ID into one target per account and region', async () => {
     mockSource();
-    const plan = await resolveSource({ input: input(), executionName: 'exec-1' }, deps());
+    const store = memoryRunStore();
+    const plan = await resolveSource({ input: input(), executionName: 'exec-1' }, deps({ store }));
 
     expect(ec2Mock).toHaveReceivedCommandExactlyOnceWith(DescribeImagesCommand, { ImageIds: [SOURCE_IMAGE] });
     expect(ec2Mock).toHaveReceivedCommandExactlyOnceWith(DescribeSnapshotsCommand, { SnapshotIds: [SOURCE_SNAPSHOT, DATA_SNAPSHOT] });
@@ -152,16 +155,10 @@ describe('resolveSource', () => {
         },
       },
       shareAccountIds: [ACCOUNT_A, ACCOUNT_B],
-      // Five targets: one per batch execution, all at once.
-      batches: [
-        { accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: SUBNET_VERIFY },
-        { accountId: ACCOUNT_A, region: 'eu-central-1', kmsKey: 'alias/ami-encryption', subnetId: SUBNET_A },
-        { accountId: ACCOUNT_B, region: 'eu-west-1', kmsKey: KEY_B_EU, subnetId: SUBNET_VERIFY },
-        { accountId: ACCOUNT_B, region: 'us-east-1', kmsKey: KEY_B_US, subnetId: null },
-        { accountId: BUILDER, region: 'us-east-1', kmsKey: 'alias/builder-ami', subnetId: null },
-      ].map((target, index) => ({ index, name: `exec-1-b00${index}`, targets: [{ ...target, organizationalUnitId: null }] })),
-      runningBatches: 5,
-      perBatchConcurrency: 1,
+      // Five targets, all at once: the Distributed Map's items, in the run's targets file.
+      targetCount: 5,
+      maxConcurrency: 0,
+      files: runFiles('runs-bucket', 'exec-1'),
       settings: {
         mode: 'distribute',
         targetRoleName: 'AmiPipelineTarget',
@@ -176,6 +173,13 @@ describe('resolveSource', () => {
       notify: { topicArn: null },
     };
     expect(plan).toEqual(expected);
+    expect(store.files.get('runs-bucket/runs/exec-1/targets.json')).toEqual([
+      { accountId: ACCOUNT_A, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: SUBNET_VERIFY },
+      { accountId: ACCOUNT_A, region: 'eu-central-1', kmsKey: 'alias/ami-encryption', subnetId: SUBNET_A },
+      { accountId: ACCOUNT_B, region: 'eu-west-1', kmsKey: KEY_B_EU, subnetId: SUBNET_VERIFY },
+      { accountId: ACCOUNT_B, region: 'us-east-1', kmsKey: KEY_B_US, subnetId: null },
+      { accountId: BUILDER, region: 'us-east-1', kmsKey: 'alias/builder-ami', subnetId: null },
+    ].map((target) => ({ ...target, organizationalUnitId: null })));
   });
 
   describe('copy.copySourceTags', () => {
@@ -463,13 +467,14 @@ describe('resolveSource with targetsParameter', () => {
         }),
       },
     });
-    const plan = await resolveSource({ input: automatic, executionName: 'nightly' }, deps({ pipelineRegion: 'us-east-1' }));
+    const store = memoryRunStore();
+    const plan = await resolveSource({ input: automatic, executionName: 'nightly' }, deps({ pipelineRegion: 'us-east-1', store }));
 
     expect(ssmMock).toHaveReceivedCommandExactlyOnceWith(GetParameterCommand, { Name: PARAMETER });
     expect(await regionOf(ssmMock.call(0).thisValue)).toBe('us-east-1');
-    expect(plan.batches.flatMap((b) => b.targets)).toEqual([{ accountId: ACCOUNT_A, organizationalUnitId: null, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null }]);
+    expect(store.files.get('runs-bucket/runs/nightly/targets.json')).toEqual([{ accountId: ACCOUNT_A, organizationalUnitId: null, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null }]);
     expect(plan.shareAccountIds).toEqual([ACCOUNT_A]);
-    expect(plan.runningBatches * plan.perBatchConcurrency).toBeLessThanOrEqual(4);
+    expect(plan.maxConcurrency).toBe(4);
     expect(plan.settings.copy.timeoutMinutes).toBe(240);
   });
 
