@@ -37,11 +37,14 @@ export interface Change {
   at?: number;
 }
 
-const PHASE_OF_STATE: Record<string, Phase> = {
+/** A target's phase, by the per-target state it entered (test/statemachine/contract.test.ts: every such state has one). */
+export const PHASE_OF_STATE: Record<string, Phase> = {
+  ProcessTarget: 'checking',
   IsRekeyTarget: 'checking',
   ResolveCurrentCopy: 'checking',
   UseCurrentCopyAsSource: 'checking',
   IsAlreadyOnNewKey: 'checking',
+  KeepCurrentCopy: 'checking',
   PreflightTarget: 'checking',
   CopyEncryptImage: 'copying',
   WaitForImage: 'copying',
@@ -58,6 +61,8 @@ const PHASE_OF_STATE: Record<string, Phase> = {
   RevokeOldGrants: 'publishing',
   ApplyRetention: 'publishing',
   RecordRetentionFailure: 'publishing',
+  ImageCopyTimedOut: 'failed',
+  LaunchCheckTimedOut: 'failed',
   FindTargetCopy: 'failed',
   NoCopyFound: 'failed',
   CleanUpFailedTarget: 'failed',
@@ -69,20 +74,32 @@ const PHASE_OF_STATE: Record<string, Phase> = {
   ParseErrorCause: 'failed',
   UseErrorMessage: 'failed',
   RecordTargetFailure: 'failed',
+  PrepareTargetFailure: 'failed',
+  TargetFailed: 'failed',
 };
 
 /** What the run as a whole is doing, by the top-level state it entered. */
-const STAGE_OF_STATE: Record<string, string> = {
+export const STAGE_OF_STATE: Record<string, string> = {
   ResolveSource: 'resolving the source image',
+  IsInputInvalid: 'resolving the source image',
+  IsSourceOptedIn: 'resolving the source image',
+  IsSharingNeeded: 'sharing the source with the targets',
   ShareSource: 'sharing the source with the targets',
   DistributeTargets: 'copying to the targets',
+  IsUnshareNeeded: 'revoking the source share',
+  NothingToUnshare: 'revoking the source share',
   UnshareSource: 'revoking the source share',
+  RecordUnshareFailure: 'revoking the source share',
   UnshareAfterFailure: 'revoking the source share after a failure',
   RecordManifest: 'writing the manifest',
+  ManifestNotRecorded: 'writing the manifest',
   NotifyCompletion: 'sending the completion event',
+  IsRunClean: 'sending the completion event',
   RunSucceeded: 'succeeded',
+  PrepareFailure: 'failed',
   RunFailed: 'failed',
   ReportRunError: 'stopping: the run failed before or while fanning out',
+  NotifyRunError: 'stopping: the run failed before or while fanning out',
   RunStopped: 'stopped',
   SourceNotOptedIn: 'skipped: the source does not carry the opt-in tag, or the run has no target account',
 };

@@ -1,4 +1,5 @@
 /**
+ * States: RecordManifest. Serverless function: recordManifest.
  * RecordManifest: runs once after the Distributed Map, in the builder account. Reads the Map Run's results
  * (ResultWriter's manifest.json and its SUCCEEDED / FAILED / PENDING files: one entry per child execution), writes
  * the run's full manifest (every target's line) as JSON beside them, and returns the run's summary: counts, the

@@ -28,7 +28,7 @@ describe('the progress tracker', () => {
       tracker.apply(entered('CleanUpLaunchCheck', item('111111111111'), 70_000)),
       tracker.apply({ kind: 'exited', stateName: 'ProcessTarget', output: { accountId: '111111111111', region: 'eu-west-1', status: 'succeeded' }, at: 85_000 }),
     ].map((c) => c?.target?.phase);
-    expect(phases).toEqual([undefined, 'copying', undefined, undefined, 'granting', 'verifying', undefined, 'done']);
+    expect(phases).toEqual(['checking', 'copying', undefined, undefined, 'granting', 'verifying', undefined, 'done']);
     const [target] = tracker.targets();
     expect(target && tracker.elapsed(target)).toBe(75_000);
     expect(tracker.counts()).toMatchObject({ finished: 1, done: 1 });
