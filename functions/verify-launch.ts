@@ -1,5 +1,5 @@
 /**
- * States: StartLaunchCheck, GetLaunchState, CleanUpLaunchCheck, CleanUpFailedTarget, CleanUpBatchTarget. Serverless function: verifyLaunch.
+ * States: StartLaunchCheck, GetLaunchState, CleanUpLaunchCheck, CleanUpFailedTarget. Serverless function: verifyLaunch.
  * Proves the copy boots with its root volume encrypted by the target key, inside the
  * target account. One module per action, behind the dispatch below:
  * - start (functions/verify-launch/start.ts): mode "auto-scaling" (default, the path that needs the Auto Scaling

@@ -3,7 +3,7 @@
  * timeouts, every definition in statemachine/, the poll budgets in functions/shared/budget.ts, the CLI's progress
  * phases, and each handler's header naming the states that call it.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { PHASE_OF_STATE, STAGE_OF_STATE } from '../../cli/progress';
@@ -27,6 +27,21 @@ const machines = Object.entries(serverless.stepFunctions.stateMachines).map(([fi
   definition: resolveFiles(definition) as Definition,
 }));
 const states = machines.flatMap(({ file, definition }) => allStates(definition).map(([name, state]) => ({ file, name, state })));
+
+/** The states written in one file (an ItemProcessor included from another file is that file's). */
+function allStatesOfFile(definition: Definition): [string, State][] {
+  const out: [string, State][] = [];
+  const walk = (states: Record<string, State> | undefined): void => {
+    for (const [name, state] of Object.entries(states ?? {})) {
+      out.push([name, state]);
+      const processor = (state.ItemProcessor ?? state.Iterator) as { States?: Record<string, State> } | string | undefined;
+      if (typeof processor === 'object') walk(processor.States);
+      for (const branch of (state.Branches as { States: Record<string, State> }[] | undefined) ?? []) walk(branch.States);
+    }
+  };
+  walk(definition.States as Record<string, State>);
+  return out;
+}
 
 /** The serverless function a Task invokes (Resource: Fn::GetAtt [key, Arn]); undefined for other tasks. */
 function functionOf(state: State): string | undefined {
@@ -97,6 +112,22 @@ describe('serverless.yml, the definitions and the code agree', () => {
       const first = readFileSync(new URL(file, root), 'utf8').split('\n')[1] ?? '';
       expect(first, file).toContain(`Serverless function: ${fn}.`);
       for (const { name } of lambdaTasks.filter((t) => t.fn === fn)) expect(first, `${file} names ${name}`).toMatch(new RegExp(`\\b${name}\\b`));
+      const named = /States: ([^.]*)\./.exec(first)?.[1]?.split(', ').filter((n) => n !== 'none (EventBridge rules invoke it)') ?? [];
+      for (const name of named) expect(lambdaTasks.some((t) => t.name === name && t.fn === fn), `${file} names ${name}, which does not invoke ${fn}`).toBe(true);
+    }
+  });
+
+  it('says at the top of each definition file which file runs each of its Task states', () => {
+    for (const file of readdirSync(new URL('statemachine/', root)).filter((f) => f.endsWith('.asl.yml'))) {
+      const text = readFileSync(new URL(`statemachine/${file}`, root), 'utf8');
+      const header = text.split('\n').filter((l) => l.startsWith('#')).join('\n');
+      const own = parse(text) as Definition;
+      for (const [name, state] of allStatesOfFile(own)) {
+        const fn = functionOf(state);
+        if (!fn) continue;
+        const handler = `${serverless.functions[fn]?.handler.replace(/\.handler$/, '') ?? '?'}.ts`;
+        expect(header, `statemachine/${file}: ${name}`).toMatch(new RegExp(`\\b${name}\\b[^\\n]*${handler.replace(/[./]/g, '\\$&')}`));
+      }
     }
   });
 });
