@@ -30,7 +30,7 @@ export type OptionName = keyof typeof OPTIONS;
 
 /** One line per option: how it is written and what it does. */
 const OPTION_HELP: Record<OptionName, [string, string]> = {
-  input: ['-i, --input FILE', 'the execution input (JSON; see README "Input")'],
+  input: ['-i, --input FILE', 'the execution input (JSON; see README.md "Input")'],
   local: ['--local', 'run the state machine and function bundles on this machine'],
   'endpoint-url': ['--endpoint-url URL', 'AWS-compatible endpoint (moto, LocalStack); --local needs it or AWS_ENDPOINT_URL'],
   'wait-ms': ['--wait-ms N', 'with --local: milliseconds each Wait state lasts (default 0)'],

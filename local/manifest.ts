@@ -1,4 +1,4 @@
-/** The manifest a run reports and its summary (see the README's "Output"): the shapes live with RecordManifest. */
+/** The manifest a run reports and its summary (docs/output.md): the shapes live with RecordManifest. */
 export {
   isRunSummary,
   MAX_FAILED_LINES,

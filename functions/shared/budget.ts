@@ -1,8 +1,8 @@
 /**
  * How the two poll loops wait, how the targets are split over executions, and what that costs in execution
  * history events. The handlers compute each `waitSeconds` here; input validation refuses runs whose worst case
- * would come near Step Functions' 25,000-event limit in any execution. The README's "History budget" and
- * "Waiting" sections walk through the same arithmetic; `npm run bench` measures it.
+ * would come near Step Functions' 25,000-event limit in any execution. docs/how-it-works.md ("History budget",
+ * "Waiting for a copy") walks through the same arithmetic; `npm run bench` measures it.
  */
 
 /**

@@ -259,7 +259,7 @@ export function toPipelineError(error: unknown, action: string, fix?: string): P
   }
   if (ACCESS_DENIED_CODES.has(aws.code)) {
     return new AccessDeniedError(
-      withFix(fix ?? 'Grant the pipeline role (or the target role) the permission named above; see the README section "IAM a target account needs".'),
+      withFix(fix ?? 'Grant the pipeline role (or the target role) the permission named above; see "IAM a target account needs" in docs/deploy.md.'),
       { cause: error, aws },
     );
   }

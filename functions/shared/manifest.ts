@@ -1,5 +1,5 @@
 /**
- * The run's manifest and its summary (see the README's "Output"). Each target is one child execution of the
+ * The run's manifest and its summary (docs/output.md). Each target is one child execution of the
  * Distributed Map; ResultWriter writes one entry per child (its input, and its output or error and cause).
  * RecordManifest turns those entries into the manifest kept in S3 and the summary the execution returns.
  */

@@ -93,14 +93,14 @@ describe('toPipelineError', () => {
     expect(error.aws).toEqual({ code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' });
   });
 
-  it('points an AccessDeniedException without a fix of its own to the README', () => {
+  it('points an AccessDeniedException without a fix of its own to docs/deploy.md', () => {
     const error = toPipelineError(
       awsError('AccessDeniedException', `User: arn:aws:sts::${ACCOUNT_A}:assumed-role/AmiPipelineTarget/x is not authorized to perform: kms:CreateGrant`),
       action,
     );
     expect(error.name).toBe('AccessDeniedError');
     expect(error.message).toContain('kms:CreateGrant');
-    expect(error.message).toContain('IAM a target account needs');
+    expect(error.message).toContain('"IAM a target account needs" in docs/deploy.md');
   });
 
   it('turns an unknown code into a terminal AwsRequestFailedError carrying its code and message', () => {
