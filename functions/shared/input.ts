@@ -298,10 +298,16 @@ export const inputSchema = z
         .strictObject({
           accountId: accountId.optional(),
           event: z.string().max(64).optional().describe('The Organizations event that announced it (CreateAccountResult, MoveAccount, AccountJoinedOrganization)'),
+          joinedAt: z.iso
+            .datetime({ offset: true, error: 'must be an ISO 8601 time such as "2026-11-30T10:00:00Z" (the event\'s time)' })
+            .optional()
+            .describe(
+              "The event's time, when the event does not name the account: the run serves the accounts its organizationalUnitId entries reach that joined the organization (JoinedTimestamp) at most an hour before it or later",
+            ),
         })
         .optional()
         .describe(
-          'Set by the new-account rules: run only for accountId (every target when the event does not say which account joined), waiting (bounded) for StackSet-deployed roles and keys',
+          'Set by the new-account rules: run only for accountId, or for the accounts that joined since joinedAt when the event does not say which account joined, waiting (bounded) for StackSet-deployed roles and keys',
         ),
       maxConcurrency: z
         .number({ error: 'must be a number' })

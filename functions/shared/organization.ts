@@ -66,6 +66,8 @@ function capped(expansion: OuExpansion): OuExpansion {
 export interface Resolution {
   targets: ResolvedTarget[];
   organization: OuExpansion[];
+  /** When each account an OU entry targets joined the organization (ListAccountsForParent's JoinedTimestamp, ISO 8601). */
+  joinedAt: Record<string, string>;
 }
 
 const ACCESS_CODES = new Set(['AccessDeniedException', 'AccessDenied', 'AWSOrganizationsNotInUseException']);
@@ -145,7 +147,7 @@ export async function resolveTargets(input: PipelineInput, deps: OrganizationDep
     accountId !== undefined ? [{ ...rest, accountId, organizationalUnitId: null }] : [],
   );
   const ouEntries = entries.filter((t) => t.organizationalUnitId !== undefined);
-  if (ouEntries.length === 0) return { targets: explicit, organization: [] };
+  if (ouEntries.length === 0) return { targets: explicit, organization: [], joinedAt: {} };
 
   const roleArn = input.organization.roleArn;
   const org = organizationsClient(roleArn, deps);
@@ -153,6 +155,7 @@ export async function resolveTargets(input: PipelineInput, deps: OrganizationDep
   const claimedBy = new Map<string, { ouId: string; key: string }>();
   const targets = [...explicit];
   const organization: OuExpansion[] = [];
+  const joinedAt: Record<string, string> = {};
   const conflicts: string[] = [];
 
   for (const entry of ouEntries) {
@@ -177,6 +180,7 @@ export async function resolveTargets(input: PipelineInput, deps: OrganizationDep
         else {
           claimedBy.set(id, { ouId, key });
           expansion.targeted.push(id);
+          if (account.JoinedTimestamp) joinedAt[id] = account.JoinedTimestamp.toISOString();
           targets.push({ accountId: id, organizationalUnitId: ouId, regions: entry.regions, kmsKey: entry.kmsKey, ...(entry.subnetIds ? { subnetIds: entry.subnetIds } : {}) });
         }
       }
@@ -188,5 +192,5 @@ export async function resolveTargets(input: PipelineInput, deps: OrganizationDep
       conflicts.map((c) => `targets: ${c}; give both entries the same settings, exclude the account from one (excludeAccountIds), or list it explicitly with accountId (an explicit entry wins)`),
     );
   }
-  return { targets, organization };
+  return { targets, organization, joinedAt };
 }

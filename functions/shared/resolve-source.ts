@@ -21,7 +21,7 @@ import {
 } from './errors';
 import { describeImage, ownImages, resolvedSourceOf, snapshotIdsOf } from './images';
 import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, pairLimitProblem, parseInput, payloadProblems, type PipelineInput, type SourceSpec } from './input';
-import { resolveTargets } from './organization';
+import { resolveTargets, type ResolvedTarget, type Resolution } from './organization';
 import { missingActions, SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from './key-policy';
 import { logger } from './logger';
 import { settingsOf, targetPairs, type ResolvedSource, type RunPlan, type TargetPair } from './plan';
@@ -202,17 +202,46 @@ export function sourceTagsFor(image: { ImageId?: string; Tags?: { Key?: string; 
   return tags;
 }
 
+/**
+ * How long before a join event's time an account's JoinedTimestamp may lie and still count as an account the event
+ * announced. The event's `time` is when the join was recorded, and a forwarded or redelivered event keeps it; the
+ * hour absorbs the difference between the two services' clocks and processing, and serving another account that
+ * joined in that hour is harmless (it is new too, and every step is idempotent).
+ */
+export const JOIN_WINDOW_MS = 60 * 60 * 1000;
+
+const joinedSince = (joinedAt: string) => new Date(Date.parse(joinedAt) - JOIN_WINDOW_MS);
+
+/**
+ * Which resolved targets a new-account run serves: the named account (CreateAccountResult, MoveAccount); else, for
+ * an event that names none (AccountJoinedOrganization), the accounts an OU entry reaches that joined since
+ * `joinedAt` less JOIN_WINDOW_MS (an explicit accountId entry names an account someone already knew of: the nightly
+ * run serves it); else every target.
+ */
+export function newAccountFilter(input: PipelineInput, resolution: Resolution): (target: ResolvedTarget) => boolean {
+  const only = input.newAccount?.accountId;
+  if (only !== undefined) return (t) => t.accountId === only;
+  const joinedAt = input.newAccount?.joinedAt;
+  if (joinedAt === undefined) return () => true;
+  const since = joinedSince(joinedAt).getTime();
+  return (t) => {
+    const joined = resolution.joinedAt[t.accountId];
+    return t.organizationalUnitId !== null && joined !== undefined && Date.parse(joined) >= since;
+  };
+}
+
 export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDeps): Promise<RunPlan> {
   const input = await loadInput(event.input, deps);
   const resolution = await resolveTargets(input, { clients: deps.clients, pipelineRegion: deps.pipelineRegion, sessionName: sessionNameFor(event.executionName) });
   const only = input.newAccount?.accountId;
-  const targets = targetPairs(input, resolution.targets.filter((t) => only === undefined || t.accountId === only));
+  const isServed = newAccountFilter(input, resolution);
+  const targets = targetPairs(input, resolution.targets.filter(isServed));
   const resolvedFrom = `targets (resolved from ${resolution.organization.map((o) => o.organizationalUnitId).join(', ')})`;
   const tooMany = pairLimitProblem(targets.length);
   if (tooMany) throw new InvalidInputError([`${resolvedFrom}: ${tooMany}`]);
   if (resolution.organization.length > 0) {
     // The resolved accounts held to the payload model validation applies to inline targets (functions/shared/payload.ts).
-    const entries = resolution.targets.filter((t) => only === undefined || t.accountId === only).map(({ organizationalUnitId: _ou, ...t }) => t);
+    const entries = resolution.targets.filter(isServed).map(({ organizationalUnitId: _ou, ...t }) => t);
     const resolved = { ...input, targets: entries };
     const tooLarge = payloadProblems({ ...(event.input as Record<string, unknown>), targets: entries }, resolved);
     if (tooLarge.length > 0) throw new InvalidInputError(tooLarge.map((problem) => `${resolvedFrom}: ${problem}`));
@@ -232,9 +261,12 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
   };
   if (resolution.organization.length > 0) logger.info('Organization targets resolved', { organization: resolution.organization });
   if (targets.length === 0) {
+    const joinedAt = input.newAccount?.joinedAt;
     const why = only !== undefined
       ? `account ${only} is not a target: no accountId entry names it and no organizationalUnitId entry reaches it as an ACTIVE, not excluded account`
-      : 'the organizationalUnitId entries hold no ACTIVE account that is not excluded';
+      : joinedAt !== undefined
+        ? `no ACTIVE, not excluded account that the organizationalUnitId entries reach joined the organization since ${joinedSince(joinedAt).toISOString()} (an hour before the event at ${joinedAt})`
+        : 'the organizationalUnitId entries hold no ACTIVE account that is not excluded';
     return { ...plan, skipped: true, skipReason: why };
   }
   // A rekey has no source of its own: each target re-encrypts its published copy (ResolveCurrentCopy).

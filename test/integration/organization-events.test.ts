@@ -100,7 +100,8 @@ describe.skipIf(!MOTO_AVAILABLE)('Organizations events through EventBridge on mo
       expect.arrayContaining([
         { accountId: NEW_ACCOUNT, event: 'CreateAccountResult' },
         { accountId: NEW_ACCOUNT, event: 'MoveAccount' },
-        { event: 'AccountJoinedOrganization' },
+        // The time moto stamped on the event, as the ISO 8601 text AWS gives (parseInput above accepted it).
+        { event: 'AccountJoinedOrganization', joinedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) as unknown },
       ]),
     );
     expect(inputs).toHaveLength(3);

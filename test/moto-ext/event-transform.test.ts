@@ -1,7 +1,7 @@
 /**
  * local/moto_ext/event_transform.py: EventBridge's input transformation as the EventBridge User Guide's "Input transform
  * examples" show it, on its example EC2 event: a variable outside quotes becomes its value as JSON (strings quoted),
- * inside a quoted string the text.
+ * inside a quoted string the text; `$.time` is the event's ISO 8601 time ("Amazon EventBridge events").
  */
 import { EventBridgeClient, PutEventsCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -32,18 +32,24 @@ describe.skipIf(!MOTO_AVAILABLE)('the input transformation extension of moto', (
           Id: 'queue',
           Arn: queueArn,
           InputTransformer: {
-            InputPathsMap: { instance: '$.detail.instance-id', state: '$.detail.state' },
-            InputTemplate: '{"instance": <instance>, "state": [9, <state>, true], "Transformed": "Yes", "message": "<instance> is in state \\"<state>\\""}',
+            InputPathsMap: { instance: '$.detail.instance-id', state: '$.detail.state', time: '$.time' },
+            InputTemplate: '{"instance": <instance>, "state": [9, <state>, true], "Transformed": "Yes", "message": "<instance> is in state \\"<state>\\"", "at": <time>}',
           },
         }],
       }),
     );
     await events.send(
-      new PutEventsCommand({ Entries: [{ Source: 'aws.ec2', DetailType: 'EC2 Instance State-change Notification', Detail: JSON.stringify({ 'instance-id': 'i-0123456789', state: 'RUNNING' }) }] }),
+      new PutEventsCommand({
+        Entries: [{
+          Source: 'aws.ec2',
+          DetailType: 'EC2 Instance State-change Notification',
+          Detail: JSON.stringify({ 'instance-id': 'i-0123456789', state: 'RUNNING' }),
+        }],
+      }),
     );
     const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }));
     expect((received.Messages ?? []).map((m) => JSON.parse(m.Body ?? '') as unknown)).toEqual([
-      { instance: 'i-0123456789', state: [9, 'RUNNING', true], Transformed: 'Yes', message: 'i-0123456789 is in state "RUNNING"' },
+      { instance: 'i-0123456789', state: [9, 'RUNNING', true], Transformed: 'Yes', message: 'i-0123456789 is in state "RUNNING"', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) as unknown },
     ]);
   });
 });

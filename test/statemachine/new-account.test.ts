@@ -38,7 +38,14 @@ beforeEach(() => {
   const source = aws.images.get(image);
   if (source) source.tags = [{ Key: 'ami-pipeline:distribute', Value: 'true' }];
   aws.organization.set(ROOT, { accounts: [], ous: [OU_APPS, OU_SANDBOX] });
-  aws.organization.set(OU_APPS, { accounts: [{ Id: ACCOUNT_A, State: 'ACTIVE' }, { Id: ACCOUNT_B, State: 'ACTIVE' }], ous: [] });
+  // ACCOUNT_A is long in the organization; ACCOUNT_B joined just before the samples' events (their time: 10:00:00Z).
+  aws.organization.set(OU_APPS, {
+    accounts: [
+      { Id: ACCOUNT_A, State: 'ACTIVE', JoinedTimestamp: new Date('2024-03-01T08:00:00Z') },
+      { Id: ACCOUNT_B, State: 'ACTIVE', JoinedTimestamp: new Date('2026-11-30T09:59:53Z') },
+    ],
+    ous: [],
+  });
   aws.organization.set(OU_SANDBOX, { accounts: [{ Id: OUTSIDER, State: 'ACTIVE' }], ous: [] });
   aws.parameters.set('/ami-pipeline/targets', JSON.stringify({ targets: [{ organizationalUnitId: OU_APPS, regions: ['eu-west-1', 'us-east-1'], kmsKey: 'alias/ami-encryption' }] }));
   for (const account of [ACCOUNT_A, ACCOUNT_B]) for (const region of ['eu-west-1', 'us-east-1']) aws.addKey(account, region);
@@ -83,14 +90,24 @@ describe('a new account', () => {
     expect(retried(run.events, 'PreflightTarget')).toBe(20);
   });
 
-  it('that joined by invitation (AccountJoinedOrganization, which does not say where the account is) gets a run of every target, waiting for its role', async () => {
+  it('that joined by invitation (AccountJoinedOrganization, which does not say which account) gets a run of the accounts that joined since, waiting for its role', async () => {
     aws.roleDeployedAfter.set(ACCOUNT_B, 1);
     const run = await runDefinition(startedBy(accountJoinedOrganization(ACCOUNT_B, 'Invited')), pipelineHandlers(), { executionName: 'joined' });
     expect(run.error).toBeUndefined();
     const manifest = run.manifest as unknown as { status: string; results: Result[] };
     expect(manifest.status).toBe('SUCCEEDED');
-    expect(manifest.results.map((r) => `${r.accountId}/${r.region}`).sort()).toEqual([`${ACCOUNT_A}/eu-west-1`, `${ACCOUNT_A}/us-east-1`, `${ACCOUNT_B}/eu-west-1`, `${ACCOUNT_B}/us-east-1`]);
+    expect(manifest.results.map((r) => `${r.accountId}/${r.region}`).sort()).toEqual([`${ACCOUNT_B}/eu-west-1`, `${ACCOUNT_B}/us-east-1`]);
     expect(retried(run.events, 'PreflightTarget')).toBeGreaterThanOrEqual(1);
+    expect(aws.calls.filter((c) => c.account === ACCOUNT_A)).toEqual([]);
+  });
+
+  it('joined more than an hour before an AccountJoinedOrganization event is left to the nightly run', async () => {
+    aws.organization.set(OU_APPS, { accounts: [{ Id: ACCOUNT_B, State: 'ACTIVE', JoinedTimestamp: new Date('2026-11-30T08:59:59Z') }], ous: [] });
+    const run = await runDefinition(startedBy(accountJoinedOrganization(ACCOUNT_B, 'Invited')), pipelineHandlers(), { executionName: 'joined-earlier' });
+    expect(run.error).toBeUndefined();
+    expect(run.events.some((e) => e.type === 'StateEntered' && e.state?.name === 'SourceNotOptedIn')).toBe(true);
+    expect(JSON.stringify(run.output)).toContain('joined the organization since 2026-11-30T09:00:00.000Z');
+    expect(aws.calls.filter((c) => c.account !== BUILDER)).toEqual([]);
   });
 
   it('outside every targeted OU starts a run that does nothing', async () => {

@@ -51,12 +51,13 @@ describe('the new-account rules of serverless.yml', () => {
   });
 
   it.each(['AWS Service Event via CloudTrail', 'AWS API Call via CloudTrail'])(
-    'start the nightly input for every target, waiting for new roles, on AccountJoinedOrganization (%s): AWS does not document where the account is',
+    'start the nightly input for the accounts that joined since the event, waiting for new roles, on AccountJoinedOrganization (%s): AWS does not document where the account is',
     (detailType) => {
-      const started = inputsFor(accountJoinedOrganization(NEW_ACCOUNT, 'Invited', detailType));
+      const event = accountJoinedOrganization(NEW_ACCOUNT, 'Invited', detailType);
+      const started = inputsFor(event);
       expect(started.map((s) => s.rule)).toEqual(['encrypted-ami-pipeline-account-joined-prod']);
-      expect(started[0]?.input).toEqual({ ...nightlyInput(), newAccount: { event: 'AccountJoinedOrganization' } });
-      expect(parseInput(started[0]?.input).newAccount).toEqual({ event: 'AccountJoinedOrganization' });
+      expect(started[0]?.input).toEqual({ ...nightlyInput(), newAccount: { event: 'AccountJoinedOrganization', joinedAt: event.time } });
+      expect(parseInput(started[0]?.input).newAccount).toEqual({ event: 'AccountJoinedOrganization', joinedAt: event.time });
     },
   );
 
