@@ -11,6 +11,7 @@ import { DEFAULT_BACKEND } from './backend';
 import { BASELINE_POLL_SECONDS, VARIANTS } from './variants';
 import { comparisons, find, goals, type BenchResults, type BundleRow } from './report';
 import { LAMBDA_MS, runScenario, type Scenario, type ScenarioResult } from './scenario';
+import { PRICES } from './cost';
 
 export const FULL_GRID = { targets: [1, 10, 100, 1000], copyMinutes: [10, 60] };
 export const QUICK_GRID = { targets: [1, 10], copyMinutes: [10] };
@@ -129,10 +130,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResults
       input: "accounts 100000000001.. with 10 regions each, verify.mode auto-scaling, copy.timeoutMinutes 180",
     },
     notes: [
-      'Targets are taken to start together: the plan runs them all at once (up to 40 batch executions, each running all of its targets).',
-      'Makespan: the run clock at the end (the latest target once the batches are done, plus the run\'s own later states); ideal: the slowest copy + the launch check.',
+      'Targets are taken to start together: the Distributed Map runs one child execution per target, all at once (maxConcurrency 0).',
+      'Makespan: the run clock at the end (the latest target once the Map Run is done, plus the run\'s own later states); ideal: the slowest copy + the launch check.',
+      `Cost: ${PRICES.region} prices of ${PRICES.date} (bench/prices.json): Standard state transitions, Lambda requests and GB-seconds (arm64, each function's memorySize from serverless.yml x its measured busy time), S3 requests; free tiers left out.`,
       'Detection delay: from the moment a copy is available to the first DescribeImages that reports it available.',
-      'State transitions: states entered plus retries, over every execution of the run (the parent and its batch executions).',
+      'State transitions: states entered plus retries, over every execution of the run (the parent and its child executions).',
       'History events: counted per execution as AWS writes them (local/history.ts).',
       "Goals are checked on the grid (worst scenario); the chart's other copy times at N=10 are checked separately.",
       'Per-scenario wall times are measured with the scenarios spread over the child processes, which share the CPUs.',

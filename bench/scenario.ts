@@ -11,6 +11,7 @@ import { awsHistoryEvents, historyShape } from '../local/history';
 import { DEFAULT_BACKEND, scriptedBackend, targetPairs, type BackendOptions } from './backend';
 import { unitHash, VirtualClocks, type Clock } from './clock';
 import { definitionsOf, variantDefinition, variantHandlers, type Variant } from './variants';
+import { costOf, type Cost } from './cost';
 
 /** Simulated time one Lambda invocation costs besides its AWS calls (ms). */
 export const LAMBDA_MS = 150;
@@ -32,6 +33,13 @@ export interface ScenarioResult extends Scenario {
   lambdaInvocations: number;
   lambdaPerTarget: number;
   lambdaByFunction: Record<string, number>;
+  /** Busy time of each function's invocations on the virtual clock (ms): what Lambda bills as duration. */
+  lambdaBusyMsByFunction: Record<string, number>;
+  /** Requests to the runs bucket, by S3 command. */
+  s3Requests: Record<string, number>;
+  /** In US dollars (bench/cost.ts, bench/prices.json): the whole run, and per target. */
+  cost: Cost;
+  costPerTarget: number;
   /** Trips round the two poll loops, per target (GetImageState and GetLaunchState entered). */
   copyPollsPerTarget: number;
   launchPollsPerTarget: number;
@@ -71,6 +79,7 @@ interface Instrumented {
   definition: LoadedDefinition;
   handlers: Record<string, TaskHandler>;
   invocations: Map<string, number>;
+  busyMs: Map<string, number>;
 }
 
 /** Give every Task state a handler of its own (`function@State`) running on the clocks. */
@@ -78,6 +87,7 @@ function instrument(loaded: LoadedDefinition, handlers: Record<string, TaskHandl
   const definition = structuredClone(loaded);
   const out: Record<string, TaskHandler> = {};
   const invocations = new Map<string, number>();
+  const busyMs = new Map<string, number>();
   const attempts = new Map<string, number[]>();
   for (const l of definitionsOf(definition)) {
     const states = new Map(allStates(l.definition));
@@ -91,13 +101,18 @@ function instrument(loaded: LoadedDefinition, handlers: Record<string, TaskHandl
         const clock: Clock = clocks.forPayload(event);
         return clocks.within(clock, async () => {
           invocations.set(fn, (invocations.get(fn) ?? 0) + 1);
+          const startedAt = clock.ms;
           clock.ms += LAMBDA_MS;
           const retryKey = `${clock.key}/${stateName}`;
+          const busy = () => busyMs.set(fn, (busyMs.get(fn) ?? 0) + (clock.ms - startedAt));
           try {
             const result = await handler(event);
+            busy();
             attempts.delete(retryKey);
             return result;
           } catch (error) {
+            // The invocation ends here; the retry delay below is Step Functions waiting, not Lambda time.
+            busy();
             const counts = attempts.get(retryKey) ?? [];
             attempts.set(retryKey, counts);
             const delay = retryDelayMs(state, (error as Error).name, counts, retryKey);
@@ -109,7 +124,7 @@ function instrument(loaded: LoadedDefinition, handlers: Record<string, TaskHandl
       };
     }
   }
-  return { definition, handlers: out, invocations };
+  return { definition, handlers: out, invocations, busyMs };
 }
 
 function readPath(input: unknown, path: string): unknown {
@@ -187,6 +202,11 @@ export async function runScenario(scenario: Scenario, backendOptions: Partial<Ba
     const makespan = Math.max(clocks.run.ms, clocks.latestTarget()) - clocks.start;
     const lambdaInvocations = [...instrumented.invocations.values()].reduce((a, b) => a + b, 0);
     const per = (n: number) => n / targets;
+    const s3Requests: Record<string, number> = {};
+    for (const c of backend.aws.calls) if (c.service === 's3') s3Requests[c.command] = (s3Requests[c.command] ?? 0) + 1;
+    const lambdaBusyMsByFunction = Object.fromEntries([...instrumented.busyMs].sort());
+    const lambdaByFunction = Object.fromEntries([...instrumented.invocations].sort());
+    const cost = costOf({ transitions, lambdaByFunction, lambdaBusyMsByFunction, s3Requests });
     return {
       ...scenario,
       status: manifest.status ?? run.error?.name ?? 'unknown',
@@ -198,7 +218,11 @@ export async function runScenario(scenario: Scenario, backendOptions: Partial<Ba
       transitionsPerTarget: per(transitions),
       lambdaInvocations,
       lambdaPerTarget: per(lambdaInvocations),
-      lambdaByFunction: Object.fromEntries([...instrumented.invocations].sort()),
+      lambdaByFunction,
+      lambdaBusyMsByFunction,
+      s3Requests,
+      cost,
+      costPerTarget: per(cost.total),
       copyPollsPerTarget: per(copyPolls),
       launchPollsPerTarget: per(launchPolls),
       apiCalls: backend.aws.calls.length,

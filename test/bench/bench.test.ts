@@ -5,7 +5,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runBench } from '../../bench/bench';
 import { chartSvg } from '../../bench/chart';
+import { costOf, functionMemoryMb, PRICES } from '../../bench/cost';
 import { formatMarkdown, formatText, type BenchResults } from '../../bench/report';
+import { LAMBDA_MS } from '../../bench/scenario';
 
 let results: BenchResults;
 beforeAll(async () => {
@@ -47,6 +49,29 @@ describe('the quick benchmark', () => {
       expect(c.apiCallsRatio, `N=${c.targets}`).toBeLessThan(1);
     }
     expect(results.comparisons).toHaveLength(2);
+  });
+
+  it('prices each run in dollars from what it used: transitions, Lambda requests and GB-seconds at the configured memory, S3 requests', () => {
+    const memory = functionMemoryMb();
+    expect(memory.copyEncrypt).toBe(256);
+    expect(memory.recordManifest).toBe(512);
+    for (const r of results.scenarios) {
+      expect(r.cost.stepFunctions).toBeCloseTo(r.transitions * PRICES.stepFunctionsPerTransition, 12);
+      expect(r.cost.lambdaRequests).toBeCloseTo(r.lambdaInvocations * PRICES.lambdaPerRequest, 12);
+      // Every invocation is at least its fixed latency: duration is billed on each function's own memory.
+      const floor = Object.entries(r.lambdaByFunction).reduce((gbs, [fn, count]) => gbs + ((memory[fn] ?? 0) / 1024) * ((count * LAMBDA_MS) / 1000), 0);
+      expect(r.cost.lambdaGbSeconds).toBeGreaterThanOrEqual(floor);
+      // The runs bucket: the targets file and the manifest written, ResultWriter's files written and read back.
+      expect(r.s3Requests.PutObject).toBeGreaterThanOrEqual(3);
+      expect(r.s3Requests.GetObject).toBeGreaterThanOrEqual(2);
+      expect(r.cost.total).toBeCloseTo(r.cost.stepFunctions + r.cost.lambdaRequests + r.cost.lambdaDuration + r.cost.s3, 12);
+      expect(r.costPerTarget).toBeCloseTo(r.cost.total / r.targets, 12);
+    }
+    for (const c of results.comparisons) expect(c.costRatio, `N=${c.targets}`).toBeLessThan(1);
+    const fixed = costOf({ transitions: 1000, lambdaByFunction: { notify: 2 }, lambdaBusyMsByFunction: { notify: 2000 }, s3Requests: { PutObject: 1000, GetObject: 1000 } }, { notify: 1024 });
+    expect(fixed.stepFunctions).toBeCloseTo(0.025, 12);
+    expect(fixed.lambdaGbSeconds).toBe(2);
+    expect(fixed.s3).toBeCloseTo(0.005 + 0.0004, 12);
   });
 
   it('reports each goal, unmeasured where the quick grid lacks the scenario', () => {
