@@ -95,6 +95,10 @@ interface FittedDetail {
   manifestBytes: number;
 }
 
+/**
+ * The event's detail: the manifest itself, or, past an entry's 256 KB, `truncated: true` with the counts, the source,
+ * the source share and only the failed targets (and, if that is still too large, only the counts).
+ */
 function fitDetail(manifest: NotifyManifest): FittedDetail {
   const room = MAX_ENTRY_BYTES - bytes(EVENT_SOURCE) - bytes(detailType(manifest.status));
   const full = JSON.stringify(manifest);
@@ -110,15 +114,6 @@ function fitDetail(manifest: NotifyManifest): FittedDetail {
   });
   if (bytes(failedOnly) <= room) return { detail: failedOnly, truncated: true, kept: 'failed targets', manifestBytes };
   return { detail: JSON.stringify(head), truncated: true, kept: 'counts', manifestBytes };
-}
-
-/**
- * The event's detail: the manifest itself, or, past an entry's 256 KB, `truncated: true` with the counts, the source,
- * the source share and only the failed targets (and, if that is still too large, only the counts).
- */
-export function eventDetail(manifest: NotifyManifest): { detail: string; truncated: boolean } {
-  const { detail, truncated } = fitDetail(manifest);
-  return { detail, truncated };
 }
 
 const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();

@@ -4,7 +4,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createNotifyDeps,
-  eventDetail,
   handler,
   notify,
   summary,
@@ -69,18 +68,20 @@ beforeEach(() => {
   snsMock.on(PublishCommand).resolves({ MessageId: MESSAGE_ID });
 });
 
-describe('eventDetail', () => {
-  it('is the whole manifest when it fits in one entry', () => {
+describe('the event detail', () => {
+  it('is the whole manifest when it fits in one entry', async () => {
     const m = manifest();
-    const { detail, truncated } = eventDetail(m);
+    const { truncated } = await notify(event({ manifest: m }), deps());
+    const detail = putEntries()[0]?.Detail ?? '';
     expect(truncated).toBe(false);
     expect(JSON.parse(detail)).toEqual(m);
   });
 
-  it('keeps the counts and where the manifest is when the failed targets alone pass 256 KB', () => {
+  it('keeps the counts and where the manifest is when the failed targets alone pass 256 KB', async () => {
     const m = largeManifest();
     expect(bytes(JSON.stringify(m))).toBeGreaterThan(300 * 1024);
-    const { detail, truncated } = eventDetail(m);
+    const { truncated } = await notify(event({ manifest: m }), deps());
+    const detail = putEntries()[0]?.Detail ?? '';
     expect(truncated).toBe(true);
     expect(bytes(detail) + bytes('encrypted-ami-pipeline') + bytes('AMI Distribution Failed')).toBeLessThan(ENTRY_LIMIT);
     expect(JSON.parse(detail)).toEqual({
@@ -126,7 +127,7 @@ describe('summary', () => {
     );
   });
 
-  it('reports a run refused before any target with its error and no source', () => {
+  it('reports a run refused before any target with its error and no source', async () => {
     const refused = manifest({
       status: 'FAILED',
       source: null,
@@ -149,7 +150,8 @@ describe('summary', () => {
         'Execution: exec-1',
       ].join('\n'),
     );
-    expect(JSON.parse(eventDetail(refused).detail)).toEqual(refused);
+    await notify(event({ manifest: refused }), deps());
+    expect(sentDetail()).toEqual(refused);
   });
 
   it('lists no failed targets when every target succeeded', () => {
