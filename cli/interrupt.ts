@@ -87,7 +87,7 @@ export function madeSoFar(events: EventLog[]): Map<string, Known> {
       if (out.copy?.kmsKeyArn) k.kmsKeyArn = out.copy.kmsKeyArn;
       if (out.grant?.grantId) k.grantId = out.grant.grantId;
       known.set(key, k);
-    } else if (e.state?.name === 'ProcessTarget' && 'status' in out && out.status === 'succeeded' && out.accountId && out.region) {
+    } else if (e.state?.name === 'RecordTargetSuccess' && 'status' in out && out.status === 'succeeded' && out.accountId && out.region) {
       known.set(`${out.accountId}/${out.region}`, {
         imageId: out.imageId ?? null,
         kmsKeyArn: out.kmsKeyArn ?? null,

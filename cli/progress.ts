@@ -189,7 +189,7 @@ export class ProgressTracker {
     target.startedAt ??= at;
     let phase: Phase | undefined;
     if (event.kind === 'entered') phase = PHASE_OF_STATE[event.stateName];
-    else if (event.stateName === 'ProcessTarget' && record(event.output)?.status === 'succeeded') phase = 'done';
+    else if (event.stateName === 'RecordTargetSuccess' && record(event.output)?.status === 'succeeded') phase = 'done';
     else if (event.stateName === 'RecordTargetFailure') phase = 'failed';
     if (phase === 'failed') target.error = errorName(event) ?? target.error;
     return phase && this.move(target, phase, at) ? { target: { ...target }, at } : undefined;

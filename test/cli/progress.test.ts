@@ -19,14 +19,14 @@ describe('the progress tracker', () => {
   it('moves a target through copying, granting and verifying to done, with its elapsed time', () => {
     const tracker = new ProgressTracker([{ accountId: '111111111111', region: 'eu-west-1' }], () => 100_000);
     const phases = [
-      tracker.apply(entered('ProcessTarget', item('111111111111'), 10_000)),
+      tracker.apply(entered('InitializeTarget', item('111111111111'), 10_000)),
       tracker.apply(entered('CopyEncryptImage', item('111111111111'), 10_000)),
       tracker.apply(entered('WaitForImage', item('111111111111'), 20_000)),
       tracker.apply(entered('GetImageState', item('111111111111'), 30_000)),
       tracker.apply(entered('CreateKmsGrant', item('111111111111'), 40_000)),
       tracker.apply(entered('StartLaunchCheck', item('111111111111'), 50_000)),
       tracker.apply(entered('CleanUpLaunchCheck', item('111111111111'), 70_000)),
-      tracker.apply({ kind: 'exited', stateName: 'ProcessTarget', output: { accountId: '111111111111', region: 'eu-west-1', status: 'succeeded' }, at: 85_000 }),
+      tracker.apply({ kind: 'exited', stateName: 'RecordTargetSuccess', output: { accountId: '111111111111', region: 'eu-west-1', status: 'succeeded' }, at: 85_000 }),
     ].map((c) => c?.target?.phase);
     expect(phases).toEqual(['checking', 'copying', undefined, undefined, 'granting', 'verifying', undefined, 'done']);
     const [target] = tracker.targets();

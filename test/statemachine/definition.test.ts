@@ -64,7 +64,7 @@ describe('the state machine definition', () => {
 
   it('runs every target as a child execution of a Distributed Map that reads the targets and writes its results to S3', () => {
     const state = byName.get('DistributeTargets') as State;
-    expect(state.ItemProcessor).toMatchObject({ ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'ProcessTarget' });
+    expect(state.ItemProcessor).toMatchObject({ ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'InitializeTarget' });
     expect(state.ItemReader).toEqual({
       Resource: 'arn:aws:states:::s3:getObject',
       ReaderConfig: { InputType: 'JSON' },
@@ -153,11 +153,46 @@ describe('the state machine definition', () => {
 
   it('catches every failure inside a target, cleans up, records it and fails only that child execution', () => {
     const processor = (byName.get('DistributeTargets') as State).ItemProcessor as { StartAt: string; States: Record<string, State> };
-    const first = processor.States[processor.StartAt] as State;
-    expect(first.Type).toBe('Parallel');
-    expect((first.Catch as Retrier[])[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: 'FindTargetCopy' });
+    // No Parallel around the target's steps: a Catch on one keeps the state (the copy, the grant, the launch check).
+    expect(Object.values(processor.States).some((st) => st.Type === 'Parallel')).toBe(false);
+    expect(processor.States[processor.StartAt]).toMatchObject({
+      Type: 'Pass',
+      Parameters: { 'item.$': '$.item', copy: { imageId: null, kmsKeyArn: null }, grant: { grantId: null }, launch: { instanceId: null } },
+    });
+    const reachable = (from: string) => {
+      const seen = new Set<string>();
+      const walk = (name: string) => {
+        const st = processor.States[name];
+        if (seen.has(name) || !st) return;
+        seen.add(name);
+        for (const next of successors(st)) walk(next);
+      };
+      walk(from);
+      return seen;
+    };
+    const failurePath = reachable('FindTargetCopy');
+    const targetPath = [...reachable(processor.StartAt)].filter((n) => !failurePath.has(n));
+    for (const name of targetPath) {
+      const st = processor.States[name] as State;
+      expect(st.Type, name).not.toBe('Fail');
+      if (st.Type !== 'Task') continue;
+      const catcher = (st.Catch as { ErrorEquals: string[]; ResultPath: string; Next: string }[])[0];
+      expect(catcher?.ErrorEquals, name).toEqual(['States.ALL']);
+      expect(catcher?.Next, name).toBe(name === 'ApplyRetention' ? 'RecordRetentionFailure' : 'FindTargetCopy');
+      expect(catcher?.ResultPath, name).toBe(name === 'ApplyRetention' ? '$.retentionError' : '$.error');
+    }
+    for (const name of ['ImageCopyTimedOut', 'LaunchCheckTimedOut']) expect(processor.States[name], name).toMatchObject({ Type: 'Pass', ResultPath: '$.error', Next: 'FindTargetCopy' });
+    // The failed line keeps what the target made: its copy (else the one found by tags), the key, the grant, the instance.
+    expect(processor.States.RecordTargetFailure?.Parameters).toMatchObject({
+      'imageId.$': '$.copy.imageId',
+      'kmsKeyArn.$': '$.copy.kmsKeyArn',
+      'grantId.$': '$.grant.grantId',
+      launchCheck: { 'instanceId.$': '$.launch.instanceId' },
+    });
+    expect(processor.States.UseFoundCopy).toMatchObject({ ResultPath: '$.copy', Next: 'RecordTargetFailure' });
     expect(processor.States.RecordTargetFailure?.Next).toBe('PrepareTargetFailure');
     expect(processor.States.TargetFailed).toMatchObject({ Type: 'Fail', ErrorPath: '$.error', CausePath: '$.cause' });
+    expect([...failurePath].filter((n) => processor.States[n]?.Type === 'Fail')).toEqual(['TargetFailed']);
   });
 
   it('unshares the source on every path after sharing', () => {

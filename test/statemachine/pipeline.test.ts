@@ -157,6 +157,25 @@ describe('the pipeline state machine', () => {
     expect(leftRunning()).toEqual([]);
   });
 
+  it("keeps in a failed target's line what it made before AWS went away: its copy, the copy's key and the grant", async () => {
+    // The target account's endpoint goes away once its launch check started: every later call fails to connect.
+    let gone = false;
+    aws.hooks.afterCall = (call) => {
+      if (call.command === 'CreateAutoScalingGroup') gone = true;
+    };
+    aws.hooks.beforeCall = (call) => {
+      if (gone && call.account === ACCOUNT_A) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5000'), { code: 'ECONNREFUSED' });
+    };
+    const run = await runDefinition(input({ targets: [{ accountId: ACCOUNT_A, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }] }), pipelineHandlers());
+    const [result] = manifestOf(run).results;
+    const copy = [...aws.images.values()].find((i) => i.account === ACCOUNT_A);
+    const grant = aws.grants.find((g) => g.KeyId === keys[`${ACCOUNT_A}/eu-west-1`]);
+    expect(result?.status).toBe('failed');
+    expect(entered(run.events, 'NoCopyFound')).toBe(1);
+    expect(result).toMatchObject({ imageId: copy?.id, kmsKeyArn: keys[`${ACCOUNT_A}/eu-west-1`], grantId: grant?.GrantId });
+    expect(result?.grantId).toMatch(/^grant-/);
+  });
+
   it("gives a failed target's cleanup error as { name, message }, not a raw cause", async () => {
     aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch');
     aws.hooks.beforeCall = (call) => {

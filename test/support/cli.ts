@@ -135,18 +135,18 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
     h.mapRunStarted(STUB_MAP_RUN_ARN),
   ];
   const b = new History();
-  const batchCopying = [b.started(), ...accounts.flatMap((a) => [b.entered('ProcessTarget', item(a), 'ParallelStateEntered'), b.entered('CopyEncryptImage', item(a))])];
+  const batchCopying = [b.started(), ...accounts.flatMap((a) => [b.entered('InitializeTarget', item(a), 'PassStateEntered'), b.entered('CopyEncryptImage', item(a))])];
   const granting = accounts.map((a) => b.entered('CreateKmsGrant', item(a)));
   const manifest = stubManifest(outcome === 'partial');
   const batchEnding = [
     ...accounts.map((a) => b.entered('StartLaunchCheck', item(a))),
-    b.exited('ProcessTarget', manifest.results[0], 'ParallelStateExited'),
+    b.exited('RecordTargetSuccess', manifest.results[0], 'PassStateExited'),
     ...(outcome === 'partial'
       ? [
           b.entered('FindTargetCopy', { ...item('222222222222'), error: { Error: 'LaunchFailedError', Cause: 'x' } }),
           b.entered('RecordTargetFailure', { ...item('222222222222'), error: { Error: 'LaunchFailedError', Cause: LAUNCH_FAILURE } }, 'PassStateEntered'),
         ]
-      : [b.exited('ProcessTarget', manifest.results[1], 'ParallelStateExited')]),
+      : [b.exited('RecordTargetSuccess', manifest.results[1], 'PassStateExited')]),
     b.other('ExecutionSucceeded'),
   ];
   const ending = [
