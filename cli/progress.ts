@@ -39,7 +39,7 @@ export interface Change {
 
 /** A target's phase, by the per-target state it entered (test/statemachine/contract.test.ts: every such state has one). */
 export const PHASE_OF_STATE: Record<string, Phase> = {
-  ProcessTarget: 'checking',
+  InitializeTarget: 'checking',
   IsRekeyTarget: 'checking',
   ResolveCurrentCopy: 'checking',
   UseCurrentCopyAsSource: 'checking',
@@ -61,6 +61,7 @@ export const PHASE_OF_STATE: Record<string, Phase> = {
   RevokeOldGrants: 'publishing',
   ApplyRetention: 'publishing',
   RecordRetentionFailure: 'publishing',
+  RecordTargetSuccess: 'publishing',
   ImageCopyTimedOut: 'failed',
   LaunchCheckTimedOut: 'failed',
   FindTargetCopy: 'failed',
@@ -73,6 +74,8 @@ export const PHASE_OF_STATE: Record<string, Phase> = {
   IsLambdaErrorCause: 'failed',
   ParseErrorCause: 'failed',
   UseErrorMessage: 'failed',
+  IsCopyRecorded: 'failed',
+  UseFoundCopy: 'failed',
   RecordTargetFailure: 'failed',
   PrepareTargetFailure: 'failed',
   TargetFailed: 'failed',
