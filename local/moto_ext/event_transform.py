@@ -8,7 +8,8 @@ number and `{"event": <eventName>}` invalid JSON (the event was then dropped wit
 Also as AWS documents it (EventBridge User Guide, "Amazon EventBridge events": `time` is the event's timestamp in
 ISO 8601, e.g. "2017-12-22T18:43:48Z"): moto keeps an event's `time` as epoch seconds until a target serialises the
 whole event, so `$.time` in an input path gave a number; the transformation here sees the ISO 8601 string. (Not
-modelled: moto's SQS target also converts a top-level "time" key of a transformed input, and fails on text there.)
+modelled: moto's SQS target also converts a top-level "time" key of a transformed input, and fails on text there;
+<aws.events.event.json> keeps moto's epoch `time`, which its targets convert when they send the whole event.)
 Kept from moto: a variable whose path matches nothing is left as written (AWS: "that variable isn't created"), the
 predefined aws.events.event.json and aws.events.event.ingestion-time, and the result parsed as JSON (templates that are
 not JSON are not modelled; the pipeline's are JSON).
@@ -55,16 +56,19 @@ def render(template: str, values: dict[str, Any]) -> str:
 def parse(input_template: str, input_paths_map: dict[str, Any], event: dict[str, Any]) -> Any:
     from jsonpath_ng.ext import parse as json_path
 
+    # Paths of a rule's own template read the event with its ISO 8601 time. moto's default template (a target with no
+    # transformer: the whole event) keeps moto's epoch `time`, which its targets convert when they send the event.
+    lookup = event
+    if input_template and isinstance(event.get("time"), (int, float)):
+        from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+
+        lookup = {**event, "time": iso_8601_datetime_without_milliseconds(utcfromtimestamp(float(event["time"])))}
     if not input_template:
         input_template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
         input_paths_map = input_paths_map or EventTemplateParser.DEFAULT_EVENT_INPUT_PATHS_MAP
-    if isinstance(event.get("time"), (int, float)):
-        from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
-
-        event = {**event, "time": iso_8601_datetime_without_milliseconds(utcfromtimestamp(float(event["time"])))}
     values: dict[str, Any] = {}
     for name, path in (input_paths_map or {}).items():
-        found = json_path(path).find(event)
+        found = json_path(path).find(lookup)
         if found:
             values[name] = found[0].value
     values["aws.events.event.json"] = event
