@@ -83,8 +83,19 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
   const outDir = temporaryBundleDir();
   let result: LocalRunResult;
   try {
+    const bundles = await buildBundles(outDir.path).catch((error: unknown) => {
+      // The signal also reaches esbuild's service (it runs in the CLI's process group), and bundling then fails
+      // ("The service was stopped"): that is the interrupt, not an error of its own.
+      if (!interrupt.signal.aborted) throw error;
+      return undefined;
+    });
+    if (bundles === undefined) {
+      view.stop();
+      io.stderr.write('interrupted while bundling the functions, before the run started: nothing was shared or copied\n');
+      return { status: 'ABORTED', executionName: '', error: { name: 'ExecutionAborted', cause: 'interrupted before the run started' }, interrupted: interrupt.exitCode() };
+    }
     result = await runLocal(raw, {
-      bundles: await buildBundles(outDir.path),
+      bundles,
       ...(endpointUrl ? { endpointUrl } : {}),
       ...(options.region ? { region: options.region } : {}),
       ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
