@@ -60,8 +60,7 @@ class RecycleBinBackend(BaseBackend):
             raise ValidationException("RetentionPeriod needs RetentionPeriodValue 1-3650 and RetentionPeriodUnit DAYS")
         resource_tags = body.get("ResourceTags") or []
         exclude = body.get("ExcludeResourceTags") or []
-        if len(resource_tags) > 50 or len(exclude) > 5:
-            raise ValidationException("ResourceTags takes at most 50 tags, ExcludeResourceTags at most 5")
+        _check_tag_counts(resource_tags, exclude)
         if resource_tags and exclude:
             raise ValidationException("ExcludeResourceTags applies to Region-level retention rules only (no ResourceTags)")
         identifier = "".join(random.choices(string.ascii_letters + string.digits, k=11))
@@ -83,15 +82,25 @@ class RecycleBinBackend(BaseBackend):
         resource_type = body.get("ResourceType")
         if resource_type not in RESOURCE_TYPES:
             raise ValidationException(f"ResourceType is required: one of {', '.join(RESOURCE_TYPES)}")
-        if body.get("ResourceTags") or body.get("ExcludeResourceTags"):
-            raise ValidationException("ListRules filters by ResourceTags / ExcludeResourceTags are not implemented by local/moto_ext/recycle_bin.py")
+        # ResourceTags lists tag-level rules, ExcludeResourceTags Region-level ones, by the tags they carry: a rule
+        # matches when it carries every tag given (ResourceTagKey, and ResourceTagValue when given).
+        wanted = body.get("ResourceTags") or []
+        unwanted = body.get("ExcludeResourceTags") or []
+        _check_tag_counts(wanted, unwanted)
         lock_state = body.get("LockState")
         if lock_state is not None and lock_state not in LOCK_STATES:
             raise ValidationException(f"LockState must be one of {', '.join(LOCK_STATES)}")
         max_results = body.get("MaxResults", 1000)
         if not isinstance(max_results, int) or not 1 <= max_results <= 1000:
             raise ValidationException("MaxResults must be between 1 and 1000")
-        matching = [r for r in self.rules.values() if r["ResourceType"] == resource_type and (lock_state is None or r.get("LockState") == lock_state)]
+        matching = [
+            r
+            for r in self.rules.values()
+            if r["ResourceType"] == resource_type
+            and (lock_state is None or r.get("LockState") == lock_state)
+            and _carries(r["ResourceTags"], wanted)
+            and _carries(r["ExcludeResourceTags"], unwanted)
+        ]
         token = body.get("NextToken")
         start = int(token) if token and re.fullmatch(r"\d+", token) else 0
         page = matching[start : start + max_results]
@@ -101,6 +110,19 @@ class RecycleBinBackend(BaseBackend):
         if start + max_results < len(matching):
             out["NextToken"] = str(start + max_results)
         return out
+
+
+def _check_tag_counts(resource_tags: list[Any], exclude: list[Any]) -> None:
+    if len(resource_tags) > 50 or len(exclude) > 5:
+        raise ValidationException("ResourceTags takes at most 50 tags, ExcludeResourceTags at most 5")
+
+
+def _carries(tags: list[dict[str, Any]], given: list[dict[str, Any]]) -> bool:
+    """Whether a rule's tags include every given tag (a given tag without a value matches the key alone)."""
+    return all(
+        any(t.get("ResourceTagKey") == g.get("ResourceTagKey") and ("ResourceTagValue" not in g or t.get("ResourceTagValue") == g["ResourceTagValue"]) for t in tags)
+        for g in given
+    )
 
 
 class RecycleBinResponse(BaseResponse):

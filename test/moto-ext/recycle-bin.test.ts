@@ -53,6 +53,24 @@ describe.skipIf(!MOTO_AVAILABLE)('the Recycle Bin extension of moto', () => {
     expect(pages).toEqual([2, 1]);
   });
 
+  it('lists tag-level rules by the ResourceTags they carry', async () => {
+    const tagged = await rbin.send(
+      new CreateRuleCommand({ ResourceType: 'EC2_IMAGE', RetentionPeriod: days(7), ResourceTags: [{ ResourceTagKey: 'ami-pipeline:lineage', ResourceTagValue: 'web' }] }),
+    );
+    // The pipeline's client never filters by tags; a raw ListRules request (moto routes by the credential scope).
+    const list = async (body: unknown) => {
+      const response = await fetch(`${moto.endpoint}/list-rules`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `AWS4-HMAC-SHA256 Credential=testing/20261130/${REGION}/rbin/aws4_request, SignedHeaders=host, Signature=0` },
+        body: JSON.stringify(body),
+      });
+      return ((await response.json()) as { Rules: { Identifier: string }[] }).Rules.map((r) => r.Identifier);
+    };
+    expect(await list({ ResourceType: 'EC2_IMAGE', ResourceTags: [{ ResourceTagKey: 'ami-pipeline:lineage', ResourceTagValue: 'web' }] })).toEqual([tagged.Identifier]);
+    expect(await list({ ResourceType: 'EC2_IMAGE', ResourceTags: [{ ResourceTagKey: 'ami-pipeline:lineage', ResourceTagValue: 'db' }] })).toEqual([]);
+    expect(await list({ ResourceType: 'EC2_IMAGE' })).toContain(tagged.Identifier);
+  });
+
   it('refuses a missing or unknown ResourceType and an out-of-range retention period (ValidationException, HTTP 400)', async () => {
     const refused = async (send: () => Promise<unknown>) => send().then(() => undefined, (e: unknown) => e as Error & { $metadata?: { httpStatusCode?: number } });
     const unknownType = await refused(() => rbin.send(new ListRulesCommand({ ResourceType: 'EBS_IMAGE' as 'EC2_IMAGE' })));
