@@ -6,11 +6,11 @@ account and region, for the doctor's Recycle Bin check. From the Recycle Bin API
   ExcludeResourceTags (at most 5; region-level rules only, that is without ResourceTags). The answer echoes the rule
   with its Identifier (11 alphanumerics), RuleArn (arn:aws:rbin:<region>:<account>:rule/<id>) and Status (here
   `available` at once; AWS documents `pending` first).
-- ListRules: POST /list-rules, HTTP 200. ResourceType required; LockState filters; MaxResults 1-1000 with NextToken
+- ListRules: POST /list-rules, HTTP 200. ResourceType required; LockState filters; ResourceTags (tag-level rules)
+  and ExcludeResourceTags (Region-level rules) filter by the tags a rule carries; MaxResults 1-1000 with NextToken
   paging. Rules come back as RuleSummary (Identifier, Description, RetentionPeriod, LockState, RuleArn).
 - Errors: ValidationException (HTTP 400) for a missing or invalid field.
-Not implemented (the pipeline does not send them): ListRules' ResourceTags and ExcludeResourceTags filters are
-refused with a ValidationException naming this file, rather than answered wrongly; rule locks; the other actions.
+Not implemented (the pipeline does not use them): rule locks; the other actions.
 The service is added to moto's server the way moto's own are: a BackendDict per account and region (reset with
 the others), a URL pattern for rbin.<region>.amazonaws.com, and moto's request routing by the SigV4 signing name.
 """
