@@ -234,14 +234,14 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
   const input = await loadInput(event.input, deps);
   const resolution = await resolveTargets(input, { clients: deps.clients, pipelineRegion: deps.pipelineRegion, sessionName: sessionNameFor(event.executionName) });
   const only = input.newAccount?.accountId;
-  const isServed = newAccountFilter(input, resolution);
-  const targets = targetPairs(input, resolution.targets.filter(isServed));
+  const served = resolution.targets.filter(newAccountFilter(input, resolution));
+  const targets = targetPairs(input, served);
   const resolvedFrom = `targets (resolved from ${resolution.organization.map((o) => o.organizationalUnitId).join(', ')})`;
   const tooMany = pairLimitProblem(targets.length);
   if (tooMany) throw new InvalidInputError([`${resolvedFrom}: ${tooMany}`]);
   if (resolution.organization.length > 0) {
     // The resolved accounts held to the payload model validation applies to inline targets (functions/shared/payload.ts).
-    const entries = resolution.targets.filter(isServed).map(({ organizationalUnitId: _ou, ...t }) => t);
+    const entries = served.map(({ organizationalUnitId: _ou, ...t }) => t);
     const resolved = { ...input, targets: entries };
     const tooLarge = payloadProblems({ ...(event.input as Record<string, unknown>), targets: entries }, resolved);
     if (tooLarge.length > 0) throw new InvalidInputError(tooLarge.map((problem) => `${resolvedFrom}: ${problem}`));
