@@ -30,9 +30,9 @@ export type OptionName = keyof typeof OPTIONS;
 
 /** One line per option: how it is written and what it does. */
 const OPTION_HELP: Record<OptionName, [string, string]> = {
-  input: ['-i, --input FILE', 'the execution input (JSON; see README.md "Input")'],
+  input: ['-i, --input FILE', 'the pipeline input (JSON; README.md "Input", examples/input.json)'],
   local: ['--local', 'run the state machine and function bundles on this machine'],
-  'endpoint-url': ['--endpoint-url URL', 'AWS-compatible endpoint (moto, LocalStack); --local needs it or AWS_ENDPOINT_URL'],
+  'endpoint-url': ['--endpoint-url URL', 'an AWS-compatible endpoint (moto, LocalStack) instead of AWS (default: AWS_ENDPOINT_URL)'],
   'wait-ms': ['--wait-ms N', 'with --local: milliseconds each Wait state lasts (default 0)'],
   'state-machine-arn': ['--state-machine-arn ARN', 'the deployed state machine (default: the StateMachineArn output of --stack)'],
   stack: ['--stack NAME', `CloudFormation stack of the pipeline (default ${DEFAULT_STACK})`],
@@ -42,9 +42,9 @@ const OPTION_HELP: Record<OptionName, [string, string]> = {
   manifest: ['--manifest FILE', 'also write the manifest JSON to FILE (its folder must exist)'],
   'dry-run': ['--dry-run', 'retention only lists what it would retire, and why each kept copy is kept'],
   follow: ['--follow', 'keep polling until the execution ends'],
-  account: ['--account ID', 'restore: the target account of the copy'],
-  image: ['--image AMI', 'restore: the disabled copy to bring back'],
-  parameter: ['--parameter NAME', 'restore: the SSM parameter to point at it (default: from the input)'],
+  account: ['--account ID', 'the target account of the copy'],
+  image: ['--image AMI', 'the disabled copy to bring back'],
+  parameter: ['--parameter NAME', 'the SSM parameter to point at it (default: the input\'s publish.parameterName)'],
   debug: ['--debug', 'show stack traces and AWS SDK warnings'],
   help: ['-h, --help', 'this text'],
 };
@@ -58,12 +58,15 @@ export interface CommandSpec {
   /** One line: what the command does. */
   summary: string;
   options: OptionName[];
+  /** What an option means for this command, where that differs from its line in OPTION_HELP. */
+  optionHelp?: Partial<Record<OptionName, string>>;
   /** Further lines shown by the command's --help (exit codes, notes). */
   notes?: string[];
   examples: string[];
 }
 
 const RUN_OPTIONS: OptionName[] = ['input', 'local', 'endpoint-url', 'wait-ms', 'state-machine-arn', 'stack', 'region', 'poll-ms', 'output', 'manifest', 'dry-run'];
+const PIPELINE_REGION = "the pipeline's region (default: AWS_REGION, else the source's region)";
 const RUN_EXIT = 'Exit codes: 0 every target succeeded and the source share was revoked; 1 the run failed, a target failed or the source is still shared; 2 bad usage or input.';
 
 export const COMMANDS: Record<string, CommandSpec> = {
@@ -101,7 +104,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
     usage: 'rekey --input FILE [options]',
     summary: "replace each target's key: re-encrypt its published copy (run's options)",
     options: RUN_OPTIONS,
-    notes: ["The input names publish.parameterName and each target's new kmsKey, and no source.", RUN_EXIT],
+    notes: [
+      "The input names publish.parameterName and each target's new kmsKey, and no source.",
+      'Exit codes: 0 every target was re-encrypted with its new key; 1 the run failed or a target failed; 2 bad usage or input.',
+    ],
     examples: ['ami-pipeline rekey --input rekey.json --manifest rekey-manifest.json'],
   },
   validate: {
@@ -115,6 +121,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     usage: 'doctor --input FILE [options]',
     summary: 'check the source and every target account × region before a run',
     options: ['input', 'endpoint-url', 'region', 'output'],
+    optionHelp: { region: PIPELINE_REGION },
     notes: ['Exit codes: 0 nothing failed (warnings allowed); 1 a check failed; 2 bad usage or input.'],
     examples: ['ami-pipeline doctor --input examples/input.json', 'ami-pipeline doctor --input examples/input.json --output json'],
   },
@@ -122,8 +129,9 @@ export const COMMANDS: Record<string, CommandSpec> = {
     usage: 'cleanup --input FILE [options]',
     summary: 'remove what stopped or interrupted runs of this input left: stale shares, launch checks, failed copies',
     options: ['input', 'endpoint-url', 'region', 'output', 'dry-run'],
+    optionHelp: { 'dry-run': 'list what would be removed and remove nothing', region: PIPELINE_REGION },
     notes: [
-      '--dry-run lists what would be removed and removes nothing. A share or launch check of a run that is still running stays.',
+      'A share or launch check of a run that is still running stays.',
       'Exit codes: 0 nothing stale remains; 1 something stale remains (or could not be looked at); 2 bad usage or input.',
     ],
     examples: ['ami-pipeline cleanup --input examples/input.json --dry-run', 'ami-pipeline cleanup --input examples/input.json --endpoint-url http://127.0.0.1:5000'],
@@ -132,6 +140,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     usage: 'restore --input FILE --account ID --region REGION --image AMI [options]',
     summary: 'bring back a copy retention disabled and point the parameter at it again',
     options: ['input', 'account', 'region', 'image', 'parameter', 'endpoint-url', 'output'],
+    optionHelp: { region: 'the target region of the copy' },
     notes: [
       'Works in the grace period (retention.graceDays): EnableImage, the retire-after tag removed, the parameter re-pointed, protection moved to it.',
       'Exit codes: 0 restored; 1 AWS refused (the error says why); 2 bad usage or input.',
@@ -172,11 +181,16 @@ function table(rows: [string, string][]): string {
   return rows.map(([left, right]) => `  ${left.padEnd(width)}${right}\n`).join('');
 }
 
+/** A command's options, its own and the common ones: how each is written and what it means for this command. */
+export function optionRows(spec: CommandSpec): [string, string][] {
+  return [...spec.options, ...COMMON].map((o) => [OPTION_HELP[o][0], spec.optionHelp?.[o] ?? OPTION_HELP[o][1]]);
+}
+
 /** `ami-pipeline COMMAND --help`: its usage, options, notes and examples. */
 export function commandUsage(name: string): string {
   const spec = COMMANDS[name];
   if (!spec) return USAGE;
-  const options = [...spec.options, ...COMMON].map((o) => OPTION_HELP[o]);
+  const options = optionRows(spec);
   return [
     `ami-pipeline ${name}: ${spec.summary}`,
     '',

@@ -1,7 +1,7 @@
 /**
  * Start and stop a moto server on a free loopback port, for the demo and the integration tests.
  * MOTO_AMIS_PATH preloads local/moto-amis.json: base images owned by the builder account (moto's default
- * account, 123456789012), the only images moto lets other accounts copy (see README, "Local runs").
+ * account, 123456789012), the only images moto lets other accounts copy (see docs/local-runs.md).
  * The server is local/moto-server.py: moto with the test-side extensions of local/moto_ext (EC2's AMI life-cycle
  * APIs, ...) installed; same flags as `python3 -m moto.server`.
  */
