@@ -465,6 +465,66 @@ describe('copyStatus', () => {
     expect(result).toMatchObject({ state: 'available', progress: 100, waitSeconds: 0, attempt: 0 });
   });
 
+  it('looks again at the next poll when one look of the approach is throttled, instead of failing the invocation', async () => {
+    let now = fixedNow().getTime();
+    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    ec2Mock
+      .on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [pending] })
+      .rejectsOnce(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503))
+      .resolves({ Images: [{ ...pending, State: 'available', Tags: [], SourceImageId: SOURCE_IMAGE, SourceImageRegion: 'eu-west-1' }] });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '98%', State: 'pending' }] });
+    ec2Mock.on(CreateTagsCommand).resolves({});
+
+    const result = await copyStatus(item(), copyState({ startedAt: new Date(now - 50 * 60_000).toISOString() }), {
+      ...deps(),
+      now: () => new Date(now),
+      sleep: async (ms: number) => void (now += ms),
+    });
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 3);
+    expect(result).toMatchObject({ state: 'available', progress: 100 });
+  });
+
+  it("throws the throttling when the approach's last look was throttled, so the state machine's Retry looks again soon", async () => {
+    let now = fixedNow().getTime();
+    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    ec2Mock
+      .on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [pending] })
+      .resolvesOnce({ Images: [pending] })
+      .rejects(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503));
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '99%', State: 'pending' }] });
+
+    await expect(
+      copyStatus(
+        item(),
+        copyState({ startedAt: new Date(now - 3 * 3600_000).toISOString(), deadline: new Date(now + 25_000).toISOString() }),
+        { ...deps(), now: () => new Date(now), sleep: async (ms: number) => void (now += ms) },
+      ),
+    ).rejects.toMatchObject({ name: 'AwsThrottlingError' });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 3);
+  });
+
+  it('fails at once when a look of the approach fails for good (not throttling)', async () => {
+    let now = fixedNow().getTime();
+    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    ec2Mock
+      .on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [pending] })
+      .rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403));
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '98%', State: 'pending' }] });
+
+    await expect(
+      copyStatus(item(), copyState({ startedAt: new Date(now - 50 * 60_000).toISOString() }), {
+        ...deps(),
+        now: () => new Date(now),
+        sleep: async (ms: number) => void (now += ms),
+      }),
+    ).rejects.not.toMatchObject({ name: 'AwsThrottlingError' });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 2);
+  });
+
   it('stops looking itself at the deadline and leaves the timeout to the state machine', async () => {
     let now = fixedNow().getTime();
     const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
