@@ -39,7 +39,6 @@ export interface Change {
 
 /** A target's phase, by the per-target state it entered (test/statemachine/contract.test.ts: every such state has one). */
 export const PHASE_OF_STATE: Record<string, Phase> = {
-  InitializeTarget: 'checking',
   IsRekeyTarget: 'checking',
   ResolveCurrentCopy: 'checking',
   UseCurrentCopyAsSource: 'checking',

@@ -187,7 +187,12 @@ export const SHAPES = {
   },
   /** A child execution's input (ItemSelector's output, a Map iteration's input). */
   childInput(plan: RunPlan, target: TargetPair) {
-    return { item: { executionName: plan.executionName, source: plan.source, settings: plan.settings, target } };
+    return {
+      item: { executionName: plan.executionName, source: plan.source, settings: plan.settings, target },
+      copy: { imageId: null, kmsKeyArn: null },
+      grant: { grantId: null },
+      launch: { instanceId: null },
+    };
   },
   /** A target's state in its child execution: its item, the step results and its full line. */
   targetState(plan: RunPlan, target: TargetPair) {

@@ -19,7 +19,7 @@ describe('the progress tracker', () => {
   it('moves a target through copying, granting and verifying to done, with its elapsed time', () => {
     const tracker = new ProgressTracker([{ accountId: '111111111111', region: 'eu-west-1' }], () => 100_000);
     const phases = [
-      tracker.apply(entered('InitializeTarget', item('111111111111'), 10_000)),
+      tracker.apply(entered('IsRekeyTarget', item('111111111111'), 10_000)),
       tracker.apply(entered('CopyEncryptImage', item('111111111111'), 10_000)),
       tracker.apply(entered('WaitForImage', item('111111111111'), 20_000)),
       tracker.apply(entered('GetImageState', item('111111111111'), 30_000)),

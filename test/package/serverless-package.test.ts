@@ -54,7 +54,7 @@ describe('serverless package', () => {
     const definition = JSON.stringify(machines.PipelineStateMachine?.Properties.DefinitionString);
     for (const state of ['ResolveSource', 'ShareSource', 'DistributeTargets', 'UnshareSource', 'RecordManifest', 'NotifyCompletion']) expect(definition).toContain(state);
     // ${file(statemachine/distribute.asl.yml)} resolved: the ItemProcessor is the per-target flow.
-    for (const state of ['InitializeTarget', 'RecordTargetSuccess', 'PreflightTarget', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'PublishImage', 'ApplyRetention', 'ResolveCurrentCopy', 'RevokeOldGrants', 'TargetFailed']) {
+    for (const state of ['IsRekeyTarget', 'RecordTargetSuccess', 'PreflightTarget', 'CopyEncryptImage', 'CreateKmsGrant', 'StartLaunchCheck', 'PublishImage', 'ApplyRetention', 'ResolveCurrentCopy', 'RevokeOldGrants', 'TargetFailed']) {
       expect(definition).toContain(state);
     }
     expect(definition).toContain('DISTRIBUTED');

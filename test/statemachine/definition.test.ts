@@ -64,7 +64,7 @@ describe('the state machine definition', () => {
 
   it('runs every target as a child execution of a Distributed Map that reads the targets and writes its results to S3', () => {
     const state = byName.get('DistributeTargets') as State;
-    expect(state.ItemProcessor).toMatchObject({ ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'InitializeTarget' });
+    expect(state.ItemProcessor).toMatchObject({ ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'IsRekeyTarget' });
     expect(state.ItemReader).toEqual({
       Resource: 'arn:aws:states:::s3:getObject',
       ReaderConfig: { InputType: 'JSON' },
@@ -78,6 +78,10 @@ describe('the state machine definition', () => {
     expect(state.Label).toMatch(/^[A-Za-z0-9-_]{1,40}$/);
     expect(state.ItemSelector).toEqual({
       item: { 'executionName.$': '$.executionName', 'source.$': '$.source', 'settings.$': '$.settings', 'target.$': '$$.Map.Item.Value' },
+      // What a target makes starts empty here (no first Pass state in the child), so a failed line can keep it.
+      copy: { imageId: null, kmsKeyArn: null },
+      grant: { grantId: null },
+      launch: { instanceId: null },
     });
     expect(state.ResultPath).toBe('$.mapRun');
   });
@@ -155,10 +159,8 @@ describe('the state machine definition', () => {
     const processor = (byName.get('DistributeTargets') as State).ItemProcessor as { StartAt: string; States: Record<string, State> };
     // No Parallel around the target's steps: a Catch on one keeps the state (the copy, the grant, the launch check).
     expect(Object.values(processor.States).some((st) => st.Type === 'Parallel')).toBe(false);
-    expect(processor.States[processor.StartAt]).toMatchObject({
-      Type: 'Pass',
-      Parameters: { 'item.$': '$.item', copy: { imageId: null, kmsKeyArn: null }, grant: { grantId: null }, launch: { instanceId: null } },
-    });
+    // A child starts with what it makes recorded as nothing yet (the Map's ItemSelector), so a failed line can keep it.
+    expect((byName.get('DistributeTargets') as State).ItemSelector).toMatchObject({ copy: { imageId: null, kmsKeyArn: null }, grant: { grantId: null }, launch: { instanceId: null } });
     const reachable = (from: string) => {
       const seen = new Set<string>();
       const walk = (name: string) => {

@@ -135,7 +135,7 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
     h.mapRunStarted(STUB_MAP_RUN_ARN),
   ];
   const b = new History();
-  const batchCopying = [b.started(), ...accounts.flatMap((a) => [b.entered('InitializeTarget', item(a), 'PassStateEntered'), b.entered('CopyEncryptImage', item(a))])];
+  const batchCopying = [b.started(), ...accounts.flatMap((a) => [b.entered('IsRekeyTarget', item(a), 'ChoiceStateEntered'), b.entered('CopyEncryptImage', item(a))])];
   const granting = accounts.map((a) => b.entered('CreateKmsGrant', item(a)));
   const manifest = stubManifest(outcome === 'partial');
   const batchEnding = [
