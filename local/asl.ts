@@ -6,6 +6,7 @@
  * (local/limits.ts): payload sizes, error and cause lengths, execution names, 25,000 history events.
  */
 import './polyfill';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { StateMachine, type RunOptions as LibRunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
 
@@ -14,7 +15,7 @@ type LibJson = Parameters<StateMachine['run']>[0];
 type LibHandlers = NonNullable<NonNullable<LibRunOptions['overrides']>['taskResourceLocalHandlers']>;
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
-import { runDistributedMap, type ChildOutcome, type DistributedMapConfig } from './distributed-map';
+import { runDistributedMap, type ChildOutcome, type DistributedMapConfig, type MapRunState } from './distributed-map';
 import { historyCounter, historyShape } from './history';
 import {
   LAMBDA_SYNC_PAYLOAD_BYTES,
@@ -30,6 +31,15 @@ import {
 import { localExecutionArn } from './executions';
 import { installIntrinsicFix } from './intrinsics';
 import { isRunSummary } from './manifest';
+import {
+  keepExecution,
+  REDRIVE_HISTORY_EVENTS_MAX,
+  redrivable,
+  resumePoint,
+  type ExecutionStatus,
+  type ResumePoint,
+  type StoredExecution,
+} from './redrive';
 
 installLimits();
 installIntrinsicFix();
@@ -45,6 +55,8 @@ export interface EventLog {
   index?: number;
   Error?: string;
   Cause?: unknown;
+  /** On the ExecutionRedriven event that opens a redrive's events. */
+  redriveCount?: number;
 }
 
 export const DEFINITION_PATH = new URL('../statemachine/pipeline.asl.yml', import.meta.url);
@@ -86,7 +98,7 @@ function definitionState(definition: Definition, name: string): Record<string, u
 export interface LoadedDefinition {
   definition: Definition;
   /** Distributed Map states, by state name: each runs its ItemProcessor as child executions (local/distributed-map.ts). */
-  distributedMaps: Record<string, DistributedMapConfig & { child: LoadedDefinition }>;
+  distributedMaps: Record<string, DistributedMapConfig & { child: LoadedDefinition; express: boolean }>;
   /** Lambda Task states, by state name: the serverless.yml function they invoke. */
   taskFunctions: Record<string, string>;
   /** StartExecution.sync Task states, by state name: the child definition they run. */
@@ -140,8 +152,13 @@ function loadFrom(definition: Definition): LoadedDefinition {
   const replace = (states: States) => {
     for (const [name, state] of Object.entries(states)) {
       if (isDistributedMap(state)) {
-        const { ItemProcessor, ...config } = state as { ItemProcessor: { StartAt: string; States: States } } & Record<string, unknown>;
-        distributedMaps[name] = { name, state: config, child: loadFrom({ StartAt: ItemProcessor.StartAt, States: ItemProcessor.States }) };
+        const { ItemProcessor, ...config } = state as { ItemProcessor: { StartAt: string; States: States; ProcessorConfig?: { ExecutionType?: string } } } & Record<string, unknown>;
+        distributedMaps[name] = {
+          name,
+          state: config,
+          child: loadFrom({ StartAt: ItemProcessor.StartAt, States: ItemProcessor.States }),
+          express: ItemProcessor.ProcessorConfig?.ExecutionType === 'EXPRESS',
+        };
         const task: Record<string, unknown> = { Type: 'Task', Resource: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:local-distributed-map-${name}` };
         for (const key of KEPT_MAP_KEYS) if (key in state) task[key] = state[key];
         states[name] = task;
@@ -232,13 +249,23 @@ export interface ExecutionRecord {
   stateMachine: string;
   /** Set on a child execution of a Distributed Map: the Map state that started it. */
   mapState?: string;
-  /** This execution's own events. */
+  /** This execution's own events (on a redrive, those of this attempt, from its ExecutionRedriven event). */
   events: EventLog[];
   output?: Json;
   error?: { name: string; cause: string };
+  /** How it ended (RUNNING until then). */
+  status?: ExecutionStatus;
+  /** Times it was redriven (`$$.Execution.RedriveCount`). */
+  redriveCount?: number;
+  /** Events of its history, every attempt's, as local/history.ts counts them. */
+  historyEvents?: number;
+  /** Unsuccessful: where a redrive resumes it. */
+  resume?: ResumePoint;
 }
 
 export interface RunResult {
+  /** The run's execution ARN (RedriveExecution takes it). */
+  executionArn: string;
   output?: Json;
   /** The run's summary (its output, or the cause of its failure). */
   summary?: Json;
@@ -270,6 +297,11 @@ export interface RunOptions {
   waitHandler?: (state: Record<string, unknown>, input: Json) => Promise<Json>;
 }
 
+export interface RedriveOptions extends Omit<RunOptions, 'executionName' | 'definition'> {
+  /** The clock RedriveExecution's 14-day rule reads (default: now). */
+  now?: () => Date;
+}
+
 class ChildExecutionFailed extends Error {}
 
 interface Run {
@@ -277,9 +309,38 @@ interface Run {
   options: RunOptions;
   all: EventLog[];
   executions: ExecutionRecord[];
-  /** Handler invocations not yet settled. */
+  /** Handler invocations and child executions not yet settled. */
   inflight: Set<Promise<unknown>>;
 }
+
+/** One attempt of an execution: its first, or a redrive resuming where the last one stopped. */
+interface Attempt {
+  redriveCount: number;
+  /** History events of the earlier attempts. */
+  historyEvents: number;
+  /** Undefined: from StartAt. */
+  resume?: ResumePoint;
+  /** The Map Runs of this execution, by Map state (kept across attempts). */
+  mapRuns: Record<string, MapRunState>;
+  /** A redrive resuming at a Distributed Map state whose Map Run did not finish: that Map Run is redriven. */
+  redriveMapRun?: string;
+}
+
+const firstAttempt = (): Attempt => ({ redriveCount: 0, historyEvents: 0, mapRuns: {} });
+
+/** The Pass state a redrive starts at: it hands the resumed state its input (the execution input stays the same). */
+const REDRIVE_STATE = 'LocalRunnerRedrive';
+
+/** The definition starting at the resumed state, with the input it was entered with. */
+function resumedAt(loaded: LoadedDefinition, resume: ResumePoint): LoadedDefinition {
+  const definition = structuredClone(loaded.definition);
+  definition.States[REDRIVE_STATE] = { Type: 'Pass', Result: resume.input, Next: resume.state };
+  definition.StartAt = REDRIVE_STATE;
+  return { ...loaded, definition };
+}
+
+const statusOf = (events: readonly EventLog[]): ExecutionStatus =>
+  events.some((e) => e.type === 'ExecutionAborted') ? 'ABORTED' : events.some((e) => e.type === 'ExecutionTimeout') ? 'TIMED_OUT' : 'FAILED';
 
 function track<T>(run: Run, promise: Promise<T>): Promise<T> {
   run.inflight.add(promise);
@@ -290,7 +351,7 @@ function track<T>(run: Run, promise: Promise<T>): Promise<T> {
   return promise;
 }
 
-async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: ExecutionRecord): Promise<Json> {
+async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: ExecutionRecord, attempt: Attempt = firstAttempt()): Promise<Json> {
   const { definition, taskFunctions, childTasks } = loaded;
   const local: LibHandlers = {};
   for (const [state, fn] of Object.entries(taskFunctions)) {
@@ -312,20 +373,29 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
       return result;
     }) as LibHandlers[string];
   }
+  let redriveMapRun = attempt.redriveMapRun;
   for (const [state, map] of Object.entries(loaded.distributedMaps)) {
-    local[state] = (async (event: unknown) =>
-      runDistributedMap(map, event as Json, {
+    local[state] = (async (event: unknown) => {
+      // Only the Map state the redrive resumes at redrives its Map Run; entered again later, it starts a new one.
+      const previous = redriveMapRun === state ? attempt.mapRuns[state] : undefined;
+      redriveMapRun = undefined;
+      return runDistributedMap(map, event as Json, {
         executionName: record.name,
         executionArn: record.arn,
         stateMachineName: LOCAL_STATE_MACHINE,
         region: process.env.AWS_REGION ?? LOCAL_REGION,
         account: LOCAL_ACCOUNT,
-        runChild: (input, name, arn) => runMapChild(run, map.child, input, name, arn, state),
-      })) as LibHandlers[string];
+        ...(previous ? { previous } : {}),
+        onStart: (mapRun) => {
+          attempt.mapRuns[state] = mapRun;
+        },
+        runChild: (input, name, arn, last) => runMapChild(run, map, input, name, arn, state, last),
+      });
+    }) as LibHandlers[string];
   }
   const waits: Record<string, number> = {};
   const retries: Record<string, number> = {};
-  const { machine, waitStates, shape } = machineFor(loaded, Boolean(run.options.waitHandler));
+  const { machine, waitStates, shape } = machineFor(attempt.resume ? resumedAt(loaded, attempt.resume) : loaded, Boolean(run.options.waitHandler));
   const waitHandler = run.options.waitHandler;
   if (waitHandler) {
     for (const [name, original] of Object.entries(waitStates)) local[name] = ((event: unknown) => waitHandler(original, event as Json)) as LibHandlers[string];
@@ -334,11 +404,27 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
     if (state.Type === 'Wait') waits[name] = run.options.waitMs ?? 0;
     if (state.Retry) retries[name] = run.options.retryMs ?? 0;
   }
-  const limits: LimitContext = { execution: record.name, countEvent: historyCounter(shape) };
+  // A redrive appends to the execution's history: ExecutionRedriven, then this attempt's events.
+  const counter = historyCounter(shape, attempt.historyEvents);
+  let historyEvents = attempt.historyEvents + 2;
+  const limits: LimitContext = {
+    execution: record.name,
+    countEvent: (e) => (e.state?.name === REDRIVE_STATE ? historyEvents : (historyEvents = counter(e))),
+  };
+  record.status = 'RUNNING';
+  record.redriveCount = attempt.redriveCount;
+  const now = new Date().toISOString();
   const runOptions: LibRunOptions = {
     overrides: { taskResourceLocalHandlers: local, waitTimeOverrides: waits, retryIntervalOverrides: retries },
     context: {
-      Execution: { Name: record.name, Id: record.arn, Input: input as LibJson, StartTime: new Date().toISOString() },
+      Execution: {
+        Name: record.name,
+        Id: record.arn,
+        Input: input as LibJson,
+        StartTime: now,
+        RedriveCount: attempt.redriveCount,
+        ...(attempt.redriveCount > 0 ? { RedriveTime: now } : {}),
+      },
     },
   };
   // The library passes its run options on to Map iterations and Parallel branches: the checks reach them too.
@@ -348,7 +434,10 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
   if (run.options.signal?.aborted) stop();
   const collecting = (async () => {
     for await (const event of execution.eventLogs) {
-      const e = event as unknown as EventLog;
+      let e = event as unknown as EventLog;
+      // The redrive's Pass state is the runner's, not the execution's; a redrive is not started again but redriven.
+      if (e.state?.name === REDRIVE_STATE) continue;
+      if (e.type === 'ExecutionStarted' && attempt.redriveCount > 0) e = { type: 'ExecutionRedriven', timestamp: e.timestamp ?? Date.now(), redriveCount: attempt.redriveCount };
       record.events.push(e);
       run.all.push(e);
       run.options.onEvent?.(e, record);
@@ -358,14 +447,21 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
     const output = (await execution.result) as Json;
     await collecting;
     record.output = output;
+    record.status = 'SUCCEEDED';
+    delete record.resume;
     return output;
   } catch (error) {
     await collecting.catch(() => undefined);
     const failed = record.events.find((e) => e.type === 'ExecutionFailed');
     const e = error as { name?: string; message?: string; cause?: { name?: string; message?: string } };
     record.error = { name: failed?.Error ?? e.cause?.name ?? e.name ?? 'Error', cause: String(failed?.Cause ?? e.cause?.message ?? e.message ?? '') };
+    record.status = statusOf(record.events);
+    // An attempt that entered no state resumes where the last one would have.
+    const resume = resumePoint(record.events) ?? attempt.resume;
+    if (resume) record.resume = resume;
     throw new ChildExecutionFailed(record.error.cause);
   } finally {
+    record.historyEvents = historyEvents;
     run.options.signal?.removeEventListener('abort', stop);
   }
 }
@@ -401,7 +497,10 @@ function machineFor(loaded: LoadedDefinition, waitsAsTasks: boolean): Machine {
   }
   // The YAML is ASL; the library validates it on construction.
   const machine = {
-    machine: new StateMachine(shaped as unknown as StateMachineDefinition, { validationOptions: { checkArn: false } }),
+    // A redrive's definition is the validated one plus the Pass it starts at (which leaves the first states unreachable).
+    machine: new StateMachine(shaped as unknown as StateMachineDefinition, {
+      validationOptions: { checkArn: false, ...(REDRIVE_STATE in shaped.States ? { noValidate: true } : {}) },
+    }),
     waitStates,
     shape: historyShape(loaded),
   };
@@ -409,21 +508,48 @@ function machineFor(loaded: LoadedDefinition, waitsAsTasks: boolean): Machine {
   return machine;
 }
 
-/** One child execution of a Distributed Map: run to its end, its outcome as the Map Run records it. */
-async function runMapChild(run: Run, child: LoadedDefinition, input: Json, name: string, arn: string, mapState: string): Promise<ChildOutcome> {
+/**
+ * One child execution of a Distributed Map: run to its end, its outcome as the Map Run records it. With the outcome of
+ * its last attempt (its Map Run redriven), a Standard child is redriven from its own unsuccessful state; an Express one
+ * is started again; one past the redrive history limit stays as it was.
+ */
+async function runMapChild(
+  run: Run,
+  map: LoadedDefinition['distributedMaps'][string],
+  input: Json,
+  name: string,
+  arn: string,
+  mapState: string,
+  last?: ChildOutcome,
+): Promise<ChildOutcome> {
   // A child's input is a Map iteration's input (after ItemSelector): over 262,144 bytes, the Map Run fails.
   checkPayload(input, mapState, 'Map iteration input (a child execution\'s input)');
   // A stopped run starts nothing new.
   if (run.options.signal?.aborted) throw lambdaError('States.Runtime', 'The execution was stopped');
+  if (last?.redrive && last.redrive.historyEvents >= REDRIVE_HISTORY_EVENTS_MAX) return last;
+  const redrive = last && !map.express ? last : undefined;
+  if (last && !redrive) [name, arn] = [randomUUID(), arn.replace(/:[^:]+$/, `:${randomUUID()}`)];
+  const attempt: Attempt = redrive
+    ? { redriveCount: redrive.redriveCount + 1, historyEvents: redrive.redrive?.historyEvents ?? 0, mapRuns: {}, ...(redrive.redrive?.resume ? { resume: redrive.redrive.resume } : {}) }
+    : firstAttempt();
   const record: ExecutionRecord = { name, arn, stateMachine: 'PipelineStateMachine', mapState, events: [] };
   run.executions.push(record);
   const startDate = new Date().toISOString();
+  const base = { name, arn, input, startDate, redriveCount: attempt.redriveCount };
+  const running = execute(run, map.child, input, record, attempt);
+  track(run, running);
   try {
-    const output = await execute(run, child, input, record);
-    return { name, arn, status: 'SUCCEEDED', input, output, startDate, stopDate: new Date().toISOString() };
+    const output = await running;
+    return { ...base, status: 'SUCCEEDED', output, stopDate: new Date().toISOString() };
   } catch (error) {
     if (!(error instanceof ChildExecutionFailed)) throw error;
-    return { name, arn, status: 'FAILED', input, error: record.error ?? { name: 'States.Runtime', cause: error.message }, startDate, stopDate: new Date().toISOString() };
+    return {
+      ...base,
+      status: record.status === 'ABORTED' || record.status === 'TIMED_OUT' ? record.status : 'FAILED',
+      error: record.error ?? { name: 'States.Runtime', cause: error.message },
+      stopDate: new Date().toISOString(),
+      redrive: { historyEvents: record.historyEvents ?? 0, resume: record.resume },
+    };
   }
 }
 
@@ -461,27 +587,68 @@ export async function runDefinition(input: Json, handlers: Record<string, TaskHa
       { name: 'ValidationException' },
     );
   }
-  const parent: ExecutionRecord = {
-    name: executionName,
+  const stored: StoredExecution = {
     arn: localExecutionArn(executionName),
-    stateMachine: 'PipelineStateMachine',
-    events: [],
+    name: executionName,
+    loaded,
+    input,
+    status: 'RUNNING',
+    redriveCount: 0,
+    historyEvents: 0,
+    mapRuns: {},
   };
+  keepExecution(stored);
+  return runAttempt(stored, handlers, options, { ...firstAttempt(), mapRuns: stored.mapRuns });
+}
+
+/**
+ * RedriveExecution of a run this process ran (runDefinition): the same execution (ARN, input, definition) goes on
+ * from its unsuccessful state, entered with the input it had, with the handlers given here; what succeeded is not run
+ * again, and a Distributed Map state that had not exited redrives its Map Run. Throws ExecutionDoesNotExist, or
+ * ExecutionNotRedrivable with the reason (running, succeeded, 14 days past its stop, 24,999 history events).
+ */
+export async function redriveExecution(executionArn: string, handlers: Record<string, TaskHandler>, options: RedriveOptions = {}): Promise<RunResult> {
+  const stored = redrivable(executionArn, options.now?.() ?? new Date());
+  stored.status = 'RUNNING';
+  stored.redriveCount += 1;
+  delete stored.stopDate;
+  keepExecution(stored);
+  const resumeAt = stored.resume?.state;
+  return runAttempt(stored, handlers, options, {
+    redriveCount: stored.redriveCount,
+    historyEvents: stored.historyEvents,
+    mapRuns: stored.mapRuns,
+    ...(stored.resume ? { resume: stored.resume } : {}),
+    ...(resumeAt && stored.mapRuns[resumeAt] && stored.loaded.distributedMaps[resumeAt] ? { redriveMapRun: resumeAt } : {}),
+  });
+}
+
+async function runAttempt(stored: StoredExecution, handlers: Record<string, TaskHandler>, options: RunOptions, attempt: Attempt): Promise<RunResult> {
+  const parent: ExecutionRecord = { name: stored.name, arn: stored.arn, stateMachine: 'PipelineStateMachine', events: [] };
   const run: Run = { handlers, options, all: [], executions: [parent], inflight: new Set() };
   try {
-    const output = await execute(run, loaded, input, parent);
-    return { output, ...(await manifestFrom(parent)), events: run.all, executions: run.executions };
+    const output = await execute(run, stored.loaded, stored.input, parent, attempt);
+    return { executionArn: stored.arn, output, ...(await manifestFrom(parent)), events: run.all, executions: run.executions };
   } catch (error) {
     if (!(error instanceof ChildExecutionFailed)) throw error;
     const aborted = options.signal?.aborted === true;
     if (aborted) await settle(run, options.settleMs ?? 30_000);
     return {
+      executionArn: stored.arn,
       ...(await manifestFrom(parent)),
       error: aborted ? { name: 'ExecutionAborted', cause: 'The execution was stopped' } : (parent.error ?? { name: 'Error', cause: error.message }),
       events: run.all,
       executions: run.executions,
       ...(aborted ? { aborted } : {}),
     };
+  } finally {
+    stored.status = parent.status === 'RUNNING' || parent.status === undefined ? 'FAILED' : parent.status;
+    stored.stopDate = new Date();
+    stored.historyEvents = parent.historyEvents ?? stored.historyEvents;
+    if (parent.resume) stored.resume = parent.resume;
+    else delete stored.resume;
+    // A succeeded execution is never redriven: its Map Runs (every child's input and output) need not be kept.
+    if (stored.status === 'SUCCEEDED') for (const state of Object.keys(stored.mapRuns)) delete stored.mapRuns[state];
   }
 }
 

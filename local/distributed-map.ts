@@ -7,8 +7,12 @@
  * (manifest.json and SUCCEEDED_0.json, FAILED_0.json, PENDING_0.json under `<Prefix>/<map run id>/`) and the state's
  * result is `{ MapRunArn, ResultWriterDetails: { Bucket, Key } }`; without one, the array of the children's outputs.
  *
+ * A Map Run can be redriven (its parent redriven while the Map state had not exited): the items stay those of the first
+ * attempt, succeeded children are kept, and each unsuccessful child is redriven (the runner resumes it at its own
+ * unsuccessful state); a Map Run is redriven at most 1,000 times (States.Runtime past it).
+ *
  * References: "Map state in Distributed mode", "ItemReader (Map)", "ResultWriter (Map)", "Tolerated failure
- * threshold for Distributed Map state" in the AWS Step Functions Developer Guide.
+ * threshold for Distributed Map state", "Redriving Map Runs" in the AWS Step Functions Developer Guide.
  * Limits of this emulation: children past the threshold are not started (AWS may start some), and children already
  * running when it is passed run to their end (AWS aborts them).
  */
@@ -25,13 +29,32 @@ export interface DistributedMapConfig {
 export interface ChildOutcome {
   name: string;
   arn: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT';
   input: Json;
   output?: Json;
   error?: { name: string; cause: string };
   startDate: string;
   stopDate: string;
+  /** Times this child was redriven (0 on its first attempt). */
+  redriveCount: number;
+  /** What its redrive needs (local/redrive.ts): set on an unsuccessful Standard child. */
+  redrive?: { historyEvents: number; resume: { state: string; input: Json } | undefined };
 }
+
+/** A Map Run as the local runner keeps it, so that a redrive of its parent can redrive it. */
+export interface MapRunState {
+  arn: string;
+  id: string;
+  /** Each item's child input (after ItemSelector), in item order. */
+  inputs: Json[];
+  /** Each item's child execution once it ended, in item order (undefined: not started, or still running). */
+  children: (ChildOutcome | undefined)[];
+  /** Times this Map Run was redriven. */
+  redriveCount: number;
+}
+
+/** Redrives of one Map Run ("Redriving Map Runs": a hard limit; past it, States.Runtime). */
+export const MAP_RUN_REDRIVES_MAX = 1000;
 
 export interface MapRunContext {
   /** The parent's execution name and ARN, and the state machine's name (for the ARNs AWS gives Map Runs and children). */
@@ -40,8 +63,12 @@ export interface MapRunContext {
   stateMachineName: string;
   region: string;
   account: string;
-  /** Runs one child execution to its end. */
-  runChild(input: Json, name: string, arn: string): Promise<ChildOutcome>;
+  /** Runs one child execution to its end; with the outcome of its last attempt, redrives it. */
+  runChild(input: Json, name: string, arn: string, previous?: ChildOutcome): Promise<ChildOutcome>;
+  /** The Map Run to redrive (its parent was redriven at this Map state), if any. */
+  previous?: MapRunState;
+  /** Called once the Map Run has its items and ARN, before any child starts: the runner keeps it for a redrive. */
+  onStart?(state: MapRunState): void;
 }
 
 export class MapRunError extends Error {}
@@ -106,14 +133,32 @@ async function readItems(state: Record<string, unknown>, input: Json, context: J
   return items;
 }
 
-/** Runs a Distributed Map state on its (effective) input; returns the state's result. */
+/** Runs a Distributed Map state on its (effective) input, or redrives its Map Run; returns the state's result. */
 export async function runDistributedMap(map: DistributedMapConfig, input: Json, ctx: MapRunContext): Promise<Json> {
   const { state } = map;
   const context: Json = { Execution: { Id: ctx.executionArn, Name: ctx.executionName } };
-  const items = await readItems(state, input, context, ctx.region);
   const label = typeof state.Label === 'string' ? state.Label : map.name;
-  const mapRunId = randomUUID();
-  const mapRunArn = `arn:aws:states:${ctx.region}:${ctx.account}:mapRun:${ctx.stateMachineName}/${label}:${mapRunId}`;
+  const { previous } = ctx;
+  if (previous && previous.redriveCount >= MAP_RUN_REDRIVES_MAX) {
+    const error = new MapRunError(`The Map Run ${previous.arn} was redriven ${MAP_RUN_REDRIVES_MAX} times, the most Step Functions allows`);
+    error.name = 'States.Runtime';
+    throw error;
+  }
+  // A redriven Map Run keeps its items, its ARN and its succeeded children.
+  const inputs = previous
+    ? previous.inputs
+    : (await readItems(state, input, context, ctx.region)).map((item, index) =>
+        state.ItemSelector ? applyTemplate(state.ItemSelector as Json, input, { ...(context as Obj), Map: { Item: { Index: index, Value: item } } }) : item,
+      );
+  const mapRunId = previous?.id ?? randomUUID();
+  const run: MapRunState = {
+    arn: previous?.arn ?? `arn:aws:states:${ctx.region}:${ctx.account}:mapRun:${ctx.stateMachineName}/${label}:${mapRunId}`,
+    id: mapRunId,
+    inputs,
+    children: previous ? [...previous.children] : new Array<ChildOutcome | undefined>(inputs.length),
+    redriveCount: previous ? previous.redriveCount + 1 : 0,
+  };
+  ctx.onStart?.(run);
   const concurrencyValue = state.MaxConcurrency ?? (typeof state.MaxConcurrencyPath === 'string' ? readPath(state.MaxConcurrencyPath, input, context) : 0);
   const concurrency = Number(concurrencyValue) > 0 ? Number(concurrencyValue) : Number.POSITIVE_INFINITY;
   // Either threshold fails the Map Run when passed; with neither, any failed child does (a 0 % default).
@@ -122,35 +167,36 @@ export async function runDistributedMap(map: DistributedMapConfig, input: Json, 
   const toleratedPercent = percentValue !== undefined ? Number(percentValue) : countValue === undefined ? 0 : undefined;
   const toleratedCount = countValue !== undefined ? Number(countValue) : undefined;
   const exceeded = (failed: number) =>
-    (toleratedPercent !== undefined && (failed * 100) / Math.max(1, items.length) > toleratedPercent) || (toleratedCount !== undefined && failed > toleratedCount);
+    (toleratedPercent !== undefined && (failed * 100) / Math.max(1, inputs.length) > toleratedPercent) || (toleratedCount !== undefined && failed > toleratedCount);
 
-  const outcomes: (ChildOutcome | undefined)[] = new Array<ChildOutcome | undefined>(items.length);
+  // What runs: every item, or on a redrive the items whose child did not succeed.
+  const pending = inputs.map((_, index) => index).filter((index) => run.children[index]?.status !== 'SUCCEEDED');
   let failed = 0;
   let next = 0;
   const worker = async () => {
-    while (next < items.length && !exceeded(failed)) {
-      const index = next++;
-      const itemContext: Json = { ...(context as Obj), Map: { Item: { Index: index, Value: items[index] ?? null } } };
-      const childInput = state.ItemSelector ? applyTemplate(state.ItemSelector as Json, input, itemContext) : (items[index] ?? null);
-      const name = randomUUID();
-      const arn = `arn:aws:states:${ctx.region}:${ctx.account}:execution:${ctx.stateMachineName}/${label}:${name}`;
-      const outcome = await ctx.runChild(childInput, name, arn);
-      outcomes[index] = outcome;
+    while (next < pending.length && !exceeded(failed)) {
+      const index = pending[next++] ?? 0;
+      const last = run.children[index];
+      const name = last?.name ?? randomUUID();
+      const arn = last?.arn ?? `arn:aws:states:${ctx.region}:${ctx.account}:execution:${ctx.stateMachineName}/${label}:${name}`;
+      const outcome = await ctx.runChild(inputs[index] ?? null, name, arn, last);
+      run.children[index] = outcome;
       if (outcome.status !== 'SUCCEEDED') failed += 1;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(items.length, concurrency) }, worker));
+  await Promise.all(Array.from({ length: Math.min(pending.length, concurrency) }, worker));
 
-  const done = outcomes.filter((o): o is ChildOutcome => o !== undefined);
+  const done = run.children.filter((o): o is ChildOutcome => o !== undefined);
   let result: Json = done.map((o) => o.output ?? null);
   if (state.ResultWriter) {
     const writer = state.ResultWriter as { Resource?: string; Parameters?: Json };
     if (writer.Resource !== 'arn:aws:states:::s3:putObject') throw new MapRunError(`ResultWriter ${writer.Resource ?? '?'}: the local runner writes to S3 only`);
     const { Bucket, Prefix } = applyTemplate(writer.Parameters ?? {}, input, context) as { Bucket: string; Prefix?: string };
-    result = await writeResults(Bucket, `${Prefix ? `${Prefix.replace(/\/$/, '')}/` : ''}${mapRunId}`, mapRunArn, done, ctx);
+    result = await writeResults(Bucket, `${Prefix ? `${Prefix.replace(/\/$/, '')}/` : ''}${mapRunId}`, run.arn, done, ctx);
   }
-  if (exceeded(failed)) {
-    const error = new MapRunError(`The specified tolerated failure threshold was exceeded (${failed} of ${items.length} child executions failed)`);
+  const failures = done.filter((o) => o.status !== 'SUCCEEDED').length;
+  if (exceeded(failures)) {
+    const error = new MapRunError(`The specified tolerated failure threshold was exceeded (${failures} of ${inputs.length} child executions failed)`);
     error.name = 'States.ExceedToleratedFailureThreshold';
     throw error;
   }
@@ -168,7 +214,7 @@ async function writeResults(bucket: string, base: string, mapRunArn: string, out
     InputDetails: { Included: true },
     Name: o.name,
     ...(o.status === 'SUCCEEDED' ? { Output: json(o.output), OutputDetails: { Included: true } } : { Error: o.error?.name ?? 'States.Runtime', Cause: o.error?.cause ?? '' }),
-    RedriveCount: 0,
+    RedriveCount: o.redriveCount,
     RedriveStatus: o.status === 'SUCCEEDED' ? 'NOT_REDRIVABLE' : 'REDRIVABLE',
     StartDate: o.startDate,
     StateMachineArn: `arn:aws:states:${ctx.region}:${ctx.account}:stateMachine:${ctx.stateMachineName}`,
@@ -176,8 +222,9 @@ async function writeResults(bucket: string, base: string, mapRunArn: string, out
     StopDate: o.stopDate,
   });
   const files: Record<string, { Key: string; Size: number }[]> = { FAILED: [], PENDING: [], SUCCEEDED: [] };
+  // Aborted and timed-out children go with the failed ones (the files are SUCCEEDED, FAILED and PENDING).
   for (const status of ['SUCCEEDED', 'FAILED'] as const) {
-    const entries = outcomes.filter((o) => o.status === status).map(entry);
+    const entries = outcomes.filter((o) => (o.status === 'SUCCEEDED') === (status === 'SUCCEEDED')).map(entry);
     if (entries.length === 0) continue;
     const Key = `${base}/${status}_0.json`;
     const Body = JSON.stringify(entries);

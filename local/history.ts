@@ -69,10 +69,11 @@ export function awsHistoryEvents(events: readonly EventLog[], shape: HistoryShap
 
 /**
  * A running count for one execution, as the local runner keeps it while the execution runs: past
- * HISTORY_EVENTS_MAX (25,000) the execution fails, as on AWS.
+ * HISTORY_EVENTS_MAX (25,000) the execution fails, as on AWS. `earlier`: the events of the attempts a redrive goes on from.
  */
-export function historyCounter(shape: HistoryShape = {}): (e: Pick<EventLog, 'type' | 'state'>) => number {
+export function historyCounter(shape: HistoryShape = {}, earlier = 0): (e: Pick<EventLog, 'type' | 'state'>) => number {
   const childTasks = new Set(shape.childTasks ?? []);
-  let total = EVENTS_PER_EXECUTION;
+  // A redrive appends to the earlier attempts' history: ExecutionRedriven instead of ExecutionStarted, and its end.
+  let total = earlier + EVENTS_PER_EXECUTION;
   return (e) => (total += historyEventWeight(e, shape, childTasks));
 }

@@ -1,0 +1,108 @@
+/**
+ * RedriveExecution over the local runner (local/redrive.ts, docs/fanout.md "Redrive"): the real definitions and
+ * functions over the in-memory AWS. A redrive goes on with the same execution from its unsuccessful state and reruns
+ * nothing that succeeded; a Map Run that did not finish redrives only its unsuccessful children, each from its own
+ * unsuccessful state; what RedriveExecution refuses, it refuses with AWS's reason.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { redriveExecution, runDefinition, type ExecutionRecord, type Json, type RunResult } from '../../local/asl';
+import { localExecutionArn } from '../../local/executions';
+import type { Manifest } from '../../local/manifest';
+import { FakeAws } from '../../bench/fake-aws';
+import { pipelineHandlers } from '../../bench/handlers';
+import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
+
+let aws: FakeAws;
+let input: Json;
+beforeEach(() => {
+  aws = new FakeAws();
+  for (const account of [ACCOUNT_A, ACCOUNT_B]) aws.addKey(account, 'eu-west-1');
+  input = {
+    source: { imageId: aws.addSourceImage('eu-west-1'), region: 'eu-west-1' },
+    targets: [ACCOUNT_A, ACCOUNT_B].map((accountId) => ({ accountId, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' })),
+  };
+});
+afterEach(() => aws.restore());
+
+/** The target account a child execution works on. */
+const accountOf = (e: ExecutionRecord) => ((e.events.find((ev) => ev.type === 'StateEntered')?.state?.input ?? {}) as { item?: { target?: { accountId?: string } } }).item?.target?.accountId;
+const children = (run: RunResult) => run.executions.filter((e) => e.mapState === 'DistributeTargets');
+const calls = (from: number, command: string, account?: string) => aws.calls.slice(from).filter((c) => c.command === command && (account === undefined || c.account === account));
+const entered = (e: ExecutionRecord) => e.events.filter((ev) => ev.type === 'StateEntered').map((ev) => ev.state?.name);
+
+describe('RedriveExecution refuses', () => {
+  it('a run that succeeded, one still running, one 14 days past its stop, and one it never ran, with the reason', async () => {
+    const running = runDefinition(input, pipelineHandlers(), {
+      executionName: 'redrive-running',
+      onEvent: (e) => {
+        if (e.type === 'StateEntered' && e.state?.name === 'ResolveSource') {
+          refusedWhileRunning = redriveExecution(localExecutionArn('redrive-running'), pipelineHandlers()).catch((error: unknown) => error as Error);
+        }
+      },
+    });
+    let refusedWhileRunning: Promise<Error | RunResult> | undefined;
+    const done = await running;
+    expect(done.error).toBeUndefined();
+    expect(await refusedWhileRunning).toMatchObject({ name: 'ExecutionNotRedrivable', message: expect.stringContaining('Execution is RUNNING and cannot be redriven') });
+
+    await expect(redriveExecution(done.executionArn, pipelineHandlers())).rejects.toMatchObject({
+      name: 'ExecutionNotRedrivable',
+      message: expect.stringContaining('Execution is SUCCEEDED and cannot be redriven'),
+    });
+    await expect(redriveExecution(localExecutionArn('never-ran'), pipelineHandlers())).rejects.toMatchObject({ name: 'ExecutionDoesNotExist' });
+
+    aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch');
+    const failed = await runDefinition(input, pipelineHandlers(), { executionName: 'redrive-late' });
+    expect(failed.error?.name).toBe('RunFailedError');
+    const fifteenDaysOn = () => new Date(Date.now() + 15 * 86_400_000);
+    await expect(redriveExecution(failed.executionArn, pipelineHandlers(), { now: fifteenDaysOn })).rejects.toMatchObject({
+      name: 'ExecutionNotRedrivable',
+      message: expect.stringContaining('Execution redrivable period exceeded'),
+    });
+  });
+});
+
+describe('a run stopped while its targets ran', () => {
+  it('is redriven at its Map state: the succeeded child is kept, the stopped one goes on from its own unsuccessful state', async () => {
+    aws.copyPolls = 0;
+    const controller = new AbortController();
+    // One target at a time: A ends, then B is stopped right after its grant.
+    const stopped = await runDefinition({ ...(input as Record<string, Json>), maxConcurrency: 1 }, pipelineHandlers(), {
+      executionName: 'redrive-stopped',
+      signal: controller.signal,
+      settleMs: 1_000,
+      onEvent: (e, execution) => {
+        if (e.type === 'StateExited' && e.state?.name === 'CreateKmsGrant' && accountOf(execution) === ACCOUNT_B) controller.abort();
+      },
+    });
+    expect(stopped.aborted).toBe(true);
+    const [first, second] = children(stopped);
+    expect([accountOf(first!), first?.status]).toEqual([ACCOUNT_A, 'SUCCEEDED']);
+    expect([accountOf(second!), second?.status]).toEqual([ACCOUNT_B, 'ABORTED']);
+    expect(second?.resume?.state).toBe('StartLaunchCheck');
+    const before = aws.calls.length;
+
+    const redriven = await redriveExecution(stopped.executionArn, pipelineHandlers());
+
+    expect(redriven.error).toBeUndefined();
+    const [parent] = redriven.executions;
+    expect(parent?.events[0]).toMatchObject({ type: 'ExecutionRedriven', redriveCount: 1 });
+    expect(entered(parent!)[0]).toBe('DistributeTargets');
+    // Only B's child ran, the same execution, resumed at the state it was stopped in.
+    const again = children(redriven);
+    expect(again.map((c) => [c.arn, c.redriveCount])).toEqual([[second?.arn, 1]]);
+    expect(entered(again[0]!)[0]).toBe('StartLaunchCheck');
+    expect(calls(before, 'CopyImage')).toEqual([]);
+    expect(calls(before, 'CreateGrant')).toEqual([]);
+    expect(calls(before, 'CreateAutoScalingGroup', ACCOUNT_A)).toEqual([]);
+    // ShareSource succeeded before the stop: not run again; the unshare at the end is.
+    expect(calls(before, 'ModifyImageAttribute').map((c) => Object.keys((c.input.LaunchPermission ?? {}) as object))).toEqual([['Remove']]);
+    const manifest = redriven.manifest as unknown as Manifest;
+    expect(manifest.status).toBe('SUCCEEDED');
+    expect(manifest.results.map((r) => [r.accountId, r.status])).toEqual([
+      [ACCOUNT_A, 'succeeded'],
+      [ACCOUNT_B, 'succeeded'],
+    ]);
+    await expect(redriveExecution(stopped.executionArn, pipelineHandlers())).rejects.toMatchObject({ name: 'ExecutionNotRedrivable' });
+  });
+});
