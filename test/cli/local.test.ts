@@ -1,26 +1,19 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../local/manifest';
-import type { Moto } from '../../local/moto';
 import { seed } from '../../local/seed';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 import { runCli, tempDir, writeJson } from '../support/cli';
 
 describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline run --local against moto', () => {
-  let moto: Moto;
-  beforeAll(async () => {
-    moto = await useMoto();
-  });
-  afterAll(async () => {
-    await moto?.stop();
-  });
+  const suite = motoSuite();
 
   it('runs the real state machine and bundles, shows the phases and ends with a SUCCEEDED manifest', { timeout: 120_000 }, async () => {
     const targets = [
       { accountId: uniqueAccount('31'), regions: ['eu-west-1'] },
       { accountId: uniqueAccount('31'), regions: ['us-east-1'] },
     ];
-    const seeded = await seed({ endpointUrl: moto.endpoint, sourceRegion: 'eu-west-1', sourceImageName: 'ami-pipeline-cli-base', targets });
+    const seeded = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: 'eu-west-1', sourceImageName: 'ami-pipeline-cli-base', targets });
     const dir = tempDir();
     const input = writeJson(dir, 'input.json', {
       source: { imageId: seeded.sourceImageId, region: 'eu-west-1' },
@@ -31,7 +24,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline run --local against moto', () => 
     mkdirSync(tmp);
 
     const result = await runCli(
-      ['run', '--input', input, '--local', '--endpoint-url', moto.endpoint, '--output', 'json', '--manifest', manifestFile],
+      ['run', '--input', input, '--local', '--endpoint-url', suite.moto.endpoint, '--output', 'json', '--manifest', manifestFile],
       { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1', TMPDIR: tmp },
     );
 

@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { doctor, renderDoctor, type DoctorReport } from '../../cli/doctor';
 import { createClientFactory, sessionNameFor } from '../../functions/shared/clients';
-import { MOTO_BUILDER_ACCOUNT, type Moto } from '../../local/moto';
+import { MOTO_BUILDER_ACCOUNT } from '../../local/moto';
 import { seed } from '../../local/seed';
 import { FakeAws } from '../../bench/fake-aws';
 import { startFaultProxy } from '../support/fault-proxy';
 import { BUILDER } from '../support/fixtures';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const run = promisify(execFile);
 const REGION = 'eu-west-1';
@@ -98,18 +98,14 @@ describe('the doctor with OU targets', () => {
 });
 
 describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
-  let moto: Moto;
-  let saved: string | undefined;
+  const suite = motoSuite();
   const [good, missingKey, disabledKey, locked] = [uniqueAccount('41'), uniqueAccount('41'), uniqueAccount('41'), uniqueAccount('41')] as [string, string, string, string];
   let sourceImageId: string;
   let keys: Record<string, string>;
 
   beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
     ({ sourceImageId, keys } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: REGION,
       sourceImageName: 'ami-pipeline-rerun-base',
       targets: [good, disabledKey, locked].map((accountId) => ({ accountId, regions: [REGION] })),
@@ -118,11 +114,6 @@ describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
     // moto's DisableKey takes the key ID only (AWS takes the ARN as well).
     await kms.send(new DisableKeyCommand({ KeyId: keys[`${disabledKey}/${REGION}`]?.split('/').pop() }));
   }, 60_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
-  });
 
   const input = (accounts: string[]) => ({
     source: { imageId: sourceImageId, region: REGION },
@@ -156,7 +147,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
   });
 
   it('fails a target whose role cannot be assumed', async () => {
-    const proxy = await startFaultProxy(moto.endpoint, { unassumableAccounts: [locked] });
+    const proxy = await startFaultProxy(suite.moto.endpoint, { unassumableAccounts: [locked] });
     process.env.AWS_ENDPOINT_URL = proxy.endpoint;
     try {
       const report = await doctor(input([locked]), createClientFactory(REGION), deps);
@@ -165,7 +156,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
       expect(role?.message).toContain(`arn:aws:iam::${locked}:role/AmiPipelineTarget`);
       expect(report.checks.filter((c) => c.scope === `${locked}/${REGION}`)).toHaveLength(1);
     } finally {
-      process.env.AWS_ENDPOINT_URL = moto.endpoint;
+      process.env.AWS_ENDPOINT_URL = suite.moto.endpoint;
       await proxy.close();
     }
   });
@@ -175,7 +166,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
     const file = join(dir, 'input.json');
     writeFileSync(file, JSON.stringify(input([good, missingKey])));
     const env = { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: REGION };
-    const failed = await run('node', ['bin/ami-pipeline.mjs', 'doctor', '--input', file, '--endpoint-url', moto.endpoint], { env }).then(
+    const failed = await run('node', ['bin/ami-pipeline.mjs', 'doctor', '--input', file, '--endpoint-url', suite.moto.endpoint], { env }).then(
       () => ({ code: 0, stdout: '' }),
       (e: { code: number; stdout: string }) => e,
     );
@@ -186,7 +177,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the doctor against moto', () => {
     expect(failed.stdout).toContain('fix: ');
 
     writeFileSync(file, JSON.stringify({ ...input([good]), targets: [{ accountId: good, regions: [REGION], kmsKey: keys[`${disabledKey}/${REGION}`] }] }));
-    const refused = await run('node', ['bin/ami-pipeline.mjs', 'doctor', '--input', file, '--endpoint-url', moto.endpoint], { env }).then(
+    const refused = await run('node', ['bin/ami-pipeline.mjs', 'doctor', '--input', file, '--endpoint-url', suite.moto.endpoint], { env }).then(
       () => ({ code: 0, stderr: '' }),
       (e: { code: number; stderr: string }) => e,
     );

@@ -11,31 +11,27 @@ import { DescribeImageAttributeCommand, DescribeImagesCommand, DescribeInstances
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor } from '../../functions/shared/clients';
 import type { Manifest } from '../../local/manifest';
-import type { Moto } from '../../local/moto';
 import { seed } from '../../local/seed';
-import { ROOT, runCli, tempDir, writeJson } from '../support/cli';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { BIN, cliEnv, ROOT, runCli, tempDir, writeJson } from '../support/cli';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const REGION = 'eu-west-1';
-const BIN = join(ROOT, 'bin/ami-pipeline.mjs');
 
 describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () => {
-  let moto: Moto;
+  const suite = motoSuite();
   let dir: string;
   let env: Record<string, string>;
-  beforeAll(async () => {
-    moto = await useMoto();
+  beforeAll(() => {
     dir = tempDir();
     env = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: REGION, AMI_PIPELINE_LOCAL_EXECUTIONS: join(dir, 'executions') };
-  }, 60_000);
-  afterAll(async () => {
-    await moto?.stop();
+  });
+  afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   async function prepare(name: string) {
     const targets = [{ accountId: uniqueAccount('47'), regions: [REGION] }, { accountId: uniqueAccount('47'), regions: [REGION] }];
-    const seeded = await seed({ endpointUrl: moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-cli-base', targets });
+    const seeded = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-cli-base', targets });
     const input = writeJson(dir, `${name}.json`, {
       source: { imageId: seeded.sourceImageId, region: REGION },
       targets: targets.map((t) => ({ ...t, kmsKey: 'alias/ami-encryption' })),
@@ -45,11 +41,10 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
 
   /** The CLI in its own process group, as a terminal starts it; `onLine` sees its output as it comes. */
   function start(args: string[], onOutput: (text: string, child: ChildProcess) => void) {
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && k !== 'MOTO_ENDPOINT'));
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
       detached: true,
-      env: { ...base, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_EC2_METADATA_DISABLED: 'true', ...env },
+      env: cliEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -77,27 +72,20 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
   };
 
   async function leftovers(sourceImageId: string, accounts: string[]) {
-    const builder = new EC2Client({ region: REGION, endpoint: moto.endpoint });
+    const builder = new EC2Client({ region: REGION });
     const shared = (await builder.send(new DescribeImageAttributeCommand({ ImageId: sourceImageId, Attribute: 'launchPermission' }))).LaunchPermissions ?? [];
     const ledger = ((await builder.send(new DescribeImagesCommand({ ImageIds: [sourceImageId] }))).Images?.[0]?.Tags ?? []).filter((t) => t.Key?.startsWith('ami-pipeline:share:'));
-    const saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
     const inTargets: string[] = [];
-    try {
-      for (const accountId of accounts) {
-        const clients = createClientFactory(REGION).target({ accountId, roleName: 'AmiPipelineTarget', sessionName: sessionNameFor('inspect') });
-        const groups = (await clients.autoScaling(REGION).send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? [];
-        const templates = (await clients.ec2(REGION).send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
-        const running = (await clients.ec2(REGION).send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] }))).Reservations ?? [];
-        inTargets.push(
-          ...groups.map((g) => `group ${g.AutoScalingGroupName ?? ''}`),
-          ...templates.filter((t) => t.LaunchTemplateName?.startsWith('ami-pipeline-verify-')).map((t) => `template ${t.LaunchTemplateName ?? ''}`),
-          ...running.flatMap((r) => r.Instances ?? []).map((i) => `instance ${i.InstanceId ?? ''}`),
-        );
-      }
-    } finally {
-      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-      else process.env.AWS_ENDPOINT_URL = saved;
+    for (const accountId of accounts) {
+      const clients = createClientFactory(REGION).target({ accountId, roleName: 'AmiPipelineTarget', sessionName: sessionNameFor('inspect') });
+      const groups = (await clients.autoScaling(REGION).send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups ?? [];
+      const templates = (await clients.ec2(REGION).send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
+      const running = (await clients.ec2(REGION).send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] }))).Reservations ?? [];
+      inTargets.push(
+        ...groups.map((g) => `group ${g.AutoScalingGroupName ?? ''}`),
+        ...templates.filter((t) => t.LaunchTemplateName?.startsWith('ami-pipeline-verify-')).map((t) => `template ${t.LaunchTemplateName ?? ''}`),
+        ...running.flatMap((r) => r.Instances ?? []).map((i) => `instance ${i.InstanceId ?? ''}`),
+      );
     }
     return { shared: shared.map((p) => p.UserId), ledger: ledger.map((t) => t.Key), inTargets };
   }
@@ -105,7 +93,7 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
   it('on Ctrl-C while verifying removes the launch checks and the share, writes the manifest so far and exits 130', { timeout: 150_000 }, async () => {
     const { input, sourceImageId, accounts } = await prepare('sigint');
     const manifestFile = join(dir, 'sigint-manifest.json');
-    const result = await start(['run', '--input', input, '--local', '--endpoint-url', moto.endpoint, '--wait-ms', '4000', '--manifest', manifestFile], once('SIGINT'));
+    const result = await start(['run', '--input', input, '--local', '--endpoint-url', suite.moto.endpoint, '--wait-ms', '4000', '--manifest', manifestFile], once('SIGINT'));
 
     expect(result.code, result.stderr).toBe(130);
     expect(result.stderr).toContain('SIGINT: stopping the run');
@@ -121,13 +109,13 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
 
   it('killed hard, leaves what doctor then warns of and cleanup removes, after which nothing stale remains', { timeout: 200_000 }, async () => {
     const { input, sourceImageId, accounts } = await prepare('killed');
-    const result = await start(['run', '--input', input, '--local', '--endpoint-url', moto.endpoint, '--wait-ms', '4000'], once('SIGKILL'));
+    const result = await start(['run', '--input', input, '--local', '--endpoint-url', suite.moto.endpoint, '--wait-ms', '4000'], once('SIGKILL'));
     expect(result.signal).toBe('SIGKILL');
     const left = await leftovers(sourceImageId, accounts);
     expect(left.shared.sort()).toEqual([...accounts].sort());
     expect(left.inTargets.filter((l) => l.startsWith('group '))).toHaveLength(2);
 
-    const doctor = await runCli(['doctor', '--input', input, '--endpoint-url', moto.endpoint, '--output', 'json'], env);
+    const doctor = await runCli(['doctor', '--input', input, '--endpoint-url', suite.moto.endpoint, '--output', 'json'], env);
     const checks = (JSON.parse(doctor.stdout) as { checks: { check: string; verdict: string; fix?: string }[] }).checks;
     expect(checks.filter((c) => c.check === 'stale-share' || c.check === 'stale-launch-check').map((c) => [c.check, c.verdict])).toEqual([
       ['stale-share', 'warn'],
@@ -136,12 +124,12 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
     ]);
     expect(checks.find((c) => c.check === 'stale-share')?.fix).toBe(`ami-pipeline cleanup --input ${input}`);
 
-    const dry = await runCli(['cleanup', '--input', input, '--endpoint-url', moto.endpoint, '--dry-run'], env);
+    const dry = await runCli(['cleanup', '--input', input, '--endpoint-url', suite.moto.endpoint, '--dry-run'], env);
     expect(dry.code, dry.stderr).toBe(1);
     expect(dry.stdout).toContain('would revoke 2 stale shares');
     expect((await leftovers(sourceImageId, accounts)).shared).toHaveLength(2);
 
-    const cleanup = await runCli(['cleanup', '--input', input, '--endpoint-url', moto.endpoint, '--output', 'json'], env);
+    const cleanup = await runCli(['cleanup', '--input', input, '--endpoint-url', suite.moto.endpoint, '--output', 'json'], env);
     expect(cleanup.code, cleanup.stdout + cleanup.stderr).toBe(0);
     const report = JSON.parse(cleanup.stdout) as { sources: { share: { accountIds: string[]; executions: string[] } }[]; leftovers: { kind: string; action: string }[] };
     expect(report.sources[0]?.share.accountIds.sort()).toEqual([...accounts].sort());
@@ -151,17 +139,16 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
     ]);
     expect(await leftovers(sourceImageId, accounts)).toEqual({ shared: [], ledger: [], inTargets: [] });
 
-    const again = await runCli(['cleanup', '--input', input, '--endpoint-url', moto.endpoint], env);
+    const again = await runCli(['cleanup', '--input', input, '--endpoint-url', suite.moto.endpoint], env);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('nothing stale remains');
   });
 
   it('run --local | head -3 neither crashes on the closed pipe nor leaves the source shared', { timeout: 150_000 }, async () => {
     const { input, sourceImageId, accounts } = await prepare('pipe');
-    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && k !== 'MOTO_ENDPOINT'));
-    const shell = spawn('bash', ['-c', `"${process.execPath}" "${BIN}" run --input "${input}" --local --endpoint-url ${moto.endpoint} 2>"${dir}/pipe.err" | head -3; echo "exit=\${PIPESTATUS[0]}"`], {
+    const shell = spawn('bash', ['-c', `"${process.execPath}" "${BIN}" run --input "${input}" --local --endpoint-url ${suite.moto.endpoint} 2>"${dir}/pipe.err" | head -3; echo "exit=\${PIPESTATUS[0]}"`], {
       cwd: ROOT,
-      env: { ...base, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', ...env },
+      env: cliEnv(env),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

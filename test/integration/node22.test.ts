@@ -9,11 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../local/manifest';
-import type { Moto } from '../../local/moto';
 import { seed } from '../../local/seed';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NODE22 = ['-y', '-p', 'node@22.23.3', '--', 'node'];
@@ -32,16 +31,12 @@ async function node22Available(): Promise<boolean> {
 const ready = MOTO_AVAILABLE && (await node22Available());
 
 describe.skipIf(!ready)('the local runner on Node 22', () => {
-  let moto: Moto;
-  beforeAll(async () => {
-    moto = await useMoto();
-  });
-  afterAll(async () => moto?.stop());
+  const suite = motoSuite();
 
   it('runs the pipeline through the CLI and reports SUCCEEDED', async () => {
     const accountId = uniqueAccount('51');
     const { sourceImageId } = await seed({
-      endpointUrl: moto.endpoint,
+      endpointUrl: suite.moto.endpoint,
       sourceRegion: 'eu-west-1',
       sourceImageName: 'ami-pipeline-node22-base',
       targets: [{ accountId, regions: ['eu-west-1'] }],
@@ -52,7 +47,7 @@ describe.skipIf(!ready)('the local runner on Node 22', () => {
       targets: [{ accountId, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' }],
     }));
     const args = ['node_modules/tsx/dist/cli.mjs', 'bin/ami-pipeline.mjs', 'run', '--input', join(dir, 'input.json'), '--local',
-      '--endpoint-url', moto.endpoint, '--region', 'eu-west-1', '--manifest', join(dir, 'manifest.json'), '--debug'];
+      '--endpoint-url', suite.moto.endpoint, '--region', 'eu-west-1', '--manifest', join(dir, 'manifest.json'), '--debug'];
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn('npx', [...NODE22, ...args], {
         cwd: ROOT,

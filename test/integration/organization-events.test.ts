@@ -14,13 +14,12 @@
  */
 import { EventBridgeClient, PutEventsCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseInput } from '../../functions/shared/input';
 import { createClientFactory } from '../../functions/shared/clients';
-import type { Moto } from '../../local/moto';
 import { loadTemplate } from '../support/cfn';
 import { pipelineRules, type Pattern } from '../support/event-pattern';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 import {
   acceptHandshake,
   accountJoinedOrganization,
@@ -33,19 +32,7 @@ const PIPELINE_REGION = 'eu-west-1';
 const NEW_ACCOUNT = '444455556666';
 
 describe.skipIf(!MOTO_AVAILABLE)('Organizations events through EventBridge on moto', () => {
-  let moto: Moto;
-  let saved: string | undefined;
-
-  beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
-  }, 60_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
-  });
+  motoSuite();
 
   it("forwards the three join events from the management account's bus to the builder's, whose rules deliver the run input; nothing else", async () => {
     const [management, builder] = [uniqueAccount('44'), uniqueAccount('44')] as [string, string];

@@ -5,33 +5,24 @@
  */
 import { GetRoleCommand, IAMClient, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MOTO_BUILDER_ACCOUNT, type Moto } from '../../local/moto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MOTO_BUILDER_ACCOUNT } from '../../local/moto';
 import { seed } from '../../local/seed';
 import { createClientFactory, sessionNameFor } from '../../functions/shared/clients';
 import { loadTemplate, render } from '../support/cfn';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const REGION = 'eu-west-1';
 const template = loadTemplate(new URL('../../templates/target-account.yml', import.meta.url));
 
 describe.skipIf(!MOTO_AVAILABLE)('the seed', () => {
-  let moto: Moto;
-  let saved: string | undefined;
+  const suite = motoSuite();
   const account = uniqueAccount('51');
   let keys: Record<string, string>;
 
   beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
-    ({ keys } = await seed({ endpointUrl: moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-integration-base', targets: [{ accountId: account, regions: [REGION] }] }));
+    ({ keys } = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-integration-base', targets: [{ accountId: account, regions: [REGION] }] }));
   }, 60_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
-  });
 
   it("deploys templates/target-account.yml: the template's key policy, alias and role", async () => {
     const clients = createClientFactory(REGION).target({ accountId: account, roleName: 'AmiPipelineTarget', sessionName: sessionNameFor('seed-test') });
@@ -57,7 +48,7 @@ describe.skipIf(!MOTO_AVAILABLE)('the seed', () => {
   });
 
   it('finds what it made on a second seed', async () => {
-    const again = await seed({ endpointUrl: moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-integration-base', targets: [{ accountId: account, regions: [REGION] }] });
+    const again = await seed({ endpointUrl: suite.moto.endpoint, sourceRegion: REGION, sourceImageName: 'ami-pipeline-integration-base', targets: [{ accountId: account, regions: [REGION] }] });
     expect(again.keys).toEqual(keys);
   });
 });

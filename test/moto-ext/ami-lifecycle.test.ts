@@ -21,33 +21,23 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor, type Clients } from '../../functions/shared/clients';
 import { awsCode } from '../../functions/shared/errors';
-import type { Moto } from '../../local/moto';
-import { MOTO_AVAILABLE, uniqueAccount, useMoto } from '../support/moto';
+import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
 const REGION = 'eu-west-1';
 const BASE = 'ami-0a11ce00000000002';
 
 describe.skipIf(!MOTO_AVAILABLE)('the AMI life-cycle extension of moto', () => {
-  let moto: Moto;
-  let saved: string | undefined;
+  motoSuite();
   let clients: Clients;
   let ec2: EC2Client;
   const accountId = uniqueAccount('81');
 
-  beforeAll(async () => {
-    moto = await useMoto();
-    saved = process.env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL = moto.endpoint;
+  beforeAll(() => {
     clients = createClientFactory(REGION).target({ accountId, roleName: 'AmiPipelineTarget', sessionName: sessionNameFor('moto-ext') });
     ec2 = clients.ec2(REGION);
-  }, 60_000);
-  afterAll(async () => {
-    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
-    else process.env.AWS_ENDPOINT_URL = saved;
-    await moto?.stop();
   });
 
   async function copy(tags: { Key: string; Value: string }[] = []): Promise<Image> {

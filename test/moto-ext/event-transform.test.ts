@@ -5,21 +5,14 @@
  */
 import { EventBridgeClient, PutEventsCommand, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Moto } from '../../local/moto';
-import { MOTO_AVAILABLE, useMoto } from '../support/moto';
+import { describe, expect, it } from 'vitest';
+import { MOTO_AVAILABLE, motoSuite } from '../support/moto';
 
 describe.skipIf(!MOTO_AVAILABLE)('the input transformation extension of moto', () => {
-  let moto: Moto;
-  beforeAll(async () => {
-    moto = await useMoto();
-  }, 60_000);
-  afterAll(async () => {
-    await moto?.stop();
-  });
+  motoSuite();
 
   it("turns the guide's example event into the guide's output", async () => {
-    const config = { region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+    const config = { region: 'us-east-1' };
     const events = new EventBridgeClient(config);
     const sqs = new SQSClient(config);
     const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'event-transform' }))).QueueUrl ?? '';

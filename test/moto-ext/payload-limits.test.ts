@@ -5,29 +5,24 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateTopicCommand, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Moto } from '../../local/moto';
-import { MOTO_AVAILABLE, useMoto } from '../support/moto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MOTO_AVAILABLE, motoSuite } from '../support/moto';
 
 const REGION = 'eu-west-1';
 
 describe.skipIf(!MOTO_AVAILABLE)('the payload limits extension of moto', () => {
-  let moto: Moto;
+  motoSuite();
   let events: EventBridgeClient;
   let sns: SNSClient;
   let ssm: SSMClient;
   let topicArn: string;
 
   beforeAll(async () => {
-    moto = await useMoto();
-    const config = { region: REGION, endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+    const config = { region: REGION };
     events = new EventBridgeClient(config);
     sns = new SNSClient(config);
     ssm = new SSMClient(config);
     topicArn = (await sns.send(new CreateTopicCommand({ Name: 'payload-limits' }))).TopicArn ?? '';
-  }, 60_000);
-  afterAll(async () => {
-    await moto?.stop();
   });
 
   describe('EventBridge PutEvents', () => {

@@ -8,7 +8,7 @@ import type { Manifest, RunSummary, TargetResult } from '../../local/manifest';
 import { History, STUB_MAP_RUN_ARN, type Script } from './sfn-stub';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'bin/ami-pipeline.mjs');
+export const BIN = join(ROOT, 'bin/ami-pipeline.mjs');
 
 export interface CliResult {
   code: number | null;
@@ -16,21 +16,18 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The environment of a CLI child process: this one's, without any AWS setting of this machine or of the tests, and `env`. */
+export function cliEnv(env: Record<string, string>): Record<string, string | undefined> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && k !== 'MOTO_ENDPOINT'));
+  return { ...base, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_EC2_METADATA_DISABLED: 'true', ...env };
+}
+
 /** Runs the CLI with dummy credentials and none of this machine's AWS settings. */
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 110_000): Promise<CliResult> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && k !== 'MOTO_ENDPOINT'));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
-      env: {
-        ...base,
-        AWS_ACCESS_KEY_ID: 'dummy',
-        AWS_SECRET_ACCESS_KEY: 'dummy',
-        AWS_CONFIG_FILE: '/dev/null',
-        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-        AWS_EC2_METADATA_DISABLED: 'true',
-        ...env,
-      },
+      env: cliEnv({ AWS_ACCESS_KEY_ID: 'dummy', AWS_SECRET_ACCESS_KEY: 'dummy', ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
