@@ -1,13 +1,16 @@
 /**
- * States: ReadStoppedRun. Serverless function: janitor.
+ * States: ReadStoppedRun, SummarizeCleanup. Serverless function: janitor.
  * ReadStoppedRun, the first state of the janitor (statemachine/janitor.asl.yml): a run of the pipeline that was
  * stopped, timed out or failed outside its own Catch ran none of its cleanup. Given that execution (from the
  * `Step Functions Execution Status Change` event, started by functions/start-execution.ts), this reads from Step
  * Functions what the run had made: DescribeExecution for its status and error, GetExecutionHistory for ResolveSource's
- * output (the resolved source, the settings, where the targets are: the run's targets file in the runs bucket, read
- * here) and whether the run reached NotifyCompletion or
- * NotifyRunError itself (then it cleaned up and announced itself: nothing left to do).
- * Takes { execution: { arn } }; returns the StoppedRun the janitor's next states use (docs/janitor.md).
+ * output (the resolved source, the settings, where the targets are: the run's targets file in the runs bucket, which
+ * the janitor's Distributed Map reads) and whether the run reached NotifyCompletion or NotifyRunError itself (then it
+ * cleaned up and announced itself: nothing left to do).
+ * SummarizeCleanup, after that Map: reads its results (ResultWriter's files) and returns the cleanup's summary, whose
+ * size does not grow past MAX_LISTED targets whatever the number of targets.
+ * Takes { execution: { arn } } or { action: 'summarize', mapRun }; returns the StoppedRun the janitor's next states use,
+ * or the CleanupSummary (docs/janitor.md).
  * Throws InvalidInputError (a malformed event), AccessDeniedError, AwsRequestFailedError (terminal) or the retryable
  * throttling/5xx errors.
  */
@@ -18,8 +21,8 @@ import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
-import { parsePayload, resolvedSourceSchema, settingsSchema, type ResolvedSource, type Settings, type TargetPair } from './shared/plan';
-import { readTargets, s3RunStore, type RunStore } from './shared/run-store';
+import { parsePayload, resolvedSourceSchema, settingsSchema, type ResolvedSource, type Settings } from './shared/plan';
+import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
 import { regionOfExecutionArn } from './shared/executions';
 import { STOPPED_STATUSES } from './shared/janitor';
 
@@ -45,7 +48,12 @@ export interface StoppedRun {
   source: ResolvedSource | null;
   shareAccountIds: string[];
   settings: Settings | null;
-  targets: TargetPair[];
+  /**
+   * Where the run's targets are (the janitor's Map reads them) and where the cleanup's results go (`runs/<execution>/janitor`);
+   * null when there is nothing to clean up.
+   */
+  files: { bucket: string; targetsKey: string; cleanupPrefix: string } | null;
+  targetCount: number;
   topicArn: string | null;
 }
 
@@ -55,7 +63,8 @@ const runPlanSchema = z.looseObject({
   source: resolvedSourceSchema.nullable(),
   shareAccountIds: z.array(z.string()).default([]),
   /** Where ResolveSource wrote the run's targets (the Distributed Map's items) in the runs bucket. */
-  files: z.looseObject({ bucket: z.string().min(1), targetsKey: z.string().min(1) }),
+  files: z.looseObject({ bucket: z.string().min(1), prefix: z.string().min(1), targetsKey: z.string().min(1) }),
+  targetCount: z.number().int().nonnegative(),
   settings: settingsSchema,
   notify: z.looseObject({ topicArn: z.string().nullable() }).optional(),
 });
@@ -64,7 +73,7 @@ export interface JanitorDeps {
   sfn(region: string): SFNClient;
   /** The pipeline's state machine: executions of any other (the janitor itself) are left alone. */
   pipelineStateMachineArn: string;
-  /** The runs bucket, where the run's targets are. */
+  /** The runs bucket, where the cleanup's results are. */
   store: RunStore;
 }
 
@@ -105,7 +114,8 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
     source: null,
     shareAccountIds: [],
     settings: null,
-    targets: [],
+    files: null,
+    targetCount: 0,
     topicArn: null,
   };
   const region = regionOfExecutionArn(executionArn);
@@ -150,9 +160,8 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
     logger.warn('ResolveSource output not understood', { issues: plan.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`) });
     return { ...stopped, announce: true, reason: 'the output of ResolveSource could not be read; run ami-pipeline cleanup --input with the run\'s input' };
   }
-  const { source, shareAccountIds, files, settings, skipped, notify } = plan.data;
+  const { source, shareAccountIds, files, settings, skipped, notify, targetCount } = plan.data;
   if (skipped) return { ...stopped, announce: true, reason: 'the run had nothing to do (source not opted in, or no target)' };
-  const targets = await readTargets(files, deps.store);
   return {
     ...stopped,
     cleanUp: true,
@@ -161,8 +170,94 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
     source,
     shareAccountIds,
     settings,
-    targets,
+    files: { bucket: files.bucket, targetsKey: files.targetsKey, cleanupPrefix: `${files.prefix}/janitor` },
+    targetCount,
     topicArn: notify?.topicArn ?? null,
+  };
+}
+
+/** At most this many targets not cleaned up are listed in the summary (the completion event); the rest are counted. */
+export const MAX_LISTED = 50;
+
+export const summarizeEventSchema = z.object({
+  action: z.literal('summarize'),
+  mapRun: z.looseObject({
+    MapRunArn: z.string().optional(),
+    ResultWriterDetails: z.object({ Bucket: z.string().min(1), Key: z.string().min(1) }),
+  }),
+});
+export type SummarizeEvent = z.infer<typeof summarizeEventSchema>;
+
+/** One target the cleanup could not finish (CleanupFailed's cause, or Step Functions' error for a child that ended otherwise). */
+export interface NotCleanedUp {
+  accountId: string;
+  region: string;
+  error: { name: string; message: string };
+}
+
+export interface CleanupSummary {
+  /** Targets whose child execution ran (one per target of the stopped run). */
+  targets: number;
+  cleanedUp: number;
+  notCleanedUp: number;
+  /** Launch checks (test group, template or instance) removed, and copies that ended failed deregistered. */
+  launchChecksRemoved: number;
+  copiesDeregistered: number;
+  /** The first MAX_LISTED targets not cleaned up; `ami-pipeline cleanup --input` retries them. */
+  failed: NotCleanedUp[];
+  mapRunArn: string | null;
+  /** ResultWriter's manifest of the cleanup's Map Run: every target's result. */
+  results: string;
+}
+
+/** A cleaned-up target's output (TargetCleanedUp): CleanUpLaunchCheck's CleanupResult and FindTargetCopy's answer. */
+const cleanedSchema = z.looseObject({
+  launchCheck: z.looseObject({ autoScalingGroupDeleted: z.boolean(), launchTemplateDeleted: z.boolean(), terminatedInstanceIds: z.array(z.string()) }),
+  copy: z.looseObject({ deregistered: z.boolean().optional() }).nullable(),
+});
+const notCleanedSchema = z.object({ accountId: z.string(), region: z.string(), error: z.object({ name: z.string(), message: z.string() }) });
+
+/** Whether the launch-check cleanup removed anything (a test group, its template or an instance). */
+const removedSomething = (r: z.infer<typeof cleanedSchema>['launchCheck']): boolean =>
+  r.autoScalingGroupDeleted || r.launchTemplateDeleted || r.terminatedInstanceIds.length > 0;
+
+export async function summarizeCleanup(event: SummarizeEvent, deps: Pick<JanitorDeps, 'store'> = defaultDeps): Promise<CleanupSummary> {
+  const { Bucket, Key } = event.mapRun.ResultWriterDetails;
+  const { children, mapRunArn } = await readMapRunResults(event.mapRun, deps.store);
+  const summary: CleanupSummary = {
+    targets: children.length,
+    cleanedUp: 0,
+    notCleanedUp: 0,
+    launchChecksRemoved: 0,
+    copiesDeregistered: 0,
+    failed: [],
+    mapRunArn,
+    results: s3Uri(Bucket, Key),
+  };
+  for (const child of children) {
+    const output = child.Status === 'SUCCEEDED' ? cleanedSchema.safeParse(parseJson(child.Output ?? '')) : undefined;
+    if (output?.success) {
+      summary.cleanedUp += 1;
+      if (removedSomething(output.data.launchCheck)) summary.launchChecksRemoved += 1;
+      if (output.data.copy?.deregistered === true) summary.copiesDeregistered += 1;
+      continue;
+    }
+    summary.notCleanedUp += 1;
+    if (summary.failed.length < MAX_LISTED) summary.failed.push(notCleanedUp(child));
+  }
+  logger.info('Cleanup summarized', { ...summary, failed: summary.failed.length });
+  return summary;
+}
+
+/** CleanupFailed's cause is the target's line; a child that timed out or was stopped says only what Step Functions says. */
+function notCleanedUp(child: { Input?: string; Error?: string; Cause?: string; Status?: string }): NotCleanedUp {
+  const line = notCleanedSchema.safeParse(parseJson(child.Cause ?? ''));
+  if (line.success) return line.data;
+  const target = z.looseObject({ item: z.looseObject({ target: z.looseObject({ accountId: z.string(), region: z.string() }) }) }).safeParse(parseJson(child.Input ?? ''));
+  return {
+    accountId: target.success ? target.data.item.target.accountId : '(unknown)',
+    region: target.success ? target.data.item.target.region : '(unknown)',
+    error: { name: child.Error ?? child.Status ?? 'Unknown', message: child.Cause ?? `the child execution ended ${child.Status ?? 'without a status'}` },
   };
 }
 
@@ -179,14 +274,21 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** ReadStoppedRun's event, or SummarizeCleanup's (action summarize). */
+export async function janitor(event: unknown, deps: JanitorDeps = defaultDeps): Promise<StoppedRun | CleanupSummary> {
+  return (event as { action?: unknown } | null)?.action === 'summarize'
+    ? summarizeCleanup(parsePayload(summarizeEventSchema, event, 'event'), deps)
+    : readStoppedRun(parsePayload(janitorEventSchema, event, 'event'), deps);
+}
+
 export const makeHandler = (deps: JanitorDeps = defaultDeps) =>
   lambdaHandler(
-    'ReadStoppedRun',
+    'Janitor',
     (event) => {
       const arn = (event as { execution?: { arn?: unknown } } | null)?.execution?.arn;
       return { executionName: typeof arn === 'string' ? nameOf(arn) : undefined };
     },
-    (event) => readStoppedRun(parsePayload(janitorEventSchema, event, 'event'), deps),
+    (event) => janitor(event, deps),
   );
 
 export const handler = makeHandler();

@@ -14,9 +14,9 @@ import { clientFactory } from './shared/client-factory';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload } from './shared/plan';
-import { s3RunStore, s3Uri, type RunStore } from './shared/run-store';
+import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
 import type { OuExpansion } from './shared/organization';
-import { buildManifest, resultWriterManifestSchema, type ChildExecutionResult, type RunSummary } from './shared/manifest';
+import { buildManifest, type RunSummary } from './shared/manifest';
 
 export const recordManifestEventSchema = z.object({
   executionName: z.string().min(1),
@@ -43,13 +43,7 @@ export const defaultDeps: RecordManifestDeps = {
 };
 
 export async function recordManifest(event: RecordManifestEvent, deps: RecordManifestDeps = defaultDeps): Promise<RunSummary> {
-  const { Bucket, Key } = event.mapRun.ResultWriterDetails;
-  const written = parsePayload(resultWriterManifestSchema, await deps.store.getJson(Bucket, Key), `s3://${Bucket}/${Key}`);
-  const children: ChildExecutionResult[] = [];
-  for (const file of [...written.ResultFiles.SUCCEEDED ?? [], ...written.ResultFiles.FAILED ?? [], ...written.ResultFiles.PENDING ?? []]) {
-    const entries = await deps.store.getJson(written.DestinationBucket ?? Bucket, file.Key);
-    if (Array.isArray(entries)) children.push(...(entries as ChildExecutionResult[]));
-  }
+  const { children, mapRunArn } = await readMapRunResults(event.mapRun, deps.store);
   const location = { bucket: event.files.bucket, key: event.files.manifestKey, uri: s3Uri(event.files.bucket, event.files.manifestKey) };
   const { manifest, summary } = buildManifest({
     executionName: event.executionName,
@@ -57,7 +51,7 @@ export async function recordManifest(event: RecordManifestEvent, deps: RecordMan
     sourceShare: event.sourceShare,
     organization: (event.organization ?? []) as unknown as OuExpansion[],
     targetCount: event.targetCount,
-    mapRunArn: event.mapRun.MapRunArn ?? written.MapRunArn ?? null,
+    mapRunArn,
     location,
     children,
   });

@@ -245,7 +245,7 @@ async function manifestFrom(parent: ExecutionRecord): Promise<{ summary?: Json; 
 export interface ExecutionRecord {
   name: string;
   arn: string;
-  /** serverless.yml id of its state machine (PipelineStateMachine for the parent and its Distributed Map's children). */
+  /** serverless.yml id of its state machine (the parent's, for its Distributed Map's children too). */
   stateMachine: string;
   /** Set on a child execution of a Distributed Map: the Map state that started it. */
   mapState?: string;
@@ -293,6 +293,11 @@ export interface RunOptions {
   /** Called with each event as it happens (children's too; `execution` names the one it belongs to). */
   onEvent?: (event: EventLog, execution: ExecutionRecord) => void;
   definition?: LoadedDefinition;
+  /**
+   * The state machine the definition is deployed as: its serverless.yml id (the executions' `stateMachine`) and its
+   * name (in its Map Runs' and children's ARNs). Default the pipeline's.
+   */
+  stateMachine?: { id: string; name: string };
   /** Replace a Wait state's behaviour (a virtual clock): called with the state's name, definition and input; returns the input. */
   waitHandler?: (state: Record<string, unknown>, input: Json) => Promise<Json>;
 }
@@ -382,14 +387,14 @@ async function execute(run: Run, loaded: LoadedDefinition, input: Json, record: 
       return runDistributedMap(map, event as Json, {
         executionName: record.name,
         executionArn: record.arn,
-        stateMachineName: LOCAL_STATE_MACHINE,
+        stateMachineName: run.options.stateMachine?.name ?? LOCAL_STATE_MACHINE,
         region: process.env.AWS_REGION ?? LOCAL_REGION,
         account: LOCAL_ACCOUNT,
         ...(previous ? { previous } : {}),
         onStart: (mapRun) => {
           attempt.mapRuns[state] = mapRun;
         },
-        runChild: (input, name, arn, last) => runMapChild(run, map, input, name, arn, state, last),
+        runChild: (input, name, arn, last) => runMapChild(run, map, input, name, arn, state, record.stateMachine, last),
       });
     }) as LibHandlers[string];
   }
@@ -520,6 +525,7 @@ async function runMapChild(
   name: string,
   arn: string,
   mapState: string,
+  stateMachine: string,
   last?: ChildOutcome,
 ): Promise<ChildOutcome> {
   // A child's input is a Map iteration's input (after ItemSelector): over 262,144 bytes, the Map Run fails.
@@ -532,7 +538,8 @@ async function runMapChild(
   const attempt: Attempt = redrive
     ? { redriveCount: redrive.redriveCount + 1, historyEvents: redrive.redrive?.historyEvents ?? 0, mapRuns: {}, ...(redrive.redrive?.resume ? { resume: redrive.redrive.resume } : {}) }
     : firstAttempt();
-  const record: ExecutionRecord = { name, arn, stateMachine: 'PipelineStateMachine', mapState, events: [] };
+  // A Map Run's children are executions of the parent's own state machine.
+  const record: ExecutionRecord = { name, arn, stateMachine, mapState, events: [] };
   run.executions.push(record);
   const startDate = new Date().toISOString();
   const base = { name, arn, input, startDate, redriveCount: attempt.redriveCount };
@@ -624,7 +631,7 @@ export async function redriveExecution(executionArn: string, handlers: Record<st
 }
 
 async function runAttempt(stored: StoredExecution, handlers: Record<string, TaskHandler>, options: RunOptions, attempt: Attempt): Promise<RunResult> {
-  const parent: ExecutionRecord = { name: stored.name, arn: stored.arn, stateMachine: 'PipelineStateMachine', events: [] };
+  const parent: ExecutionRecord = { name: stored.name, arn: stored.arn, stateMachine: options.stateMachine?.id ?? 'PipelineStateMachine', events: [] };
   const run: Run = { handlers, options, all: [], executions: [parent], inflight: new Set() };
   try {
     const output = await execute(run, stored.loaded, stored.input, parent, attempt);

@@ -6,6 +6,7 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod';
 import { toPipelineError } from './errors';
+import { resultWriterManifestSchema, type ChildExecutionResult } from './manifest';
 import { parsePayload, targetPairSchema, type RunFiles, type TargetPair } from './plan';
 
 export const RUNS_BUCKET_ENV = 'RUNS_BUCKET';
@@ -61,4 +62,22 @@ export function s3RunStore(s3: () => S3Client): RunStore {
 /** The run's targets, as ResolveSource wrote them for the Distributed Map's ItemReader. */
 export async function readTargets(files: Pick<RunFiles, 'bucket' | 'targetsKey'>, store: RunStore): Promise<TargetPair[]> {
   return parsePayload(z.array(targetPairSchema), await store.getJson(files.bucket, files.targetsKey), s3Uri(files.bucket, files.targetsKey));
+}
+
+/**
+ * A Map Run's results as ResultWriter wrote them: its manifest.json, then every SUCCEEDED / FAILED / PENDING file
+ * it lists (one entry per child execution).
+ */
+export async function readMapRunResults(
+  mapRun: { MapRunArn?: string; ResultWriterDetails: { Bucket: string; Key: string } },
+  store: RunStore,
+): Promise<{ children: ChildExecutionResult[]; mapRunArn: string | null }> {
+  const { Bucket, Key } = mapRun.ResultWriterDetails;
+  const written = parsePayload(resultWriterManifestSchema, await store.getJson(Bucket, Key), s3Uri(Bucket, Key));
+  const children: ChildExecutionResult[] = [];
+  for (const file of [...(written.ResultFiles.SUCCEEDED ?? []), ...(written.ResultFiles.FAILED ?? []), ...(written.ResultFiles.PENDING ?? [])]) {
+    const entries = await store.getJson(written.DestinationBucket ?? Bucket, file.Key);
+    if (Array.isArray(entries)) children.push(...(entries as ChildExecutionResult[]));
+  }
+  return { children, mapRunArn: mapRun.MapRunArn ?? written.MapRunArn ?? null };
 }

@@ -17,7 +17,7 @@ import { ACCOUNT_A, ACCOUNT_B, BUILDER, item, KEY_A_EU } from '../support/fixtur
 import { runCalls } from '../../cli/permissions';
 import { RUNS_BUCKET } from '../../bench/handlers';
 import { recordCalls, EXTERNAL_ID, type Evaluable } from './record';
-import { ORG_ID as OU_ORG_ID, ORG_MANAGEMENT, STATE_MACHINE_FN, type IamRequest, type RecordedCall } from './requests';
+import { JANITOR_STATE_MACHINE_FN, ORG_ID as OU_ORG_ID, ORG_MANAGEMENT, STATE_MACHINE_FN, type IamRequest, type RecordedCall } from './requests';
 import { builderRoles, organizationDelegationPolicy, organizationReader, sourceKeyPolicy, targetAccount, TARGET_ACCESS_ROLE, type NamedPolicy, type PolicyDocument, type TargetDeployment } from './shipped';
 
 const ORG_ID = 'o-abcdefghij';
@@ -46,9 +46,10 @@ interface Caller {
 }
 
 function callerOf(call: Pick<RecordedCall, 'fn' | 'account'>): Caller {
-  if (call.account === BUILDER && call.fn === STATE_MACHINE_FN) {
-    const role = builder.roles.PipelineStateMachineExecutionRole;
-    if (!role) throw new Error('the packaged stack has no PipelineStateMachineExecutionRole');
+  const machineRole = { [STATE_MACHINE_FN]: 'PipelineStateMachineExecutionRole', [JANITOR_STATE_MACHINE_FN]: 'JanitorStateMachineExecutionRole' }[call.fn];
+  if (call.account === BUILDER && machineRole) {
+    const role = builder.roles[machineRole];
+    if (!role) throw new Error(`the packaged stack has no ${machineRole}`);
     const roleName = role.arn.split('/').pop() ?? '';
     return { principal: `arn:aws:sts::${BUILDER}:assumed-role/${roleName}/states`, roleArn: role.arn, roleName, policies: role.policies };
   }
@@ -150,7 +151,7 @@ describe('the IAM we ship, evaluated', () => {
     expect(denied).toEqual([]);
     // Every function, in the builder account and in targets, was recorded (a path the scenarios lost shows here).
     const functions = new Set(calls.map((c) => c.call.fn));
-    expect([...functions].sort()).toEqual(['cli:doctor', 'cli:restore', 'copyEncrypt', 'createGrant', 'janitor', 'modifyAttributes', 'notify', STATE_MACHINE_FN, 'preflight', 'publish', 'recordManifest', 'rekey', 'retention', 'snapshot', 'verifyLaunch'].sort());
+    expect([...functions].sort()).toEqual(['cli:doctor', 'cli:restore', 'copyEncrypt', 'createGrant', 'janitor', JANITOR_STATE_MACHINE_FN, 'modifyAttributes', 'notify', STATE_MACHINE_FN, 'preflight', 'publish', 'recordManifest', 'rekey', 'retention', 'snapshot', 'verifyLaunch'].sort());
     expect(evaluated).toBeGreaterThan(100);
   });
 
@@ -335,6 +336,18 @@ const MUST_BE_DENIED: { name: string; fn: string; account: string; request: IamR
     fn: STATE_MACHINE_FN,
     account: BUILDER,
     request: { action: 'states:RedriveExecution', resource: `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipeline-test:some-run` },
+  },
+  {
+    name: "the janitor's state machine starting an execution of the pipeline (its Map Run's children are its own)",
+    fn: JANITOR_STATE_MACHINE_FN,
+    account: BUILDER,
+    request: { action: 'states:StartExecution', resource: `arn:aws:states:eu-west-1:${BUILDER}:stateMachine:encrypted-ami-pipeline-test` },
+  },
+  {
+    name: "the janitor's state machine writing into a run's own results (only under runs/<execution>/janitor/)",
+    fn: JANITOR_STATE_MACHINE_FN,
+    account: BUILDER,
+    request: { action: 's3:PutObject', resource: `arn:aws:s3:::${RUNS_BUCKET}/runs/some-run/results/1/SUCCEEDED_0.json` },
   },
   {
     name: "the state machine overwriting a run's manifest (only ResultWriter's files)",

@@ -13,7 +13,7 @@ import { pipelineHandlers } from '../../bench/handlers';
 import { loadDefinition, runDefinition, type ExecutionRecord, type Json, type TaskHandler } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
 import { historyOf } from '../support/sfn-events';
-import { REQUESTS, STATE_MACHINE_FN, type IamRequest, type RecordedCall, type World } from './requests';
+import { JANITOR_STATE_MACHINE_FN, REQUESTS, STATE_MACHINE_FN, type IamRequest, type RecordedCall, type World } from './requests';
 import { sourceKeyPolicy } from './shipped';
 import { ledgerTags } from '../../functions/shared/ledger';
 import { PACKAGE_REGION, PACKAGE_STAGE } from '../support/package';
@@ -154,21 +154,29 @@ function worldOf(aws: FakeAws): { world: World; remember: (call: CallRecord) => 
   return { world, remember };
 }
 
+/** The deployed state machines (stage "test") by serverless.yml id: their names, and the `fn` their own calls are recorded as. */
+const MACHINES: Record<string, { name: string; fn: string }> = {
+  PipelineStateMachine: { name: `encrypted-ami-pipeline-${PACKAGE_STAGE}`, fn: STATE_MACHINE_FN },
+  JanitorStateMachine: { name: `encrypted-ami-pipeline-janitor-${PACKAGE_STAGE}`, fn: JANITOR_STATE_MACHINE_FN },
+};
+
 /**
  * The Distributed Map's StartExecution of each child, which the local runner makes without the SDK: as the deployed
- * state machine (stage "test") makes it, with the state machine role.
+ * state machine (stage "test") makes it, with its own role (a Map Run's children are executions of the parent's machine).
  */
 function childStarts(executions: ExecutionRecord[]): Evaluable[] {
   return executions
     .filter((e) => e.mapState !== undefined)
     .map((e) => {
+      const machine = MACHINES[e.stateMachine];
+      if (!machine) throw new Error(`no deployed state machine ${e.stateMachine}`);
       const call: RecordedCall = {
-        fn: STATE_MACHINE_FN,
+        fn: machine.fn,
         service: 'states',
         command: 'StartExecution',
         account: BUILDER,
         region: PACKAGE_REGION,
-        input: { stateMachineArn: `arn:aws:states:${PACKAGE_REGION}:${BUILDER}:stateMachine:encrypted-ami-pipeline-${PACKAGE_STAGE}`, name: e.name },
+        input: { stateMachineArn: `arn:aws:states:${PACKAGE_REGION}:${BUILDER}:stateMachine:${machine.name}`, name: e.name },
       };
       return { call, requests: REQUESTS['states:StartExecution']?.(call, undefined as never) };
     });
@@ -228,7 +236,16 @@ export async function recordCalls(): Promise<Evaluable[]> {
         aws.executions.set(arn, 'ABORTED');
         aws.executionDetails.set(arn, { stateMachineArn: LOCAL_STATE_MACHINE_ARN, name: 'iam-stopped' });
         aws.histories.set(arn, historyOf(run.executions[0]?.events ?? []));
-        await runDefinition({ execution: { arn } }, handlers, { definition: JANITOR, executionName: 'iam-janitor' });
+        // The janitor's own calls (its Distributed Map's ItemReader and ResultWriter) are made with its machine's role.
+        const janitor = MACHINES.JanitorStateMachine as { name: string; fn: string };
+        const cleaned = await current.run(janitor.fn, () =>
+          runDefinition({ execution: { arn } }, handlers, {
+            definition: JANITOR,
+            executionName: 'iam-janitor',
+            stateMachine: { id: 'JanitorStateMachine', name: janitor.name },
+          }),
+        );
+        out.push(...childStarts(cleaned.executions));
       }
       if (scenario.rekey) {
         aws.addKey(ACCOUNT_A, 'eu-west-1', 'alias/ami-encryption-2');

@@ -53,6 +53,8 @@ type Entry = (call: RecordedCall, world: World) => IamRequest[];
 
 /** `fn` of the calls the state machine makes itself (the Distributed Map's ItemReader and ResultWriter), with its own role. */
 export const STATE_MACHINE_FN = 'pipelineStateMachine';
+/** The same for the janitor's state machine (its cleanup Distributed Map), with the janitor machine's role. */
+export const JANITOR_STATE_MACHINE_FN = 'janitorStateMachine';
 
 const image = (region: string, id: string) => `arn:aws:ec2:${region}::image/${id}`;
 const snapshot = (region: string, id: string) => `arn:aws:ec2:${region}::snapshot/${id}`;

@@ -141,7 +141,7 @@ describe('serverless package', () => {
     expect(statements(role).find((s) => s.Action === 'states:StartExecution')?.Resource).toEqual([{ Ref: 'PipelineStateMachine' }, { Ref: 'JanitorStateMachine' }]);
   });
 
-  it("lets the janitor's machine invoke only its five functions, and its reader only read the pipeline's executions and their targets files", () => {
+  it("lets the janitor's machine invoke only its five functions and run only its own cleanup children, and its function only read the pipeline's executions and the cleanup's results", () => {
     const machine = template.Resources.JanitorStateMachine as Resource;
     const role = template.Resources[(machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]] as Resource;
     const invoke = statements(role).find((s) => s.Action === 'lambda:InvokeFunction');
@@ -149,8 +149,16 @@ describe('serverless package', () => {
     expect(invoked.sort()).toEqual(['CopyEncrypt', 'Janitor', 'ModifyAttributes', 'Notify', 'VerifyLaunch']);
     const reader = template.Resources.JanitorRole as Resource;
     expect(actions(reader).filter((a) => !a.startsWith('logs:')).sort()).toEqual(['s3:GetObject', 'states:DescribeExecution', 'states:GetExecutionHistory']);
-    expect(JSON.stringify(statements(reader).find((s) => s.Action === 's3:GetObject')?.Resource)).toContain('/runs/*/targets.json');
+    expect(JSON.stringify(statements(reader).find((s) => s.Action === 's3:GetObject')?.Resource)).toContain('/runs/*/janitor/*');
     expect(JSON.stringify(statements(reader))).toContain(':execution:encrypted-ami-pipeline-test:*');
+    // The cleanup Distributed Map: children of the janitor's own machine, its targets file in, its results out.
+    const statement = (action: string) => JSON.stringify(statements(role).filter((s) => [s.Action].flat().includes(action)).map((s) => s.Resource));
+    expect(statement('states:StartExecution')).toContain(':stateMachine:encrypted-ami-pipeline-janitor-test');
+    for (const action of ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution']) {
+      expect(statement(action)).toContain(':execution:encrypted-ami-pipeline-janitor-test/Cleanup:*');
+    }
+    expect(statement('s3:PutObject')).toContain('/runs/*/janitor/*');
+    expect(statement('s3:PutObject')).not.toContain('/runs/*/targets.json');
   });
 
   it('gives the functions least privilege: no wildcard services, no kms:* or ec2:*, target access only through the target role', () => {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import aslValidator from 'asl-validator';
 import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { allStates, loadDefinition, runDefinition, type Json, type RunResult } from '../../local/asl';
+import { allStates, deployedDefinition, loadDefinition, runDefinition, type Json, type RunResult } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN, localExecutionArn } from '../../local/executions';
 import { readLedger } from '../../functions/shared/ledger';
 import { FakeAws } from '../../bench/fake-aws';
@@ -16,7 +16,8 @@ import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
 import { pipelineHandlers } from '../../bench/handlers';
 import { historyOf } from '../support/sfn-events';
 
-const janitorDefinition = loadDefinition(new URL('../../statemachine/janitor.asl.yml', import.meta.url));
+const JANITOR_PATH = new URL('../../statemachine/janitor.asl.yml', import.meta.url);
+const janitorDefinition = loadDefinition(JANITOR_PATH);
 let aws: FakeAws;
 let sourceImage: string;
 
@@ -47,8 +48,10 @@ async function stoppedRun(name: string, status: string, error?: { error: string;
   return { arn, run };
 }
 
+/** The janitor as deployed: its children are executions of the janitor state machine. */
+const JANITOR_MACHINE = { id: 'JanitorStateMachine', name: 'encrypted-ami-pipeline-janitor-local' };
 const janitor = (arn: string, name = 'janitor-1') =>
-  runDefinition({ execution: { arn } }, pipelineHandlers(), { definition: janitorDefinition, executionName: name });
+  runDefinition({ execution: { arn } }, pipelineHandlers(), { definition: janitorDefinition, executionName: name, stateMachine: JANITOR_MACHINE });
 
 const live = () => ({
   groups: [...aws.groups.values()].length,
@@ -65,9 +68,10 @@ afterEach(() => aws.restore());
 
 describe('the janitor state machine', () => {
   it('is valid Amazon States Language; every Task has a timeout and retries Lambda errors with jitter', () => {
-    expect(aslValidator(structuredClone(janitorDefinition.definition), { checkArn: false, checkPaths: true }).errors).toEqual([]);
-    const tasks = allStates(janitorDefinition.definition).filter(([, s]) => s.Type === 'Task');
-    expect(tasks.map(([n]) => n).sort()).toEqual(['CleanUpLaunchCheck', 'FindTargetCopy', 'NotifyCompletion', 'ReadStoppedRun', 'UnshareSource']);
+    const deployed = deployedDefinition(JANITOR_PATH);
+    expect(aslValidator(structuredClone(deployed), { checkArn: false, checkPaths: true }).errors).toEqual([]);
+    const tasks = allStates(deployed).filter(([, s]) => s.Type === 'Task');
+    expect(tasks.map(([n]) => n).sort()).toEqual(['CleanUpLaunchCheck', 'FindTargetCopy', 'NotifyCompletion', 'ReadStoppedRun', 'SummarizeCleanup', 'UnshareSource']);
     for (const [name, state] of tasks) {
       expect(state.TimeoutSeconds, name).toBeTypeOf('number');
       const retry = state.Retry as { ErrorEquals: string[]; JitterStrategy?: string }[];
@@ -117,11 +121,13 @@ describe('the janitor state machine', () => {
       sourceShare: { revoked: true, accountIds: [ACCOUNT_A, ACCOUNT_B] },
       error: error ? { name: error.error, message: error.cause } : null,
     });
-    const cleanup = detail.cleanup as { accountId: string; error: unknown; launchCheck: { autoScalingGroupDeleted: boolean }; copy: { deregistered: boolean } }[];
-    expect(cleanup.map((c) => [c.accountId, c.error, c.launchCheck.autoScalingGroupDeleted, c.copy.deregistered])).toEqual([
-      [ACCOUNT_A, null, true, true],
-      [ACCOUNT_B, null, true, false],
-    ]);
+    // The cleanup's summary: counts, and the Map Run's results in S3 (every target's line); nothing failed to list.
+    expect(detail.cleanup).toMatchObject({ targets: 2, cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 2, copiesDeregistered: 1, failed: [] });
+    expect((detail.cleanup as { results: string }).results).toMatch(/^s3:\/\/.+\/runs\/stopped-[a-z-]+\/janitor\/.+\/manifest\.json$/);
+    // One child execution per target, of the janitor's own state machine, under the Map's label.
+    const children = result.executions.filter((e) => e.mapState === 'CleanUpTargets');
+    expect(children.map((c) => c.stateMachine)).toEqual(['JanitorStateMachine', 'JanitorStateMachine']);
+    expect(children.every((c) => c.arn.includes(':execution:encrypted-ami-pipeline-janitor-local/Cleanup:'))).toBe(true);
   });
 
   it('run again for the same execution, removes nothing more and fails nothing', async () => {
@@ -135,9 +141,9 @@ describe('the janitor state machine', () => {
     const mutating = aws.calls.slice(calls).filter((c) => /^(Delete|Terminate|Deregister|Modify)/.test(c.command));
     // The deletes are looked up first or answer "not found": nothing that still existed was touched.
     expect(mutating.filter((c) => c.command !== 'DeleteAutoScalingGroup')).toEqual([]);
-    const detail = JSON.parse(aws.events.at(-1)?.Detail ?? '{}') as { sourceShare: { revoked: boolean; accountIds: string[] }; cleanup: { error: unknown }[] };
+    const detail = JSON.parse(aws.events.at(-1)?.Detail ?? '{}') as { sourceShare: { revoked: boolean; accountIds: string[] }; cleanup: Record<string, unknown> };
     expect(detail.sourceShare).toMatchObject({ revoked: true, accountIds: [] });
-    expect(detail.cleanup.every((c) => c.error === null)).toBe(true);
+    expect(detail.cleanup).toMatchObject({ cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 0, copiesDeregistered: 0 });
   });
 
   it('leaves alone a run that ended FAILED through its own RunFailed (it cleaned up and announced itself)', async () => {

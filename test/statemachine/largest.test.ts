@@ -6,11 +6,13 @@
  * and no launch check, as the issue measured it. Over the in-memory AWS, not moto: 1,000 targets stay quick.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runDefinition, type Json } from '../../local/asl';
+import { loadDefinition, runDefinition, type Json } from '../../local/asl';
+import { LOCAL_STATE_MACHINE_ARN, localExecutionArn } from '../../local/executions';
 import { CAUSE_MAX_CHARS, PAYLOAD_LIMIT_BYTES, payloadBytes } from '../../local/limits';
 import type { Manifest, RunSummary } from '../../local/manifest';
 import { FakeAws } from '../../bench/fake-aws';
 import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
+import { historyOf } from '../support/sfn-events';
 
 const REGIONS = ['eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1', 'eu-north-1', 'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'ap-southeast-2'];
 const ACCOUNTS = Array.from({ length: 100 }, (_, n) => String(600000000000 + n));
@@ -85,5 +87,43 @@ describe('the largest input', () => {
     expect(manifest.results).toHaveLength(1000);
     expect(manifest.results.every((r) => r.status === 'failed' && r.error?.name === 'ImageCopyFailedError')).toBe(true);
     expect(manifest.sourceShare?.revoked).toBe(true);
+  }, 600_000);
+
+  it('cleans up after a stopped 1,000-target run with the janitor, every payload within 262,144 bytes and the event small', async () => {
+    const { input, alias } = largestInput(aws.addSourceImage('eu-west-1'));
+    addKeys(alias);
+    // Stopped as StopExecution stops it, once its Map Run has started: no Catch, no cleanup state, no event.
+    const controller = new AbortController();
+    const stopped = await runDefinition(input, pipelineHandlers(), {
+      executionName: NAME,
+      signal: controller.signal,
+      settleMs: 1_000,
+      onEvent: (e) => {
+        if (e.type === 'StateEntered' && e.state?.name === 'PreflightTarget') controller.abort();
+      },
+    });
+    expect(stopped.aborted).toBe(true);
+    const arn = localExecutionArn(NAME);
+    aws.executions.set(arn, 'ABORTED');
+    aws.executionDetails.set(arn, { stateMachineArn: LOCAL_STATE_MACHINE_ARN, name: NAME });
+    aws.histories.set(arn, historyOf(stopped.executions[0]?.events ?? []));
+    const events = aws.events.length;
+
+    const janitor = await runDefinition({ execution: { arn } }, pipelineHandlers(), {
+      definition: loadDefinition(new URL('../../statemachine/janitor.asl.yml', import.meta.url)),
+      executionName: 'janitor-largest',
+      stateMachine: { id: 'JanitorStateMachine', name: 'encrypted-ami-pipeline-janitor-local' },
+    });
+
+    // The runner fails an execution past a limit: none was passed, by the janitor or any of its 1,000 children.
+    expect(janitor.error).toBeUndefined();
+    expect(janitor.executions.filter((e) => e.mapState === 'CleanUpTargets')).toHaveLength(1000);
+    const largest = Math.max(...janitor.executions.flatMap((e) => e.events.flatMap((ev) => [payloadBytes(ev.state?.input ?? null), payloadBytes(ev.state?.output ?? null)])));
+    expect(largest).toBeLessThanOrEqual(PAYLOAD_LIMIT_BYTES);
+    // The completion event stays far below EventBridge's 256 KB entry: counts, not a line per target.
+    expect(aws.events).toHaveLength(events + 1);
+    const detail = JSON.parse(aws.events.at(-1)?.Detail ?? '{}') as { status: string; cleanup: Record<string, unknown> };
+    expect(detail).toMatchObject({ status: 'ABORTED', cleanup: { targets: 1000, cleanedUp: 1000, notCleanedUp: 0, failed: [] } });
+    expect(payloadBytes(aws.events.at(-1)?.Detail ?? '')).toBeLessThan(32_000);
   }, 600_000);
 });

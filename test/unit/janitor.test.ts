@@ -1,12 +1,13 @@
 /**
  * ReadStoppedRun (functions/janitor.ts): what a pipeline execution that ended without its own cleanup had made, read
  * from Step Functions (DescribeExecution, GetExecutionHistory), for each status the janitor's rule lets through and
- * the cases it must leave alone.
+ * the cases it must leave alone. SummarizeCleanup: the cleanup Map Run's results, counted, the failures listed up to
+ * a bound.
  */
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { readStoppedRun, type JanitorDeps } from '../../functions/janitor';
+import { janitor, MAX_LISTED, readStoppedRun, type CleanupSummary, type JanitorDeps } from '../../functions/janitor';
 import { runFiles } from '../../functions/shared/run-store';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, awsError, item, rejection, source } from '../support/fixtures';
 import { memoryRunStore } from '../support/run-store';
@@ -17,9 +18,7 @@ const ARN = `arn:aws:states:eu-west-1:${BUILDER}:execution:encrypted-ami-pipelin
 const { target, settings } = item();
 const targets = [target, { ...target, accountId: ACCOUNT_B, region: 'us-east-1' }];
 const files = runFiles('runs-bucket', 'run-7');
-/** The runs bucket with the run's targets file, as ResolveSource wrote it. */
 const store = memoryRunStore();
-void store.putJson(files.bucket, files.targetsKey, targets);
 const deps = (): JanitorDeps => ({ sfn: (region) => new SFNClient({ region }), pipelineStateMachineArn: MACHINE, store });
 const plan = {
   executionName: 'run-7',
@@ -73,7 +72,9 @@ describe('readStoppedRun', () => {
       source,
       shareAccountIds: [ACCOUNT_A, ACCOUNT_B],
       settings,
-      targets,
+      // The janitor's Distributed Map reads the targets file; its results go beside the run's.
+      files: { bucket: files.bucket, targetsKey: files.targetsKey, cleanupPrefix: 'runs/run-7/janitor' },
+      targetCount: 2,
       topicArn: plan.notify.topicArn,
     });
     expect(sfnMock).toHaveReceivedCommandWith(GetExecutionHistoryCommand, { executionArn: ARN, includeExecutionData: true });
@@ -88,7 +89,7 @@ describe('readStoppedRun', () => {
 
     const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
 
-    expect(run.targets).toEqual(targets);
+    expect(run.files?.targetsKey).toBe(files.targetsKey);
     expect(sfnMock).toHaveReceivedCommandWith(GetExecutionHistoryCommand, { nextToken: 'page-2' });
   });
 
@@ -116,7 +117,7 @@ describe('readStoppedRun', () => {
 
     const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
 
-    expect(run).toMatchObject({ cleanUp: false, announce: true, source: null, targets: [] });
+    expect(run).toMatchObject({ cleanUp: false, announce: true, source: null, files: null, targetCount: 0 });
   });
 
   it.each(['SUCCEEDED', 'RUNNING', 'PENDING_REDRIVE'])('does nothing for a run that is %s', async (status) => {
@@ -144,5 +145,71 @@ describe('readStoppedRun', () => {
     const error = await rejection(readStoppedRun({ execution: { arn: ARN } }, deps()));
 
     expect(error.name).toBe('AccessDeniedError');
+  });
+});
+
+describe('summarizeCleanup', () => {
+  const MAP_RUN = `arn:aws:states:eu-west-1:${BUILDER}:mapRun:encrypted-ami-pipeline-janitor-prod/Cleanup:1`;
+  const mapRun = { MapRunArn: MAP_RUN, ResultWriterDetails: { Bucket: 'runs-bucket', Key: 'runs/run-7/janitor/1/manifest.json' } };
+  const childInput = (accountId: string, region: string) => JSON.stringify({ item: { executionName: 'run-7', target: { accountId, region } } });
+
+  /** ResultWriter's files for `cleaned` targets that succeeded and `failed` that ended CleanupFailed, plus one child that timed out. */
+  async function written(cleaned: number, failed: number) {
+    const succeeded = Array.from({ length: cleaned }, (_, i) => ({
+      Status: 'SUCCEEDED',
+      Input: childInput(ACCOUNT_A, `r-${i}`),
+      Output: JSON.stringify({ accountId: ACCOUNT_A, region: `r-${i}`, launchCheck: { name: 'ami-pipeline-verify-x', autoScalingGroupDeleted: i === 0, launchTemplateDeleted: i === 0, terminatedInstanceIds: [] }, copy: { deregistered: i < 2 }, error: null }),
+    }));
+    const failing = Array.from({ length: failed }, (_, i) => ({
+      Status: 'FAILED',
+      Input: childInput(ACCOUNT_B, `r-${i}`),
+      Error: 'TargetNotCleanedUp',
+      Cause: JSON.stringify({ accountId: ACCOUNT_B, region: `r-${i}`, error: { name: 'AccessDeniedError', message: 'not authorized' } }),
+    }));
+    const timedOut = { Status: 'TIMED_OUT', Input: childInput(ACCOUNT_B, 'eu-west-3'), Error: 'States.Timeout', Cause: '' };
+    await store.putJson('runs-bucket', 'runs/run-7/janitor/1/SUCCEEDED_0.json', succeeded);
+    await store.putJson('runs-bucket', 'runs/run-7/janitor/1/FAILED_0.json', [...failing, timedOut]);
+    await store.putJson('runs-bucket', mapRun.ResultWriterDetails.Key, {
+      DestinationBucket: 'runs-bucket',
+      MapRunArn: MAP_RUN,
+      ResultFiles: { SUCCEEDED: [{ Key: 'runs/run-7/janitor/1/SUCCEEDED_0.json' }], FAILED: [{ Key: 'runs/run-7/janitor/1/FAILED_0.json' }] },
+    });
+  }
+
+  it('counts what was removed and lists the targets not cleaned up, with the error that stopped each', async () => {
+    await written(3, 1);
+
+    const summary = (await janitor({ action: 'summarize', mapRun }, deps())) as CleanupSummary;
+
+    expect(summary).toEqual({
+      targets: 5,
+      cleanedUp: 3,
+      notCleanedUp: 2,
+      launchChecksRemoved: 1,
+      copiesDeregistered: 2,
+      failed: [
+        { accountId: ACCOUNT_B, region: 'r-0', error: { name: 'AccessDeniedError', message: 'not authorized' } },
+        // A child that timed out has no line of its own: its target comes from its input, its error from Step Functions.
+        { accountId: ACCOUNT_B, region: 'eu-west-3', error: { name: 'States.Timeout', message: '' } },
+      ],
+      mapRunArn: MAP_RUN,
+      results: 's3://runs-bucket/runs/run-7/janitor/1/manifest.json',
+    });
+  });
+
+  it(`lists at most ${MAX_LISTED} targets not cleaned up, whatever their number, and counts them all`, async () => {
+    await written(0, 1_000);
+
+    const summary = (await janitor({ action: 'summarize', mapRun }, deps())) as CleanupSummary;
+
+    expect(summary.notCleanedUp).toBe(1_001);
+    expect(summary.failed).toHaveLength(MAX_LISTED);
+  });
+
+  it('refuses an event without the Map Run, naming the field', async () => {
+    const error = await rejection(janitor({ action: 'summarize' }, deps()));
+
+    expect(error.name).toBe('InvalidInputError');
+    expect(error.message).toContain('mapRun');
   });
 });
