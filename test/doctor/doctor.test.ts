@@ -22,78 +22,60 @@ const run = promisify(execFile);
 const REGION = 'eu-west-1';
 const verdictOf = (report: DoctorReport, scope: string, check: string) => report.checks.find((c) => c.scope === scope && c.check === check);
 
+/** The doctor over the in-memory AWS (bench/fake-aws.ts) with a source image, `arrange`d further; the fake is gone after. */
+async function doctorOverFake(targets: unknown[], arrange: (aws: FakeAws, imageId: string) => void = () => undefined): Promise<DoctorReport> {
+  const aws = new FakeAws();
+  try {
+    const imageId = aws.addSourceImage(REGION);
+    arrange(aws, imageId);
+    return await doctor({ source: { imageId, region: REGION }, targets }, createClientFactory(REGION), { pipelineRegion: REGION, builderAccountId: async () => BUILDER });
+  } finally {
+    aws.restore();
+  }
+}
+
 describe('the doctor over the in-memory AWS', () => {
   it('fails a source whose snapshots are encrypted with the AWS managed key, with the AWS error and the fix', async () => {
-    const aws = new FakeAws();
-    try {
-      const imageId = aws.addSourceImage(REGION);
+    const report = await doctorOverFake([{ accountId: '111111111111', regions: [REGION], kmsKey: 'alias/ami-encryption' }], (aws, imageId) => {
       const managed = aws.addKey(BUILDER, REGION, 'alias/aws/ebs');
       const key = aws.keys.get(managed);
       if (key) key.manager = 'AWS';
       aws.encryptedSnapshots.set(aws.images.get(imageId)?.snapshotId ?? '', managed);
       aws.addKey('111111111111', REGION);
-      const report = await doctor(
-        { source: { imageId, region: REGION }, targets: [{ accountId: '111111111111', regions: [REGION], kmsKey: 'alias/ami-encryption' }] },
-        createClientFactory(REGION),
-        { pipelineRegion: REGION, builderAccountId: async () => BUILDER },
-      );
-      const source = verdictOf(report, 'source', 'source-image');
-      expect(source?.verdict).toBe('fail');
-      expect(source?.message).toContain("can't be shared");
-      expect(source?.message).toContain('customer managed key');
-      expect(report.verdict).toBe('fail');
-      expect(verdictOf(report, `111111111111/${REGION}`, 'kms-key')?.verdict).toBe('pass');
-    } finally {
-      aws.restore();
-    }
+    });
+    const source = verdictOf(report, 'source', 'source-image');
+    expect(source?.verdict).toBe('fail');
+    expect(source?.message).toContain("can't be shared");
+    expect(source?.message).toContain('customer managed key');
+    expect(report.verdict).toBe('fail');
+    expect(verdictOf(report, `111111111111/${REGION}`, 'kms-key')?.verdict).toBe('pass');
   });
 });
 
 describe('the doctor with OU targets', () => {
   it('resolves each OU, reports found, skipped and excluded accounts, and checks every resolved account', async () => {
-    const aws = new FakeAws();
-    try {
-      const imageId = aws.addSourceImage(REGION);
+    const targets = [{ organizationalUnitId: 'ou-ab12-11111111', regions: [REGION], kmsKey: 'alias/ami-encryption', excludeAccountIds: ['333333333333'] }];
+    const report = await doctorOverFake(targets, (aws) => {
       aws.organization.set('ou-ab12-11111111', {
         accounts: [{ Id: '111111111111', State: 'ACTIVE' }, { Id: '222222222222', State: 'SUSPENDED' }, { Id: '333333333333', State: 'ACTIVE' }],
         ous: [],
       });
       aws.addKey('111111111111', REGION);
-      const report = await doctor(
-        {
-          source: { imageId, region: REGION },
-          targets: [{ organizationalUnitId: 'ou-ab12-11111111', regions: [REGION], kmsKey: 'alias/ami-encryption', excludeAccountIds: ['333333333333'] }],
-        },
-        createClientFactory(REGION),
-        { pipelineRegion: REGION, builderAccountId: async () => BUILDER },
-      );
-      const ou = verdictOf(report, 'ou-ab12-11111111', 'organization');
-      expect(ou?.verdict).toBe('pass');
-      expect(ou?.message).toBe('3 account(s) found: 1 targeted (111111111111); skipped, not ACTIVE: 222222222222 (SUSPENDED); excluded: 333333333333');
-      expect(verdictOf(report, `111111111111/${REGION}`, 'kms-key')?.verdict).toBe('pass');
-      expect(report.checks.filter((c) => c.scope.startsWith('222222222222') || c.scope.startsWith('333333333333'))).toEqual([]);
-    } finally {
-      aws.restore();
-    }
+    });
+    const ou = verdictOf(report, 'ou-ab12-11111111', 'organization');
+    expect(ou?.verdict).toBe('pass');
+    expect(ou?.message).toBe('3 account(s) found: 1 targeted (111111111111); skipped, not ACTIVE: 222222222222 (SUSPENDED); excluded: 333333333333');
+    expect(verdictOf(report, `111111111111/${REGION}`, 'kms-key')?.verdict).toBe('pass');
+    expect(report.checks.filter((c) => c.scope.startsWith('222222222222') || c.scope.startsWith('333333333333'))).toEqual([]);
   });
 
   it('fails the organization check with the set-up to fix when Organizations refuses', async () => {
-    const aws = new FakeAws();
-    try {
-      const imageId = aws.addSourceImage(REGION);
-      // No such parent: Organizations answers ParentNotFoundException, which is bad input.
-      const report = await doctor(
-        { source: { imageId, region: REGION }, targets: [{ organizationalUnitId: 'ou-ab12-99999999', regions: [REGION], kmsKey: 'alias/ami-encryption' }] },
-        createClientFactory(REGION),
-        { pipelineRegion: REGION, builderAccountId: async () => BUILDER },
-      );
-      const check = verdictOf(report, 'organization', 'organization');
-      expect(check?.verdict).toBe('fail');
-      expect(check?.message).toContain('ou-ab12-99999999 is not an OU or root of the organization');
-      expect(report.verdict).toBe('fail');
-    } finally {
-      aws.restore();
-    }
+    // No such parent: Organizations answers ParentNotFoundException, which is bad input.
+    const report = await doctorOverFake([{ organizationalUnitId: 'ou-ab12-99999999', regions: [REGION], kmsKey: 'alias/ami-encryption' }]);
+    const check = verdictOf(report, 'organization', 'organization');
+    expect(check?.verdict).toBe('fail');
+    expect(check?.message).toContain('ou-ab12-99999999 is not an OU or root of the organization');
+    expect(report.verdict).toBe('fail');
   });
 });
 

@@ -26,22 +26,24 @@ export const source: NonNullable<RunPlan['source']> = {
   preexistingShares: { launchPermission: [], createVolumePermission: { [SOURCE_SNAPSHOT]: [] } },
 };
 
+/** A run's settings when the input gives none: the defaults the input reference (README.md) lists. */
+export const DEFAULT_SETTINGS: TargetItem['settings'] = {
+  mode: 'distribute',
+  targetRoleName: 'AmiPipelineTarget',
+  externalId: null,
+  verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
+  copy: { name: null, timeoutMinutes: 180, deprecateAfterDays: 365, tags: {} },
+  publish: { parameterName: null, launchTemplates: [], protect: true },
+  retention: { lineage: null, keep: 3, dryRun: false, graceDays: 7, keepIfLaunchedWithinDays: 14 },
+  awaitDeployment: false,
+};
+
 export function item(overrides: Partial<TargetItem['target']> = {}, settings: Partial<TargetItem['settings']> = {}): TargetItem {
   return {
     executionName: 'exec-1',
     source,
     target: { accountId: ACCOUNT_A, organizationalUnitId: null, region: 'eu-west-1', kmsKey: 'alias/ami-encryption', subnetId: null, ...overrides },
-    settings: {
-      mode: 'distribute',
-      targetRoleName: 'AmiPipelineTarget',
-      externalId: null,
-      verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
-      copy: { name: null, timeoutMinutes: 180, deprecateAfterDays: 365, tags: {} },
-      publish: { parameterName: null, launchTemplates: [], protect: true },
-      retention: { lineage: null, keep: 3, dryRun: false, graceDays: 7, keepIfLaunchedWithinDays: 14 },
-      awaitDeployment: false,
-      ...settings,
-    },
+    settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }
 

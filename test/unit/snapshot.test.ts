@@ -14,7 +14,7 @@ import type { InvalidInputError } from '../../functions/shared/errors';
 import { SOURCE_KEY_ACTIONS, sourceKeyPolicyStatements } from '../../functions/shared/key-policy';
 import type { RunPlan } from '../../functions/shared/plan';
 import { resolveSource, type SnapshotDeps } from '../../functions/shared/resolve-source';
-import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, testClients } from '../support/fixtures';
+import { ACCOUNT_A, ACCOUNT_B, BUILDER, DEFAULT_SETTINGS, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, testClients } from '../support/fixtures';
 import { runFiles } from '../../functions/shared/run-store';
 import { memoryRunStore } from '../support/run-store';
 
@@ -159,16 +159,7 @@ describe('resolveSource', () => {
       targetCount: 5,
       maxConcurrency: 0,
       files: runFiles('runs-bucket', 'exec-1'),
-      settings: {
-        mode: 'distribute',
-        targetRoleName: 'AmiPipelineTarget',
-        externalId: null,
-        verify: { mode: 'auto-scaling', instanceType: null, timeoutMinutes: 15 },
-        copy: { name: null, timeoutMinutes: 180, deprecateAfterDays: 365, tags: {} },
-        publish: { parameterName: null, launchTemplates: [], protect: true },
-        retention: { lineage: null, keep: 3, dryRun: false, graceDays: 7, keepIfLaunchedWithinDays: 14 },
-        awaitDeployment: false,
-      },
+      settings: DEFAULT_SETTINGS,
       organization: [],
       notify: { topicArn: null },
     };

@@ -239,31 +239,26 @@ describe('startLaunchCheck', () => {
   });
 });
 
+/** DescribeAutoScalingGroups' answer for the launch check's group of one, its instance in `state`. */
+const launchGroup = (state: LifecycleState, createdTime = new Date('2026-11-29T12:00:00.000Z')) => ({
+  AutoScalingGroups: [
+    {
+      AutoScalingGroupName: NAME,
+      MinSize: 1,
+      MaxSize: 1,
+      DesiredCapacity: 1,
+      DefaultCooldown: 300,
+      AvailabilityZones: ['eu-west-1a'],
+      HealthCheckType: 'EC2',
+      CreatedTime: createdTime,
+      Instances: [{ InstanceId: INSTANCE_ID, LifecycleState: state, AvailabilityZone: 'eu-west-1a', HealthStatus: 'Healthy', ProtectedFromScaleIn: false }],
+    },
+  ],
+});
+
 describe('checkLaunch', () => {
   it('keeps waiting while the group has no instance in service', async () => {
-    asMock.on(DescribeAutoScalingGroupsCommand).resolves({
-      AutoScalingGroups: [
-        {
-          AutoScalingGroupName: NAME,
-          MinSize: 1,
-          MaxSize: 1,
-          DesiredCapacity: 1,
-          DefaultCooldown: 300,
-          AvailabilityZones: ['eu-west-1a'],
-          HealthCheckType: 'EC2',
-          CreatedTime: new Date('2026-11-29T12:00:00.000Z'),
-          Instances: [
-            {
-              InstanceId: INSTANCE_ID,
-              LifecycleState: 'Pending',
-              AvailabilityZone: 'eu-west-1a',
-              HealthStatus: 'Healthy',
-              ProtectedFromScaleIn: false,
-            },
-          ],
-        },
-      ],
-    });
+    asMock.on(DescribeAutoScalingGroupsCommand).resolves(launchGroup('Pending'));
     asMock.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
 
     const result = await checkLaunch(withMode('auto-scaling'), COPY, launchState(), deps());
@@ -343,9 +338,7 @@ describe('checkLaunch', () => {
   it('keeps looking itself, every 5 s for up to a minute, while the instance starts', async () => {
     let now = fixedNow().getTime();
     const slept: number[] = [];
-    const group = (state: LifecycleState) => ({
-      AutoScalingGroups: [{ AutoScalingGroupName: NAME, MinSize: 1, MaxSize: 1, DesiredCapacity: 1, DefaultCooldown: 300, AvailabilityZones: ['eu-west-1a'], HealthCheckType: 'EC2', CreatedTime: new Date(now), Instances: [{ InstanceId: INSTANCE_ID, LifecycleState: state, AvailabilityZone: 'eu-west-1a', HealthStatus: 'Healthy', ProtectedFromScaleIn: false }] }],
-    });
+    const group = (state: LifecycleState) => launchGroup(state, new Date(now));
     asMock.on(DescribeAutoScalingGroupsCommand).resolvesOnce(group('Pending')).resolvesOnce(group('Pending')).resolves(group('InService'));
     asMock.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [runningInstance()] }] });
@@ -381,29 +374,7 @@ describe('checkLaunch', () => {
   });
 
   it('verifies a running instance whose root volume is encrypted with the target key', async () => {
-    asMock.on(DescribeAutoScalingGroupsCommand).resolves({
-      AutoScalingGroups: [
-        {
-          AutoScalingGroupName: NAME,
-          MinSize: 1,
-          MaxSize: 1,
-          DesiredCapacity: 1,
-          DefaultCooldown: 300,
-          AvailabilityZones: ['eu-west-1a'],
-          HealthCheckType: 'EC2',
-          CreatedTime: new Date('2026-11-29T12:00:00.000Z'),
-          Instances: [
-            {
-              InstanceId: INSTANCE_ID,
-              LifecycleState: 'InService',
-              AvailabilityZone: 'eu-west-1a',
-              HealthStatus: 'Healthy',
-              ProtectedFromScaleIn: false,
-            },
-          ],
-        },
-      ],
-    });
+    asMock.on(DescribeAutoScalingGroupsCommand).resolves(launchGroup('InService'));
     ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [runningInstance()] }] });
     ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: VOLUME_ID, Encrypted: true, KmsKeyId: KEY_A_EU }] });
 
