@@ -12,6 +12,7 @@ import { DEFAULT_BACKEND, scriptedBackend, targetPairs, type BackendOptions } fr
 import { unitHash, VirtualClocks, type Clock } from './clock';
 import { definitionsOf, variantDefinition, variantHandlers, type Variant } from './variants';
 import { costOf, type Cost } from './cost';
+import { manifestSchema } from '../functions/shared/manifest-schema';
 
 /** Simulated time one Lambda invocation costs besides its AWS calls (ms). */
 export const LAMBDA_MS = 150;
@@ -59,7 +60,6 @@ export interface ScenarioResult extends Scenario {
   wallMs: number;
 }
 
-type TargetLine = { status?: string; error?: string | { name?: string } | null };
 type RetryRule = { ErrorEquals: string[]; IntervalSeconds?: number; MaxAttempts?: number; BackoffRate?: number; MaxDelaySeconds?: number; JitterStrategy?: string };
 
 /** What the state's Retry would wait before the next attempt (ms), or null when it would not retry. */
@@ -183,12 +183,12 @@ export async function runScenario(scenario: Scenario, backendOptions: Partial<Ba
     }
     transitions += retries;
 
-    // The manifest's full lines (results) name each target's status and error; the summary's lines (targets) too.
-    const manifest = (run.manifest ?? {}) as { status?: string; results?: TargetLine[]; targets?: TargetLine[] };
-    const lines = manifest.results ?? manifest.targets ?? [];
+    // The manifest's lines name each target's status and error.
+    const manifest = run.manifest === undefined ? undefined : manifestSchema.parse(run.manifest);
+    const lines = manifest?.results ?? [];
     const failures: Record<string, number> = {};
     for (const line of lines.filter((l) => l.status !== 'succeeded')) {
-      const name = typeof line.error === 'string' ? line.error : (line.error?.name ?? 'unknown');
+      const name = line.error?.name ?? 'unknown';
       failures[name] = (failures[name] ?? 0) + 1;
     }
     const succeeded = lines.filter((l) => l.status === 'succeeded').length;
@@ -209,7 +209,7 @@ export async function runScenario(scenario: Scenario, backendOptions: Partial<Ba
     const cost = costOf({ transitions, lambdaByFunction, lambdaBusyMsByFunction, s3Requests });
     return {
       ...scenario,
-      status: manifest.status ?? run.error?.name ?? 'unknown',
+      status: manifest?.status ?? run.error?.name ?? 'unknown',
       succeeded,
       failed,
       failures,

@@ -8,6 +8,7 @@ import {
   redriveExecution,
   regionOfArn,
   s3ManifestReader,
+  storedManifest,
   sfnClient,
   sleep,
   startExecution,
@@ -115,7 +116,7 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
   return {
     status: result.status,
     executionName: result.executionName,
-    ...(result.manifest ? { manifest: result.manifest } : {}),
+    ...(result.manifest ? { manifest: storedManifest(result.manifest, `the manifest of the local run ${result.executionName}`) } : {}),
     ...(result.error ? { error: result.error } : {}),
     ...(skipped && !result.manifest ? { skipped: reason ?? 'the source does not carry the opt-in tag' } : {}),
   };

@@ -15,7 +15,8 @@ import {
   type DescribeExecutionCommandOutput,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
-import { isRunSummary, type Manifest, type RunSummary } from '../local/manifest';
+import type * as z from 'zod';
+import { looksLikeRunSummary, manifestSchema, runSummarySchema, schemaIssues, type Manifest, type RunSummary } from '../functions/shared/manifest-schema';
 import { CliError } from './errors';
 import type { StateEvent } from './progress';
 
@@ -237,29 +238,49 @@ export async function outcomeOfExecution(execution: DescribeExecutionCommandOutp
     ...(execution.name ? { executionName: execution.name } : {}),
     ...(execution.executionArn ? { executionArn: execution.executionArn } : {}),
   };
+  const what = `execution ${execution.name ?? execution.executionArn ?? ''}`;
   if (execution.status === 'SUCCEEDED') {
     const output = parseJson(execution.output);
-    if (isRunSummary(output)) return { ...base, manifest: await manifestOf(output, readManifest) };
+    if (looksLikeRunSummary(output)) return { ...base, manifest: await manifestOf(stored(runSummarySchema, output, `the output of ${what}`, SUMMARY_FILE), readManifest) };
     const plan = output as { skipped?: boolean; skipReason?: string } | undefined;
     if (plan?.skipped) return { ...base, skipped: plan.skipReason ?? 'the source was skipped' };
     return { ...base, error: { name: 'UnexpectedOutput', cause: `the execution succeeded without a manifest: ${execution.output ?? '(no output)'}` } };
   }
   if (execution.error === 'RunFailedError') {
     const summary = parseJson(execution.cause);
-    if (isRunSummary(summary)) return { ...base, manifest: await manifestOf(summary, readManifest) };
+    if (looksLikeRunSummary(summary)) return { ...base, manifest: await manifestOf(stored(runSummarySchema, summary, `the RunFailedError cause of ${what}`, SUMMARY_FILE), readManifest) };
   }
   return { ...base, error: { name: execution.error ?? execution.status ?? 'Error', cause: execution.cause ?? `the execution ended ${execution.status}` } };
 }
 
+const SUMMARY_FILE = 'schema/run-summary.schema.json';
+const MANIFEST_FILE = 'schema/manifest.schema.json';
+
+/** A run's summary or manifest read back from AWS, checked against its schema; a mismatch names the field. */
+function stored<S extends z.ZodType>(schema: S, value: unknown, what: string, file: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw new CliError(
+    `${what} does not match ${file}: ${schemaIssues(parsed.error).join('; ')}`,
+    1,
+    'it was written by another version of the pipeline, or edited: use the ami-pipeline of the deployed version, or read the JSON itself',
+  );
+}
+
 /** The manifest the summary points at; the summary alone (without every target's line) when it cannot be read. */
 export async function manifestOf(summary: RunSummary, readManifest: ManifestReader): Promise<Manifest> {
-  if (summary.manifest) {
-    try {
-      const manifest = await readManifest(summary.manifest.bucket, summary.manifest.key);
-      if (isRunSummary(manifest) && Array.isArray((manifest as Manifest).results)) return manifest as Manifest;
-    } catch (error) {
-      process.stderr.write(`could not read the manifest ${summary.manifest.uri}: ${(error as Error).message}\n`);
-    }
+  if (!summary.manifest) return { ...summary, results: [] };
+  let manifest: unknown;
+  try {
+    manifest = await readManifest(summary.manifest.bucket, summary.manifest.key);
+  } catch (error) {
+    process.stderr.write(`could not read the manifest ${summary.manifest.uri}: ${(error as Error).message}\n`);
+    return { ...summary, results: [] };
   }
-  return { ...summary, results: [] };
+  return storedManifest(manifest, `the manifest ${summary.manifest.uri}`);
+}
+
+/** A manifest read back (from S3, or a local run's), checked against schema/manifest.schema.json. */
+export function storedManifest(value: unknown, what: string): Manifest {
+  return stored(manifestSchema, value, what, MANIFEST_FILE);
 }

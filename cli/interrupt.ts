@@ -6,7 +6,8 @@
  * still saying what is left.
  */
 import type { EventLog } from '../local/asl';
-import { MAX_FAILED_LINES, type Manifest, type TargetResult } from '../local/manifest';
+import type { Manifest, TargetResult } from '../functions/shared/manifest-schema';
+import { failedLines, summarySource } from '../functions/shared/manifest';
 import { constants as osConstants } from 'node:os';
 import type { RunPlan, TargetPair } from '../functions/shared/plan';
 import type { RevokeResult } from '../functions/shared/share';
@@ -129,14 +130,11 @@ export function interruptedManifest(
   return {
     status: 'ABORTED',
     executionName,
-    source: plan.source ? { imageId: plan.source.imageId, region: plan.source.region, accountId: plan.source.accountId, name: plan.source.name } : null,
+    source: summarySource(plan.source),
     sourceShare: share ?? { revoked: true, accountIds: [], snapshotIds: [], executions: [], left: [] },
     ...(plan.organization.length > 0 ? { organization: plan.organization } : {}),
     counts: { targets: results.length, succeeded: results.filter((r) => r.status === 'succeeded').length, failed: results.filter((r) => r.status === 'failed').length },
-    failed: results
-      .filter((r) => r.status === 'failed')
-      .slice(0, MAX_FAILED_LINES)
-      .map((r) => ({ accountId: r.accountId, organizationalUnitId: r.organizationalUnitId ?? null, region: r.region, status: 'failed' as const, error: r.error?.name ?? null })),
+    failed: failedLines(results),
     // A stopped run records no manifest in S3: the CLI writes this one where --manifest says.
     manifest: null,
     mapRunArn: null,

@@ -2,7 +2,7 @@
  * Where each (account, region) target of a run is, derived from the states it enters: the same normalized
  * event whether it came from the local runner's event log or from a deployed execution's history.
  */
-import type { Manifest } from '../local/manifest';
+import type { Manifest } from '../functions/shared/manifest-schema';
 
 export type Phase = 'queued' | 'checking' | 'copying' | 'granting' | 'verifying' | 'publishing' | 'done' | 'failed';
 

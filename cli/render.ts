@@ -3,7 +3,7 @@
  * otherwise) and the manifest as a table with a summary line.
  */
 import type { OuExpansion } from '../functions/shared/organization';
-import type { Manifest, TargetResult } from '../local/manifest';
+import type { Manifest, TargetResult } from '../functions/shared/manifest-schema';
 import { formatDuration, type Change, type ProgressTracker, type TargetProgress } from './progress';
 
 export interface Output {

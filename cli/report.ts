@@ -4,7 +4,7 @@
  */
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Manifest } from '../local/manifest';
+import type { Manifest } from '../functions/shared/manifest-schema';
 import { usageError } from './errors';
 import type { Outcome } from './deployed';
 import { manifestTable, type Output } from './render';

@@ -25,6 +25,7 @@ import { parsePayload, resolvedSourceSchema, settingsSchema, type ResolvedSource
 import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
 import { regionOfExecutionArn } from './shared/executions';
 import { STOPPED_STATUSES } from './shared/janitor';
+import { notCleanedUpSchema, type CleanupSummary, type NotCleanedUp } from './shared/manifest-schema';
 
 export const janitorEventSchema = z.object({
   execution: z.object({ arn: z.string().min(1) }),
@@ -188,34 +189,14 @@ export const summarizeEventSchema = z.object({
 });
 export type SummarizeEvent = z.infer<typeof summarizeEventSchema>;
 
-/** One target the cleanup could not finish (CleanupFailed's cause, or Step Functions' error for a child that ended otherwise). */
-export interface NotCleanedUp {
-  accountId: string;
-  region: string;
-  error: { name: string; message: string };
-}
-
-export interface CleanupSummary {
-  /** Targets whose child execution ran (one per target of the stopped run). */
-  targets: number;
-  cleanedUp: number;
-  notCleanedUp: number;
-  /** Launch checks (test group, template or instance) removed, and copies that ended failed deregistered. */
-  launchChecksRemoved: number;
-  copiesDeregistered: number;
-  /** The first MAX_LISTED targets not cleaned up; `ami-pipeline cleanup --input` retries them. */
-  failed: NotCleanedUp[];
-  mapRunArn: string | null;
-  /** ResultWriter's manifest of the cleanup's Map Run: every target's result. */
-  results: string;
-}
+/** One target the cleanup could not finish (CleanupFailed's cause, or Step Functions' error for a child that ended otherwise); the summary's schema is the run summary's. */
+export type { CleanupSummary, NotCleanedUp };
 
 /** A cleaned-up target's output (TargetCleanedUp): CleanUpLaunchCheck's CleanupResult and FindTargetCopy's answer. */
 const cleanedSchema = z.looseObject({
   launchCheck: z.looseObject({ autoScalingGroupDeleted: z.boolean(), launchTemplateDeleted: z.boolean(), terminatedInstanceIds: z.array(z.string()) }),
   copy: z.looseObject({ deregistered: z.boolean().optional() }).nullable(),
 });
-const notCleanedSchema = z.object({ accountId: z.string(), region: z.string(), error: z.object({ name: z.string(), message: z.string() }) });
 
 /** Whether the launch-check cleanup removed anything (a test group, its template or an instance). */
 const removedSomething = (r: z.infer<typeof cleanedSchema>['launchCheck']): boolean =>
@@ -251,7 +232,7 @@ export async function summarizeCleanup(event: SummarizeEvent, deps: Pick<Janitor
 
 /** CleanupFailed's cause is the target's line; a child that timed out or was stopped says only what Step Functions says. */
 function notCleanedUp(child: { Input?: string; Error?: string; Cause?: string; Status?: string }): NotCleanedUp {
-  const line = notCleanedSchema.safeParse(parseJson(child.Cause ?? ''));
+  const line = notCleanedUpSchema.safeParse(parseJson(child.Cause ?? ''));
   if (line.success) return line.data;
   const target = z.looseObject({ item: z.looseObject({ target: z.looseObject({ accountId: z.string(), region: z.string() }) }) }).safeParse(parseJson(child.Input ?? ''));
   return {

@@ -14,33 +14,12 @@ import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, toPipelineError } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
+import { runSummarySchema, type CompletionDetail, type RunSummary } from './shared/manifest-schema';
 import { parsePayload } from './shared/plan';
 
-export const targetLineSchema = z.looseObject({
-  accountId: z.string().nullable(),
-  region: z.string().nullable(),
-  status: z.enum(['succeeded', 'failed']),
-  error: z.string().nullable(),
-});
-
-/** The run's summary (every target's full line is in the manifest in S3). */
-export const manifestSchema = z.looseObject({
-  /** The run's outcome; ABORTED and TIMED_OUT (and FAILED) when the janitor reports a run that ended without its own cleanup. */
-  status: z.enum(['SUCCEEDED', 'PARTIAL', 'FAILED', 'ABORTED', 'TIMED_OUT']),
-  executionName: z.string(),
-  source: z.looseObject({ imageId: z.string(), region: z.string(), accountId: z.string(), name: z.string().optional() }).nullable(),
-  /** Null when the run stopped before the fan-out (a refused input or source, or a failed share). */
-  sourceShare: z.looseObject({ revoked: z.boolean() }).nullable(),
-  /** Null when the run stopped before its targets or its results could not be read. */
-  counts: z.object({ targets: z.number(), succeeded: z.number(), failed: z.number() }).nullable(),
-  /** The first failed targets (functions/shared/manifest.ts MAX_FAILED_LINES). */
-  failed: z.array(targetLineSchema),
-  manifest: z.object({ bucket: z.string(), key: z.string(), uri: z.string() }).nullable(),
-});
-export type NotifyManifest = z.infer<typeof manifestSchema>;
-
 export const notifyEventSchema = z.object({
-  manifest: manifestSchema,
+  /** The run's summary (every target's full line is in the manifest in S3). */
+  manifest: runSummarySchema,
   topicArn: z.string().min(1).nullable(),
 });
 export type NotifyEvent = z.infer<typeof notifyEventSchema>;
@@ -80,11 +59,11 @@ const MAX_FAILURE_LINE_CHARS = 1000;
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
-export function detailType(status: NotifyManifest['status']): string {
+export function detailType(status: RunSummary['status']): string {
   return status === 'SUCCEEDED' ? 'AMI Distribution Completed' : 'AMI Distribution Failed';
 }
 
-function counts(manifest: NotifyManifest) {
+function counts(manifest: RunSummary) {
   return manifest.counts ?? { targets: 0, succeeded: 0, failed: 0 };
 }
 
@@ -99,19 +78,14 @@ interface FittedDetail {
  * The event's detail: the manifest itself, or, past an entry's 256 KB, `truncated: true` with the counts, the source,
  * the source share and only the failed targets (and, if that is still too large, only the counts).
  */
-function fitDetail(manifest: NotifyManifest): FittedDetail {
+function fitDetail(manifest: RunSummary): FittedDetail {
   const room = MAX_ENTRY_BYTES - bytes(EVENT_SOURCE) - bytes(detailType(manifest.status));
   const full = JSON.stringify(manifest);
   const manifestBytes = bytes(full);
   if (manifestBytes <= room) return { detail: full, truncated: false, kept: 'manifest', manifestBytes };
-  const head = { status: manifest.status, executionName: manifest.executionName, truncated: true, counts: counts(manifest), manifest: manifest.manifest };
-  const failedOnly = JSON.stringify({
-    ...head,
-    source: manifest.source,
-    sourceShare: manifest.sourceShare,
-    failed: manifest.failed,
-    manifest: manifest.manifest,
-  });
+  const head: CompletionDetail = { status: manifest.status, executionName: manifest.executionName, truncated: true, counts: counts(manifest), manifest: manifest.manifest };
+  const withFailed: CompletionDetail = { ...head, source: manifest.source, sourceShare: manifest.sourceShare, failed: manifest.failed };
+  const failedOnly = JSON.stringify(withFailed);
   if (bytes(failedOnly) <= room) return { detail: failedOnly, truncated: true, kept: 'failed targets', manifestBytes };
   return { detail: JSON.stringify(head), truncated: true, kept: 'counts', manifestBytes };
 }
@@ -142,17 +116,15 @@ function errorText(error: unknown): string | null {
 }
 
 /** What stays shared on the image, and why (the share ledger's `left`). */
-function leftNote(sourceShare: NotifyManifest['sourceShare']): string {
-  const left = ((sourceShare as { left?: { accountId?: string; resourceId?: string; reason?: string; executionName?: string }[] } | null)?.left ?? []).filter((l) =>
-    l.resourceId?.startsWith('ami-'),
-  );
+function leftNote(sourceShare: RunSummary['sourceShare']): string {
+  const left = (sourceShare?.left ?? []).filter((l) => l.resourceId.startsWith('ami-'));
   if (left.length === 0) return '';
-  const parts = left.slice(0, 10).map((l) => `${l.accountId ?? '?'} (${l.reason === 'shared-by-hand' ? 'shared by hand' : `execution ${l.executionName ?? '?'}`})`);
+  const parts = left.slice(0, 10).map((l) => `${l.accountId} (${l.reason === 'shared-by-hand' ? 'shared by hand' : `execution ${l.executionName ?? '?'}`})`);
   return `; still shared with ${parts.join(', ')}${left.length > 10 ? ` and ${left.length - 10} more` : ''}`;
 }
 
 /** The SNS subject and the multi-line message a person reads. */
-export function summary(manifest: NotifyManifest): { subject: string; message: string } {
+export function summary(manifest: RunSummary): { subject: string; message: string } {
   const c = counts(manifest);
   const { source, sourceShare } = manifest;
   const rawSubject = `AMI distribution ${manifest.status}: ${c.succeeded}/${c.targets} targets (${source?.imageId ?? 'no source'})`;

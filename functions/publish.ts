@@ -33,24 +33,14 @@ import { describeImage, lineageFilters, ownImages, snapshotIdsOf } from './share
 import { copyRefSchema, parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { digest, TAGS, tagList } from './shared/tags';
 import { targetClients, where } from './shared/target';
+import type { PublishResult } from './shared/manifest-schema';
 
 export const publishEventSchema = z.object({ item: targetItemSchema, copy: copyRefSchema });
 export type PublishEvent = z.infer<typeof publishEventSchema>;
 
-export interface LaunchTemplateResult {
-  name: string;
-  version: number;
-  changed: boolean;
-}
+export type LaunchTemplateResult = PublishResult['launchTemplates'][number];
 
-export interface PublishResult {
-  parameterName: string | null;
-  parameterVersion: number | null;
-  lineage: string | null;
-  launchTemplates: LaunchTemplateResult[];
-  /** Deregistration protection: the copy it is on now (null: publish.protect is false), and older copies it left. */
-  protection: { imageId: string | null; withCooldown: boolean; movedFrom: { imageId: string; state: string }[] };
-}
+export type { PublishResult };
 
 export interface PublishDeps {
   clients: ClientFactory;

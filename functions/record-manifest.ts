@@ -15,15 +15,15 @@ import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { parsePayload } from './shared/plan';
 import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
-import type { OuExpansion } from './shared/organization';
-import { buildManifest, type RunSummary } from './shared/manifest';
+import { buildManifest } from './shared/manifest';
+import { ouExpansionSchema, sourceSchema, sourceShareSchema, type RunSummary } from './shared/manifest-schema';
 
 export const recordManifestEventSchema = z.object({
   executionName: z.string().min(1),
-  source: z.looseObject({ imageId: z.string(), region: z.string(), accountId: z.string(), name: z.string().optional() }).nullable(),
-  sourceShare: z.looseObject({ revoked: z.boolean() }),
+  source: sourceSchema.nullable(),
+  sourceShare: sourceShareSchema,
   /** What each organizationalUnitId entry expanded to (ResolveSource's plan); absent or empty without OU entries. */
-  organization: z.array(z.looseObject({ organizationalUnitId: z.string() })).optional(),
+  organization: z.array(ouExpansionSchema).optional(),
   targetCount: z.number().int(),
   files: z.object({ bucket: z.string().min(1), manifestKey: z.string().min(1) }).loose(),
   mapRun: z.object({
@@ -49,7 +49,7 @@ export async function recordManifest(event: RecordManifestEvent, deps: RecordMan
     executionName: event.executionName,
     source: event.source,
     sourceShare: event.sourceShare,
-    organization: (event.organization ?? []) as unknown as OuExpansion[],
+    organization: event.organization ?? [],
     targetCount: event.targetCount,
     mapRunArn,
     location,

@@ -26,13 +26,14 @@ import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, IMAGE_GONE } from './shared/errors';
 import { itemLogContext, lambdaHandler } from './shared/handler';
-import { imagesInUse, launchedRecently, protectionOf, type KeepCheck } from './shared/image-use';
+import { imagesInUse, launchedRecently, protectionOf } from './shared/image-use';
 import { describeImage, lineageFilters, ownImages, snapshotIdsOf, tagOf } from './shared/images';
 import { logger } from './shared/logger';
 import { parsePayload, targetItemSchema, type TargetItem } from './shared/plan';
 import { sweepSnapshots, type SweepResult } from './shared/sweep';
 import { MANAGED_BY, TAGS } from './shared/tags';
 import { targetClients, where } from './shared/target';
+import type { RetentionResult } from './shared/manifest-schema';
 
 export const retentionEventSchema = z.object({
   item: targetItemSchema,
@@ -41,19 +42,7 @@ export const retentionEventSchema = z.object({
 });
 export type RetentionEvent = z.infer<typeof retentionEventSchema>;
 
-export interface RetentionResult {
-  lineage: string | null;
-  keep: number;
-  graceDays: number;
-  dryRun: boolean;
-  skipped: string | null;
-  kept: { imageId: string; check: KeepCheck; reason: string }[];
-  /** Disabled and waiting for the end of their grace period (this run or an earlier one disabled them). */
-  disabled: { imageId: string; retireAfter: string; since: 'this run' | 'earlier' }[];
-  /** Deregistered, with the snapshots deleted with them and those EC2 left (ReturnCode other than success). */
-  retired: { imageId: string; snapshotIds: string[]; snapshotsLeft: { snapshotId: string; code: string }[] }[];
-  swept: SweepResult;
-}
+export type { RetentionResult };
 
 export interface RetentionDeps {
   clients: ClientFactory;

@@ -30,7 +30,7 @@ import {
 } from './limits';
 import { localExecutionArn } from './executions';
 import { installIntrinsicFix } from './intrinsics';
-import { isRunSummary } from './manifest';
+import { looksLikeRunSummary, type RunSummary } from '../functions/shared/manifest-schema';
 import {
   keepExecution,
   REDRIVE_HISTORY_EVENTS_MAX,
@@ -230,14 +230,18 @@ export function asLambda(handler: TaskHandler, resource = 'lambda'): (input: Jso
  * for it), whether the run succeeded or failed; then the manifest it points at, from the runs bucket, as the CLI reads it.
  */
 async function manifestFrom(parent: ExecutionRecord): Promise<{ summary?: Json; manifest?: Json }> {
-  const exited = parent.events.filter((e) => e.type === 'StateExited' && isRunSummary((e.state?.output as { manifest?: unknown } | undefined)?.manifest));
+  const exited = parent.events.filter((e) => e.type === 'StateExited' && looksLikeRunSummary((e.state?.output as { manifest?: unknown } | undefined)?.manifest));
   const summary = (exited[exited.length - 1]?.state?.output as { manifest?: Json } | undefined)?.manifest;
-  if (!isRunSummary(summary) || !summary.manifest) return summary === undefined ? {} : { summary, manifest: summary };
+  if (summary === undefined) return {};
+  // Without a manifest in S3 (the run stopped before its targets), the manifest is the summary with no target line.
+  const alone = { ...(summary as object), results: [] } as Json;
+  const location = (summary as unknown as RunSummary).manifest;
+  if (!location) return { summary, manifest: alone };
   try {
-    const out = await new S3Client({ region: process.env.AWS_REGION ?? LOCAL_REGION }).send(new GetObjectCommand({ Bucket: summary.manifest.bucket, Key: summary.manifest.key }));
+    const out = await new S3Client({ region: process.env.AWS_REGION ?? LOCAL_REGION }).send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
     return { summary, manifest: JSON.parse((await out.Body?.transformToString('utf-8')) ?? 'null') as Json };
   } catch {
-    return { summary, manifest: summary as unknown as Json };
+    return { summary, manifest: alone };
   }
 }
 

@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Manifest } from './manifest';
+import type { Manifest } from '../functions/shared/manifest-schema';
 import { startMoto, type Moto } from './moto';
 import { seed } from './seed';
 

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { buildBundles, temporaryBundleDir, type Bundle, type TemporaryDir } from './bundle';
 import { runDefinition, type EventLog, type ExecutionRecord, type Json, type TaskHandler } from './asl';
 import { localStepFunctionsEndpoint, recordEnd, recordStart } from './executions';
-import type { Manifest } from './manifest';
+import type { Manifest } from '../functions/shared/manifest-schema';
 
 export interface LocalRunOptions {
   /** AWS-compatible endpoint for every service; default: the SDK's own settings (AWS_ENDPOINT_URL, ...). */

@@ -7,18 +7,12 @@
 import { DeregisterImageCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import type { ClientFactory } from './client-factory';
 import { aws, PipelineError } from './errors';
-import { cleanUpLaunchCheck, type CleanupResult, type LaunchCheckTarget } from './launch-check';
+import { cleanUpLaunchCheck, type LaunchCheckTarget } from './launch-check';
 import { TAGS } from './tags';
 import { targetClients } from './target';
+import type { TargetCleanup } from './manifest-schema';
 
-export interface TargetCleanup {
-  accountId: string;
-  region: string;
-  launchCheck: CleanupResult | null;
-  /** Copies of this execution that had ended `failed`, now deregistered. */
-  deregistered: string[];
-  error: { name: string; message: string } | null;
-}
+export type { TargetCleanup };
 
 export function errorOf(error: unknown): { name: string; message: string } {
   if (error instanceof Error) return { name: error.name, message: error.message };

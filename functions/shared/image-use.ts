@@ -9,15 +9,9 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { aws, PARAMETER_ABSENT } from './errors';
 import { tagOf } from './images';
 import { TAGS } from './tags';
+import type { KeepCheck } from './manifest-schema';
 
-export type KeepCheck =
-  | 'new-copy'
-  | 'newest'
-  | 'parameter'
-  | 'image-references'
-  | 'launch-template-default'
-  | 'deregistration-protection'
-  | 'last-launched';
+export type { KeepCheck };
 
 export interface KeepReason {
   check: KeepCheck;

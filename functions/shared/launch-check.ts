@@ -11,18 +11,15 @@ import { logger } from './logger';
 import type { TargetItem } from './plan';
 import { launchCheckName, TAGS } from './tags';
 import { targetClients, where } from './target';
+import type { LaunchCheckCleanup } from './manifest-schema';
 
 export type LaunchCheckTarget = Pick<TargetItem, 'executionName' | 'target' | 'settings'>;
 
 /** EC2's answers for a launch template that is not there. */
 const TEMPLATE_ABSENT: readonly CodePattern[] = ['InvalidLaunchTemplateName.*', 'InvalidLaunchTemplateId.*'];
 
-export interface CleanupResult {
-  name: string;
-  autoScalingGroupDeleted: boolean;
-  launchTemplateDeleted: boolean;
-  terminatedInstanceIds: string[];
-}
+/** What the launch check's cleanup removed (its schema is the manifest's). */
+export type CleanupResult = LaunchCheckCleanup;
 
 export async function cleanUpLaunchCheck(item: LaunchCheckTarget, deps: { clients: ClientFactory }): Promise<CleanupResult> {
   const name = launchCheckName(item.executionName, item.target.accountId, item.target.region);

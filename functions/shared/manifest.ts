@@ -4,78 +4,7 @@
  * RecordManifest turns those entries into the manifest kept in S3 and the summary the execution returns.
  */
 import * as z from 'zod';
-import type { OuExpansion } from './organization';
-
-/** A target's full line in the manifest. */
-export interface TargetResult {
-  accountId: string;
-  /** The organizationalUnitId entry that reached this account; null for an explicit accountId entry. */
-  organizationalUnitId?: string | null;
-  region: string;
-  status: 'succeeded' | 'failed';
-  imageId: string | null;
-  kmsKeyArn: string | null;
-  grantId: string | null;
-  launchCheck: { mode: string; instanceId: string | null; state: string } | null;
-  cleanup?: unknown;
-  /** PublishImage's result, on succeeded targets. */
-  publish?: { parameterName: string | null; parameterVersion: number | null; lineage: string | null; launchTemplates: { name: string; version: number; changed: boolean }[] };
-  /** ApplyRetention's result (or its recorded failure), on succeeded targets. */
-  retention?: unknown;
-  error: { name: string; message: string } | null;
-  /** The target's child execution. */
-  executionArn?: string | null;
-}
-
-/** One target as the run's summary lists it (failed ones only; the full line is in the manifest). */
-export interface TargetLine {
-  accountId: string | null;
-  organizationalUnitId?: string | null;
-  region: string | null;
-  status: 'succeeded' | 'failed';
-  /** The error's name on a failed target. */
-  error: string | null;
-}
-
-export interface ManifestLocation {
-  bucket: string;
-  key: string;
-  uri: string;
-}
-
-/** The run's execution output (or the cause of RunFailedError): its size does not grow with the number of targets. */
-export interface RunSummary {
-  /** ABORTED: a local run interrupted (Ctrl-C); the CLI's own cleanup is in each result's `cleanup`. */
-  status: 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'ABORTED';
-  executionName: string;
-  source: { imageId: string; region: string; accountId: string; name?: string } | null;
-  sourceShare: {
-    revoked: boolean;
-    accountIds?: string[];
-    snapshotIds?: string[];
-    /** Ended executions whose shares this run revoked too (the share ledger). */
-    executions?: string[];
-    /** Permissions that stay on the source, and why (functions/shared/share.ts LeftShare). */
-    left?: { accountId: string; resourceId: string; reason: string; executionName?: string; executionStatus?: string }[];
-    error?: unknown;
-    /** In the summary: some lists were cut to MAX_SHARE_ENTRIES (the manifest has them all). */
-    trimmed?: boolean;
-  } | null;
-  /** What each organizationalUnitId entry expanded to (functions/shared/organization.ts OuExpansion). */
-  organization?: OuExpansion[];
-  counts: { targets: number; succeeded: number; failed: number };
-  /** The first MAX_FAILED_LINES failed targets. */
-  failed: TargetLine[];
-  /** Where the full manifest is (null when the run stopped before its targets). */
-  manifest: ManifestLocation | null;
-  mapRunArn: string | null;
-  error?: { name: string; message: string };
-}
-
-/** The manifest in S3: the summary's fields with every target's full line. */
-export interface Manifest extends RunSummary {
-  results: TargetResult[];
-}
+import type { Manifest, ManifestLocation, OuExpansion, RunSummary, TargetLine, TargetResult } from './manifest-schema';
 
 /** Failed targets the summary names; the rest are counted, and listed in the manifest. */
 export const MAX_FAILED_LINES = 50;
@@ -175,6 +104,19 @@ export interface ManifestParts {
   children: ChildExecutionResult[];
 }
 
+/** The source as the summary names it: its image, region, account and name (not its snapshots). */
+export function summarySource(source: { imageId: string; region: string; accountId: string; name?: string | undefined } | null): RunSummary['source'] {
+  return source ? { imageId: source.imageId, region: source.region, accountId: source.accountId, ...(source.name ? { name: source.name } : {}) } : null;
+}
+
+/** The summary's lines: the first MAX_FAILED_LINES failed targets, each with its error's name. */
+export function failedLines(results: readonly TargetResult[]): TargetLine[] {
+  return results
+    .filter((r) => r.status === 'failed')
+    .slice(0, MAX_FAILED_LINES)
+    .map((r) => ({ accountId: r.accountId, organizationalUnitId: r.organizationalUnitId ?? null, region: r.region, status: 'failed' as const, error: r.error?.name ?? null }));
+}
+
 /** The manifest (every target) and the summary (counts and the first failed targets). */
 export function buildManifest(parts: ManifestParts): { manifest: Manifest; summary: RunSummary } {
   const results = parts.children.map(targetResult).sort((a, b) => a.accountId.localeCompare(b.accountId) || a.region.localeCompare(b.region));
@@ -182,26 +124,16 @@ export function buildManifest(parts: ManifestParts): { manifest: Manifest; summa
   // Items the Map Run never reported (it failed, or was stopped) count as failed.
   const failed = Math.max(parts.targetCount, results.length) - succeeded;
   const status: RunSummary['status'] = failed === 0 ? 'SUCCEEDED' : succeeded > 0 ? 'PARTIAL' : 'FAILED';
-  const source = parts.source ? { imageId: parts.source.imageId, region: parts.source.region, accountId: parts.source.accountId, ...(parts.source.name ? { name: parts.source.name } : {}) } : null;
   const summary: RunSummary = {
     status,
     executionName: parts.executionName,
-    source,
+    source: summarySource(parts.source),
     sourceShare: summaryShare(parts.sourceShare),
     ...(parts.organization && parts.organization.length > 0 ? { organization: parts.organization } : {}),
     counts: { targets: Math.max(parts.targetCount, results.length), succeeded, failed },
-    failed: results
-      .filter((r) => r.status === 'failed')
-      .slice(0, MAX_FAILED_LINES)
-      .map((r) => ({ accountId: r.accountId, organizationalUnitId: r.organizationalUnitId ?? null, region: r.region, status: 'failed' as const, error: r.error?.name ?? null })),
+    failed: failedLines(results),
     manifest: parts.location,
     mapRunArn: parts.mapRunArn,
   };
   return { manifest: { ...summary, sourceShare: parts.sourceShare, results }, summary };
-}
-
-/** Is this a run's summary (execution output or RunFailedError cause)? */
-export function isRunSummary(value: unknown): value is RunSummary {
-  const v = value as Partial<RunSummary> | null;
-  return typeof v === 'object' && v !== null && typeof v.status === 'string' && typeof v.counts === 'object' && Array.isArray(v.failed);
 }

@@ -21,6 +21,7 @@ import {
   toPipelineError,
 } from './errors';
 import type { PipelineInput, Target } from './input';
+import type { OuExpansion } from './manifest-schema';
 
 /** A target entry for one account, as the run plans it: the OU it came from, or null for an explicit entry. */
 export type ResolvedTarget = Omit<Target, 'accountId' | 'organizationalUnitId' | 'excludeAccountIds'> & {
@@ -28,21 +29,8 @@ export type ResolvedTarget = Omit<Target, 'accountId' | 'organizationalUnitId' |
   organizationalUnitId: string | null;
 };
 
-/** What one OU entry expanded to, for the run's output. */
-export interface OuExpansion {
-  organizationalUnitId: string;
-  /** Every account found under the OU and its children. */
-  found: number;
-  /** The accounts this entry targets. */
-  targeted: string[];
-  /** Accounts not ACTIVE, with their state: listed, not targeted, not failed. */
-  skipped: { accountId: string; state: string }[];
-  excluded: string[];
-  /** Accounts an explicit accountId entry (or an earlier OU entry with the same settings) already targets. */
-  coveredElsewhere: string[];
-  /** How many more accounts each list had past MAX_LISTED (left out so the run's payloads stay small); absent when none. */
-  notListed?: { skipped: number; excluded: number; coveredElsewhere: number };
-}
+/** What one OU entry expanded to, for the run's output (its schema is the manifest's). */
+export type { OuExpansion };
 
 /**
  * Accounts listed per category (skipped, excluded, covered elsewhere) in the run's output; the rest are counted.

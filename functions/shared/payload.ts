@@ -8,7 +8,8 @@
 import { LAMBDA_SERVICE_ERROR_NAMES, RETRYABLE_ERROR_NAMES, STATE_MACHINE_ERROR_NAMES, TERMINAL_ERROR_NAMES } from './errors';
 import type { PipelineInput } from './input';
 import { MAX_USER_TAGS } from './tags';
-import { MAX_FAILED_LINES, summaryShare, type RunSummary } from './manifest';
+import { MAX_FAILED_LINES, summaryShare, summarySource } from './manifest';
+import type { RunSummary } from './manifest-schema';
 import { settingsOf, targetPairs, type ResolvedSource, type RunPlan, type Settings, type TargetPair } from './plan';
 import { runFiles } from './run-store';
 
@@ -173,7 +174,7 @@ export const SHAPES = {
     return {
       status: 'PARTIAL',
       executionName: plan.executionName,
-      source: plan.source ? { imageId: plan.source.imageId, region: plan.source.region, accountId: plan.source.accountId, name: plan.source.name } : null,
+      source: summarySource(plan.source),
       sourceShare: summaryShare(worstShare(plan)),
       counts: { targets: plan.targetCount, succeeded: plan.targetCount, failed: plan.targetCount },
       failed,

@@ -19,6 +19,7 @@ import {
   writeEntry,
   type LedgerEntry,
 } from './ledger';
+import type { LeftShare } from './manifest-schema';
 
 export interface SourceRef {
   imageId: string;
@@ -39,17 +40,8 @@ export interface ShareResult {
   handShared: string[];
 }
 
-/** Why a permission stays on the source. */
-export interface LeftShare {
-  accountId: string;
-  /** The image or snapshot ID. */
-  resourceId: string;
-  reason: 'shared-by-hand' | 'execution-running' | 'execution-unknown';
-  /** The execution that still claims it (execution-running, execution-unknown). */
-  executionName?: string;
-  /** Step Functions' status of that execution, or why it is not known. */
-  executionStatus?: string;
-}
+/** Why a permission stays on the source (its schema is the manifest's). */
+export type { LeftShare };
 
 export interface RevokeResult {
   /** True when no permission of this execution or of an ended one remains. */

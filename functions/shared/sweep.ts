@@ -8,11 +8,9 @@
 import { DeleteSnapshotCommand, EC2Client, paginateDescribeImages, paginateDescribeSnapshots } from '@aws-sdk/client-ec2';
 import { aws, SNAPSHOT_GONE } from './errors';
 import { MANAGED_BY, TAGS } from './tags';
+import type { SweepResult } from './manifest-schema';
 
-export interface SweepResult {
-  deleted: string[];
-  left: { snapshotId: string; reason: string }[];
-}
+export type { SweepResult };
 
 /** EC2 takes at most 200 values in one filter. */
 const FILTER_VALUES_MAX = 200;

@@ -1,6 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../local/manifest';
+import type { Manifest } from '../../functions/shared/manifest-schema';
 import { LAUNCH_FAILURE, runCli, STUB_INPUT, stubManifest, stubScript, tempDir, writeJson } from '../support/cli';
 import { startSfnStub, STUB_CHILD_ARN, STUB_MAP_RUN_ARN, STUB_STACK, type SfnStub } from '../support/sfn-stub';
 

@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../local/manifest';
+import { manifestSchema } from '../../functions/shared/manifest-schema';
+import { conforms } from '../support/run-output';
 import { seed } from '../../local/seed';
 import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 import { runCli, tempDir, writeJson } from '../support/cli';
@@ -29,7 +30,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline run --local against moto', () => 
     );
 
     expect(result.code, result.stderr).toBe(0);
-    const manifest = JSON.parse(result.stdout) as Manifest;
+    const manifest = conforms(manifestSchema, JSON.parse(result.stdout), 'the manifest the CLI wrote');
     expect(manifest).toMatchObject({ status: 'SUCCEEDED', sourceShare: { revoked: true } });
     expect(manifest.results.map((r) => [r.accountId, r.region, r.status, r.launchCheck?.state])).toEqual(
       targets.map((t) => [t.accountId, t.regions[0], 'succeeded', 'verified']),

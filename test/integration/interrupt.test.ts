@@ -10,7 +10,8 @@ import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeImageAttributeCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor } from '../../functions/shared/clients';
-import type { Manifest } from '../../local/manifest';
+import { manifestSchema } from '../../functions/shared/manifest-schema';
+import { conforms } from '../support/run-output';
 import { seed } from '../../local/seed';
 import { BIN, cliEnv, ROOT, runCli, tempDir, writeJson } from '../support/cli';
 import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
@@ -100,7 +101,7 @@ describe.skipIf(!MOTO_AVAILABLE)('a local run stopped, killed or cut off', () =>
     expect(result.stderr).toContain('interrupted: removed the launch checks of 2 target(s)');
     expect(result.stderr).toContain('source share: revoked from 2 account(s)');
     expect(result.stderr).toContain('nothing of this run is left running or shared');
-    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
+    const manifest = conforms(manifestSchema, JSON.parse(readFileSync(manifestFile, 'utf8')), 'the manifest the CLI wrote');
     expect(manifest).toMatchObject({ status: 'ABORTED', sourceShare: { revoked: true } });
     // What each target had made before the stop is kept.
     expect(manifest.results.every((r) => r.imageId?.startsWith('ami-') && r.kmsKeyArn?.startsWith('arn:aws:kms:') && r.grantId)).toBe(true);

@@ -48,7 +48,7 @@ import { parameterNameFor } from '../../functions/publish';
 import { createClientFactory, sessionNameFor, type Clients } from '../../functions/shared/clients';
 import { awsCode } from '../../functions/shared/errors';
 import { MANAGED_BY, TAGS } from '../../functions/shared/tags';
-import type { TargetResult } from '../../local/manifest';
+import type { TargetResult } from '../../functions/shared/manifest-schema';
 import { MOTO_BUILDER_ACCOUNT } from '../../local/moto';
 import { ensureRunsBucket, runLocal, type LocalRunResult } from '../../local/runner';
 import { seed } from '../../local/seed';

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../local/manifest';
+import { manifestSchema } from '../../functions/shared/manifest-schema';
+import { conforms } from '../support/run-output';
 import { seed } from '../../local/seed';
 import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
 
@@ -60,7 +61,7 @@ describe.skipIf(!ready)('the local runner on Node 22', () => {
     });
     expect(result.stderr).not.toContain('withResolvers');
     expect(result.code).toBe(0);
-    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+    const manifest = conforms(manifestSchema, JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), 'the manifest the CLI wrote');
     expect(manifest.status).toBe('SUCCEEDED');
     expect(manifest.results.map((r) => r.accountId)).toEqual([accountId]);
   }, 180_000);

@@ -15,7 +15,8 @@ import { ListGrantsCommand } from '@aws-sdk/client-kms';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
 import { createClientFactory, sessionNameFor, type Clients } from '../../functions/shared/clients';
-import type { Manifest } from '../../local/manifest';
+import { manifestSchema } from '../../functions/shared/manifest-schema';
+import { conforms } from '../support/run-output';
 import { runLocal } from '../../local/runner';
 import { seed } from '../../local/seed';
 import { MOTO_AVAILABLE, motoSuite, uniqueAccount } from '../support/moto';
@@ -65,7 +66,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline rekey against moto', () => {
     const result = await cli(['rekey', '--input', join(dir, 'rekey.json'), '--local', '--endpoint-url', suite.moto.endpoint, '--region', REGION, '--output', 'json', '--manifest', join(dir, 'manifest.json')]);
     expect(result.stderr).toContain('publishing');
     expect(result.code).toBe(0);
-    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+    const manifest = conforms(manifestSchema, JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), 'the manifest the CLI wrote');
     expect(manifest.status).toBe('SUCCEEDED');
 
     for (const accountId of accounts) {
@@ -89,7 +90,7 @@ describe.skipIf(!MOTO_AVAILABLE)('ami-pipeline rekey against moto', () => {
     // Running it again makes nothing new.
     const again = await cli(['rekey', '--input', join(dir, 'rekey.json'), '--local', '--endpoint-url', suite.moto.endpoint, '--region', REGION, '--manifest', join(dir, 'again.json')]);
     expect(again.code).toBe(0);
-    const repeat = JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8')) as Manifest;
+    const repeat = conforms(manifestSchema, JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8')), 'the manifest the CLI wrote');
     expect(repeat.results.map((r) => r.imageId).sort()).toEqual(manifest.results.map((r) => r.imageId).sort());
   }, 240_000);
 });

@@ -23,6 +23,7 @@ import { ACCOUNT_A } from '../support/fixtures';
 import { loadDefinition, runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
 import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
 import { pipelineHandlers } from '../../bench/handlers';
+import { checkEventsAndRestore, manifestOf } from '../support/run-output';
 
 /** History events AWS would write for one execution (Wait states counted as Waits, not as the virtual clock's Tasks). */
 const shape = historyShape(loadDefinition());
@@ -63,15 +64,15 @@ beforeEach(() => {
     verify: { timeoutMinutes: 15 },
   };
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 describe('the wait loops', () => {
   it('give up on a copy after copy.timeoutMinutes within the polls and events the budget assumes', async () => {
     aws.copyPolls = Number.MAX_SAFE_INTEGER;
     const run = await runOnVirtualClock(input);
-    const [result] = (run.manifest as { results: { error: { name: string; message: string } }[] }).results;
-    expect(result?.error.name).toBe('ImageCopyTimeoutError');
-    expect(result?.error.message).toContain('copy.timeoutMinutes');
+    const [result] = manifestOf(run).results;
+    expect(result?.error?.name).toBe('ImageCopyTimeoutError');
+    expect(result?.error?.message).toContain('copy.timeoutMinutes');
     const polls = count(run.events, 'GetImageState');
     expect(polls).toBeGreaterThan(3);
     expect(polls).toBeLessThanOrEqual(copyPollsWithin(60 * 60));
@@ -83,8 +84,8 @@ describe('the wait loops', () => {
   it('give up on a launch after verify.timeoutMinutes, clean up, and stay within the budget', async () => {
     aws.stuckLaunches.add(`${ACCOUNT_A}/eu-west-1`);
     const run = await runOnVirtualClock(input);
-    const [result] = (run.manifest as { results: { error: { name: string } }[] }).results;
-    expect(result?.error.name).toBe('LaunchCheckTimeoutError');
+    const [result] = manifestOf(run).results;
+    expect(result?.error?.name).toBe('LaunchCheckTimeoutError');
     const polls = count(run.events, 'GetLaunchState');
     expect(polls).toBeGreaterThan(2);
     expect(polls).toBeLessThanOrEqual(launchPollsWithin(15 * 60));

@@ -8,9 +8,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { historyBudget } from '../../functions/shared/budget';
 import { loadDefinition, runDefinition, type EventLog, type Json, type TaskHandler } from '../../local/asl';
 import { awsHistoryEvents as historyEvents, historyShape } from '../../local/history';
-import type { Manifest, RunSummary } from '../../local/manifest';
 import { FakeAws } from '../../bench/fake-aws';
 import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
+import { checkEventsAndRestore, manifestOf, summaryOf } from '../support/run-output';
 
 /** History events AWS would write for one execution. */
 const shape = historyShape(loadDefinition());
@@ -29,7 +29,7 @@ beforeEach(() => {
     targets: ACCOUNTS.map((accountId) => ({ accountId, regions: REGIONS, kmsKey: 'alias/ami-encryption' })),
   };
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 const s3Json = (key: string): unknown => JSON.parse(aws.objects.get(`${RUNS_BUCKET}/${key}`) ?? 'null') as unknown;
 
@@ -62,7 +62,7 @@ describe('a run of 120 targets', () => {
     const run = await runDefinition(input, handlers, { executionName: 'fanout' });
 
     expect(run.error).toBeUndefined();
-    const manifest = run.manifest as unknown as Manifest;
+    const manifest = manifestOf(run);
     expect(manifest.status).toBe('SUCCEEDED');
     expect(manifest.results).toHaveLength(120);
     expect(manifest.results.every((r) => r.status === 'succeeded' && r.launchCheck?.state === 'verified')).toBe(true);
@@ -80,7 +80,7 @@ describe('a run of 120 targets', () => {
     expect(more(most())).toBe(true);
 
     // The run's output stays small: counts and where the manifest is.
-    const summary = run.output as unknown as RunSummary;
+    const summary = summaryOf(run);
     expect(summary).toMatchObject({
       status: 'SUCCEEDED',
       counts: { targets: 120, succeeded: 120, failed: 0 },
@@ -106,10 +106,10 @@ describe('a run of 120 targets', () => {
     const run = await runDefinition(input, pipelineHandlers(), { executionName: 'fanout-broken' });
 
     expect(run.error?.name).toBe('RunFailedError');
-    const summary = JSON.parse(run.error?.cause ?? '{}') as RunSummary;
+    const summary = summaryOf(run);
     expect(summary).toMatchObject({ status: 'PARTIAL', counts: { targets: 120, succeeded: 119, failed: 1 } });
     expect(summary.failed).toEqual([{ accountId: broken, organizationalUnitId: null, region: 'eu-west-1', status: 'failed', error: 'LaunchFailedError' }]);
-    const manifest = run.manifest as unknown as Manifest;
+    const manifest = manifestOf(run);
     expect(manifest.sourceShare?.revoked).toBe(true);
     expect(manifest.results.filter((r) => r.status === 'failed')).toEqual([
       expect.objectContaining({ accountId: broken, region: 'eu-west-1', error: expect.objectContaining({ name: 'LaunchFailedError' }) }),
@@ -136,7 +136,7 @@ describe('a run of 120 targets', () => {
     const run = await runDefinition({ ...input, maxConcurrency: 7 }, handlers, { executionName: 'fanout-seven' });
 
     expect(run.error).toBeUndefined();
-    expect((run.output as unknown as RunSummary).counts).toEqual({ targets: 120, succeeded: 120, failed: 0 });
+    expect(summaryOf(run).counts).toEqual({ targets: 120, succeeded: 120, failed: 0 });
     expect(most()).toBeLessThanOrEqual(7);
     expect(most()).toBeGreaterThan(1);
   }, 90_000);

@@ -15,6 +15,7 @@ import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
 import { pipelineHandlers } from '../../bench/handlers';
 import { historyOf } from '../support/sfn-events';
+import { checkEventsAndRestore, eventSummaries } from '../support/run-output';
 
 const JANITOR_PATH = new URL('../../statemachine/janitor.asl.yml', import.meta.url);
 const janitorDefinition = loadDefinition(JANITOR_PATH);
@@ -64,7 +65,7 @@ beforeEach(() => {
   sourceImage = aws.addSourceImage('eu-west-1');
   for (const account of [ACCOUNT_A, ACCOUNT_B]) aws.addKey(account, 'eu-west-1');
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 describe('the janitor state machine', () => {
   it('is valid Amazon States Language; every Task has a timeout and retries Lambda errors with jitter', () => {
@@ -113,7 +114,7 @@ describe('the janitor state machine', () => {
     expect(readLedger(aws.images.get(sourceImage)?.tags ?? [])).toEqual([]);
     expect(aws.events).toHaveLength(1);
     expect(aws.events[0]?.DetailType).toBe('AMI Distribution Failed');
-    const detail = JSON.parse(aws.events[0]?.Detail ?? '{}') as Record<string, unknown>;
+    const [detail] = eventSummaries(aws.events);
     expect(detail).toMatchObject({
       status,
       executionName: arn.split(':').at(-1),
@@ -122,8 +123,8 @@ describe('the janitor state machine', () => {
       error: error ? { name: error.error, message: error.cause } : null,
     });
     // The cleanup's summary: counts, and the Map Run's results in S3 (every target's line); nothing failed to list.
-    expect(detail.cleanup).toMatchObject({ targets: 2, cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 2, copiesDeregistered: 1, failed: [] });
-    expect((detail.cleanup as { results: string }).results).toMatch(/^s3:\/\/.+\/runs\/stopped-[a-z-]+\/janitor\/.+\/manifest\.json$/);
+    expect(detail?.cleanup).toMatchObject({ targets: 2, cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 2, copiesDeregistered: 1, failed: [] });
+    expect(detail?.cleanup && 'results' in detail.cleanup ? detail.cleanup.results : null).toMatch(/^s3:\/\/.+\/runs\/stopped-[a-z-]+\/janitor\/.+\/manifest\.json$/);
     // One child execution per target, of the janitor's own state machine, under the Map's label.
     const children = result.executions.filter((e) => e.mapState === 'CleanUpTargets');
     expect(children.map((c) => c.stateMachine)).toEqual(['JanitorStateMachine', 'JanitorStateMachine']);
@@ -141,9 +142,9 @@ describe('the janitor state machine', () => {
     const mutating = aws.calls.slice(calls).filter((c) => /^(Delete|Terminate|Deregister|Modify)/.test(c.command));
     // The deletes are looked up first or answer "not found": nothing that still existed was touched.
     expect(mutating.filter((c) => c.command !== 'DeleteAutoScalingGroup')).toEqual([]);
-    const detail = JSON.parse(aws.events.at(-1)?.Detail ?? '{}') as { sourceShare: { revoked: boolean; accountIds: string[] }; cleanup: Record<string, unknown> };
-    expect(detail.sourceShare).toMatchObject({ revoked: true, accountIds: [] });
-    expect(detail.cleanup).toMatchObject({ cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 0, copiesDeregistered: 0 });
+    const detail = eventSummaries(aws.events).at(-1);
+    expect(detail?.sourceShare).toMatchObject({ revoked: true, accountIds: [] });
+    expect(detail?.cleanup).toMatchObject({ cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 0, copiesDeregistered: 0 });
   });
 
   it('leaves alone a run that ended FAILED through its own RunFailed (it cleaned up and announced itself)', async () => {

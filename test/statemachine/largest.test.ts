@@ -9,10 +9,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadDefinition, runDefinition, type Json } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN, localExecutionArn } from '../../local/executions';
 import { CAUSE_MAX_CHARS, PAYLOAD_LIMIT_BYTES, payloadBytes } from '../../local/limits';
-import type { Manifest, RunSummary } from '../../local/manifest';
+import { manifestSchema } from '../../functions/shared/manifest-schema';
 import { FakeAws } from '../../bench/fake-aws';
 import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
 import { historyOf } from '../support/sfn-events';
+import { checkEventsAndRestore, conforms, eventSummaries, manifestOf, summaryOf } from '../support/run-output';
 
 const REGIONS = ['eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1', 'eu-north-1', 'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'ap-southeast-2'];
 const ACCOUNTS = Array.from({ length: 100 }, (_, n) => String(600000000000 + n));
@@ -22,7 +23,7 @@ let aws: FakeAws;
 beforeEach(() => {
   aws = new FakeAws();
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 /** 1,000 targets, each region's key an alias ARN `alias/<aliasLength characters>`. */
 function inputWith(aliasLength: number, source: string): Record<string, Json> {
@@ -58,9 +59,9 @@ describe('the largest input', () => {
     const run = await runDefinition(input, pipelineHandlers(), { executionName: NAME });
 
     expect(run.error).toBeUndefined();
-    const summary = run.output as unknown as RunSummary;
+    const summary = summaryOf(run);
     expect(summary).toMatchObject({ status: 'SUCCEEDED', counts: { targets: 1000, succeeded: 1000, failed: 0 } });
-    const manifest = run.manifest as unknown as Manifest;
+    const manifest = manifestOf(run);
     expect(manifest.results).toHaveLength(1000);
     expect(manifest.results.every((r) => r.status === 'succeeded' && r.imageId?.startsWith('ami-'))).toBe(true);
     expect(aws.objects.has(`${RUNS_BUCKET}/runs/${NAME}/manifest.json`)).toBe(true);
@@ -79,11 +80,11 @@ describe('the largest input', () => {
 
     expect(run.error?.name).toBe('RunFailedError');
     expect(run.error?.cause.length).toBeLessThanOrEqual(CAUSE_MAX_CHARS);
-    const summary = JSON.parse(run.error?.cause ?? '{}') as RunSummary;
+    const summary = summaryOf(run);
     expect(summary).toMatchObject({ status: 'FAILED', counts: { targets: 1000, succeeded: 0, failed: 1000 } });
     expect(summary.failed).toHaveLength(50);
     expect(summary.manifest?.uri).toBe(`s3://${RUNS_BUCKET}/runs/${NAME}/manifest.json`);
-    const manifest = JSON.parse(aws.objects.get(`${RUNS_BUCKET}/runs/${NAME}/manifest.json`) ?? '{}') as Manifest;
+    const manifest = conforms(manifestSchema, JSON.parse(aws.objects.get(`${RUNS_BUCKET}/runs/${NAME}/manifest.json`) ?? '{}'), 'the manifest in S3');
     expect(manifest.results).toHaveLength(1000);
     expect(manifest.results.every((r) => r.status === 'failed' && r.error?.name === 'ImageCopyFailedError')).toBe(true);
     expect(manifest.sourceShare?.revoked).toBe(true);
@@ -122,7 +123,7 @@ describe('the largest input', () => {
     expect(largest).toBeLessThanOrEqual(PAYLOAD_LIMIT_BYTES);
     // The completion event stays far below EventBridge's 256 KB entry: counts, not a line per target.
     expect(aws.events).toHaveLength(events + 1);
-    const detail = JSON.parse(aws.events.at(-1)?.Detail ?? '{}') as { status: string; cleanup: Record<string, unknown> };
+    const detail = eventSummaries(aws.events).at(-1);
     expect(detail).toMatchObject({ status: 'ABORTED', cleanup: { targets: 1000, cleanedUp: 1000, notCleanedUp: 0, failed: [] } });
     expect(payloadBytes(aws.events.at(-1)?.Detail ?? '')).toBeLessThan(32_000);
   }, 600_000);

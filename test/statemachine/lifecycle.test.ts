@@ -3,11 +3,11 @@
  * and the completion event. The real definition over the in-memory AWS.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../local/manifest';
 import { runDefinition, type Json } from '../../local/asl';
 import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
 import { pipelineHandlers } from '../../bench/handlers';
+import { checkEventsAndRestore, completionDetails, manifestOf } from '../support/run-output';
 
 const REGION = 'eu-west-1';
 const PARAMETER = '/ami-pipeline/base/latest';
@@ -24,13 +24,12 @@ function input(imageId: string, extra: Record<string, Json> = {}): Json {
 
 const copiesIn = (account: string) =>
   [...aws.images.values()].filter((i) => i.account === account && i.region === REGION && i.state !== 'deregistered').map((i) => i.id);
-const manifestOf = (run: { manifest?: Json }) => run.manifest as unknown as Manifest;
 
 beforeEach(() => {
   aws = new FakeAws();
   for (const account of [ACCOUNT_A, ACCOUNT_B]) aws.addKey(account, REGION);
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 describe('publishing', () => {
   it('points each target account and region parameter at its own verified copy, and moves launch templates to it', async () => {
@@ -117,19 +116,11 @@ describe('the completion event', () => {
     expect(aws.events).toHaveLength(1);
     expect(aws.events[0]).toMatchObject({ Source: 'encrypted-ami-pipeline', DetailType: 'AMI Distribution Failed' });
     // The event carries the run's summary: the manifest without the full lines (those are in S3).
-    const { results: _lines, ...summary } = run.manifest as { results: unknown };
-    expect(JSON.parse(aws.events[0]?.Detail ?? '{}')).toEqual(summary);
+    const { results: _lines, ...summary } = manifestOf(run);
+    expect(completionDetails(aws.events)).toEqual([summary]);
     expect(aws.notifications).toHaveLength(1);
     expect(aws.notifications[0]?.TopicArn).toBe(topicArn);
     expect(aws.notifications[0]?.Message).toContain(ACCOUNT_B);
-  });
-
-  it('is emitted for a run refused before any target, without a topic', async () => {
-    const run = await runDefinition({ source: { imageId: 'ami-0123456789abcdef0', region: REGION }, targets: [{ accountId: ACCOUNT_A, regions: [REGION], kmsKey: 'alias/ami-encryption' }] }, pipelineHandlers());
-    expect(run.error?.name).toBe('SourceImageNotFoundError');
-    expect(aws.events.map((e) => e.DetailType)).toEqual(['AMI Distribution Failed']);
-    expect(JSON.parse(aws.events[0]?.Detail ?? '{}')).toMatchObject({ status: 'FAILED', counts: null, failed: [], manifest: null, error: { name: 'SourceImageNotFoundError' } });
-    expect(aws.notifications).toEqual([]);
   });
 
   it('says Completed when every target succeeded', async () => {

@@ -11,6 +11,7 @@ import { matches, pipelineRules, transform } from '../support/event-pattern';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
 import { accountJoinedOrganization, createAccountResult, moveAccount } from '../support/organization-events';
 import { pipelineHandlers } from '../../bench/handlers';
+import { checkEventsAndRestore, manifestOf } from '../support/run-output';
 
 const ROOT = 'r-ab12';
 const OU_APPS = 'ou-ab12-11111111';
@@ -30,7 +31,6 @@ function startedBy(event: unknown): Json {
 
 const retried = (events: EventLog[], state: string) => events.filter((e) => e.type === 'StateRetried' && e.state?.name === state).length;
 
-interface Result { accountId: string; organizationalUnitId: string | null; region: string; status: string; error: { name: string; message: string } | null }
 
 beforeEach(() => {
   aws = new FakeAws();
@@ -50,13 +50,13 @@ beforeEach(() => {
   aws.parameters.set('/ami-pipeline/targets', JSON.stringify({ targets: [{ organizationalUnitId: OU_APPS, regions: ['eu-west-1', 'us-east-1'], kmsKey: 'alias/ami-encryption' }] }));
   for (const account of [ACCOUNT_A, ACCOUNT_B]) for (const region of ['eu-west-1', 'us-east-1']) aws.addKey(account, region);
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 describe('a new account', () => {
   it('moved into a targeted OU gets the current image in that account alone', async () => {
     const run = await runDefinition(startedBy(moveAccount(ACCOUNT_B, OU_SANDBOX, OU_APPS)), pipelineHandlers(), { executionName: 'moved' });
     expect(run.error).toBeUndefined();
-    const manifest = run.manifest as unknown as { status: string; results: Result[]; organization: { organizationalUnitId: string; targeted: string[] }[] };
+    const manifest = manifestOf(run);
     expect(manifest.status).toBe('SUCCEEDED');
     expect(manifest.results.map((r) => [r.accountId, r.organizationalUnitId, r.region, r.status])).toEqual([
       [ACCOUNT_B, OU_APPS, 'eu-west-1', 'succeeded'],
@@ -72,7 +72,7 @@ describe('a new account', () => {
     aws.roleDeployedAfter.set(ACCOUNT_B, 3);
     const run = await runDefinition(startedBy(createAccountResult(ACCOUNT_B)), pipelineHandlers(), { executionName: 'created' });
     expect(run.error).toBeUndefined();
-    expect((run.manifest as unknown as { status: string }).status).toBe('SUCCEEDED');
+    expect(manifestOf(run).status).toBe('SUCCEEDED');
     // Three refused AssumeRole calls, each failing a PreflightTarget attempt (the two regions' targets may share one).
     expect(retried(run.events, 'PreflightTarget')).toBeGreaterThanOrEqual(3);
     expect(retried(run.events, 'PreflightTarget')).toBeLessThanOrEqual(6);
@@ -82,7 +82,7 @@ describe('a new account', () => {
   it('fails with the StackSet explanation when the role never appears, after a bounded wait', async () => {
     aws.unassumable.add(ACCOUNT_B);
     const run = await runDefinition(startedBy(createAccountResult(ACCOUNT_B)), pipelineHandlers(), { executionName: 'never' });
-    const manifest = run.manifest as unknown as { status: string; results: Result[] };
+    const manifest = manifestOf(run);
     expect(manifest.status).toBe('FAILED');
     expect(manifest.results.map((r) => r.error?.name)).toEqual(['TargetNotYetDeployedError', 'TargetNotYetDeployedError']);
     expect(manifest.results[0]?.error?.message).toContain('StackSet');
@@ -94,7 +94,7 @@ describe('a new account', () => {
     aws.roleDeployedAfter.set(ACCOUNT_B, 1);
     const run = await runDefinition(startedBy(accountJoinedOrganization(ACCOUNT_B, 'Invited')), pipelineHandlers(), { executionName: 'joined' });
     expect(run.error).toBeUndefined();
-    const manifest = run.manifest as unknown as { status: string; results: Result[] };
+    const manifest = manifestOf(run);
     expect(manifest.status).toBe('SUCCEEDED');
     expect(manifest.results.map((r) => `${r.accountId}/${r.region}`).sort()).toEqual([`${ACCOUNT_B}/eu-west-1`, `${ACCOUNT_B}/us-east-1`]);
     expect(retried(run.events, 'PreflightTarget')).toBeGreaterThanOrEqual(1);

@@ -7,24 +7,8 @@ import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER } from '../support/fixtures';
 import { runDefinition, type EventLog, type Json, type RunResult } from '../../local/asl';
 import { pipelineHandlers } from '../../bench/handlers';
-
-interface ManifestResult {
-  accountId: string;
-  region: string;
-  status: string;
-  imageId: string | null;
-  kmsKeyArn: string | null;
-  grantId: string | null;
-  launchCheck: { mode: string; instanceId: string | null; state: string };
-  error: { name: string; message: string } | null;
-  cleanup?: unknown;
-}
-interface Manifest {
-  status: string;
-  source: { imageId: string };
-  sourceShare: { revoked: boolean };
-  results: ManifestResult[];
-}
+import type { Manifest } from '../../functions/shared/manifest-schema';
+import { checkEventsAndRestore, manifestOf as checkedManifest, summaryOf } from '../support/run-output';
 
 let aws: FakeAws;
 let sourceImage: string;
@@ -45,12 +29,12 @@ const entered = (events: EventLog[], state: string) => events.filter((e) => e.ty
 const retried = (events: EventLog[], state: string) => events.filter((e) => e.type === 'StateRetried' && e.state?.name === state).length;
 
 function manifestOf(run: RunResult): Manifest {
+  const manifest = checkedManifest(run);
   // The run outputs its summary; the manifest adds each target's line from the batch executions.
-  if (run.output) expect({ ...(run.output as object), results: (run.manifest as { results?: unknown }).results }).toEqual(run.manifest);
-  if (run.error?.name === 'RunFailedError') expect(run.error.cause).toContain(String((run.manifest as { status?: string }).status));
-  return run.manifest as unknown as Manifest;
+  if (run.output) expect({ ...summaryOf(run), results: manifest.results }).toEqual(manifest);
+  if (run.error?.name === 'RunFailedError') expect(summaryOf(run).status).toBe(manifest.status);
+  return manifest;
 }
-
 function leftRunning(): string[] {
   return [...aws.instances.values()].filter((i) => i.state !== 'terminated').map((i) => i.id);
 }
@@ -62,7 +46,7 @@ beforeEach(() => {
     for (const region of ['eu-west-1', 'us-east-1']) keys[`${account}/${region}`] = aws.addKey(account, region);
   }
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 describe('the pipeline state machine', () => {
   it('copies, grants and verifies every account and region, then unshares the source', async () => {
@@ -70,7 +54,7 @@ describe('the pipeline state machine', () => {
     expect(run.error).toBeUndefined();
     const manifest = manifestOf(run);
     expect(manifest.status).toBe('SUCCEEDED');
-    expect(manifest.sourceShare.revoked).toBe(true);
+    expect(manifest.sourceShare?.revoked).toBe(true);
     expect(manifest.results).toHaveLength(4);
     for (const r of manifest.results) {
       expect(r.status).toBe('succeeded');
@@ -136,7 +120,7 @@ describe('the pipeline state machine', () => {
     // The failed copy is accounted for: named in the manifest and deregistered.
     expect(aws.images.get(failed[0]?.imageId ?? '')?.state).toBe('deregistered');
     expect(manifest.results.filter((r) => r.status === 'succeeded')).toHaveLength(3);
-    expect(manifest.sourceShare.revoked).toBe(true);
+    expect(manifest.sourceShare?.revoked).toBe(true);
     expect(aws.images.get(sourceImage)?.launchPermission.size).toBe(0);
     expect(leftRunning()).toEqual([]);
   });
@@ -217,7 +201,7 @@ describe('the pipeline state machine', () => {
     const run = await runDefinition(input({ verify: { mode: 'none' } }), pipelineHandlers());
     const manifest = manifestOf(run);
     expect(manifest.status).toBe('SUCCEEDED');
-    expect(manifest.results.every((r) => r.launchCheck.state === 'skipped' && r.launchCheck.mode === 'none')).toBe(true);
+    expect(manifest.results.every((r) => r.launchCheck?.state === 'skipped' && r.launchCheck?.mode === 'none')).toBe(true);
     expect(aws.callsTo('CreateAutoScalingGroup')).toHaveLength(0);
   });
 

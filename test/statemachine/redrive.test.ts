@@ -7,10 +7,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redriveExecution, runDefinition, type ExecutionRecord, type Json, type RunResult } from '../../local/asl';
 import { localExecutionArn } from '../../local/executions';
-import type { Manifest } from '../../local/manifest';
 import { FakeAws } from '../../bench/fake-aws';
 import { pipelineHandlers } from '../../bench/handlers';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
+import { checkEventsAndRestore, manifestOf } from '../support/run-output';
 
 let aws: FakeAws;
 let input: Json;
@@ -22,7 +22,7 @@ beforeEach(() => {
     targets: [ACCOUNT_A, ACCOUNT_B].map((accountId) => ({ accountId, regions: ['eu-west-1'], kmsKey: 'alias/ami-encryption' })),
   };
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 /** The target account a child execution works on. */
 const accountOf = (e: ExecutionRecord) => ((e.events.find((ev) => ev.type === 'StateEntered')?.state?.input ?? {}) as { item?: { target?: { accountId?: string } } }).item?.target?.accountId;
@@ -97,7 +97,7 @@ describe('a run stopped while its targets ran', () => {
     expect(calls(before, 'CreateAutoScalingGroup', ACCOUNT_A)).toEqual([]);
     // ShareSource succeeded before the stop: not run again; the unshare at the end is.
     expect(calls(before, 'ModifyImageAttribute').map((c) => Object.keys((c.input.LaunchPermission ?? {}) as object))).toEqual([['Remove']]);
-    const manifest = redriven.manifest as unknown as Manifest;
+    const manifest = manifestOf(redriven);
     expect(manifest.status).toBe('SUCCEEDED');
     expect(manifest.results.map((r) => [r.accountId, r.status])).toEqual([
       [ACCOUNT_A, 'succeeded'],

@@ -5,11 +5,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseInput } from '../../functions/shared/input';
-import type { Manifest } from '../../local/manifest';
 import { runDefinition, type Json } from '../../local/asl';
 import { FakeAws } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
 import { pipelineHandlers } from '../../bench/handlers';
+import { checkEventsAndRestore, manifestOf } from '../support/run-output';
 
 const REGION = 'eu-west-1';
 const PARAMETER = '/ami-pipeline/base/latest';
@@ -20,7 +20,6 @@ const newKeys: Record<string, string> = {};
 
 const targets = (alias: string) => [ACCOUNT_A, ACCOUNT_B].map((accountId) => ({ accountId, regions: [REGION], kmsKey: alias }));
 const rekeyInput: Json = { mode: 'rekey', targets: targets('alias/ami-encryption-2'), publish: { parameterName: PARAMETER } };
-const manifestOf = (run: { manifest?: Json }) => run.manifest as unknown as Manifest;
 const published = (account: string) => aws.targetParameters.get(`${account}/${REGION}/${PARAMETER}`)?.value ?? '';
 const grantsOn = (key: string, account: string) => aws.grants.filter((g) => g.KeyId === key && g.GranteePrincipal === ASG(account));
 
@@ -37,7 +36,7 @@ beforeEach(async () => {
   );
   expect(manifestOf(first).status).toBe('SUCCEEDED');
 });
-afterEach(() => aws.restore());
+afterEach(() => checkEventsAndRestore(aws));
 
 describe('rekey', () => {
   it('re-encrypts each published copy with the new key, moves the parameter and the grant, revokes the old grant', async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Manifest, RunSummary, TargetResult } from '../../local/manifest';
+import type { Manifest, RunSummary, TargetResult } from '../../functions/shared/manifest-schema';
 import { History, STUB_MAP_RUN_ARN, type Script } from './sfn-stub';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -8,8 +8,8 @@ import {
   notify,
   summary,
   type NotifyEvent,
-  type NotifyManifest,
 } from '../../functions/notify';
+import type { RunSummary } from '../../functions/shared/manifest-schema';
 import { logger } from '../../functions/shared/logger';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, SOURCE_IMAGE, SOURCE_SNAPSHOT, awsError, rejection, source } from '../support/fixtures';
 
@@ -22,7 +22,7 @@ const MESSAGE_ID = '95df01b4-ee98-5cb9-9903-4c221d41eb5e';
 const ENTRY_LIMIT = 256 * 1024;
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
-type Line = NotifyManifest['failed'][number];
+type Line = RunSummary['failed'][number];
 
 function failed(accountId: string, region: string, error = 'LaunchFailedError'): Line {
   return { accountId, region, status: 'failed', error };
@@ -31,7 +31,7 @@ function failed(accountId: string, region: string, error = 'LaunchFailedError'):
 const MANIFEST = { bucket: 'runs-bucket', key: 'runs/exec-1/manifest.json', uri: 's3://runs-bucket/runs/exec-1/manifest.json' };
 
 /** A PARTIAL run's summary as the state machine reports it: A succeeded, B failed its launch check, the share was revoked. */
-function manifest(overrides: Partial<NotifyManifest> = {}): NotifyManifest {
+function manifest(overrides: Partial<RunSummary> = {}): RunSummary {
   return {
     status: 'PARTIAL',
     executionName: 'exec-1',
@@ -40,12 +40,13 @@ function manifest(overrides: Partial<NotifyManifest> = {}): NotifyManifest {
     counts: { targets: 2, succeeded: 1, failed: 1 },
     failed: [failed(ACCOUNT_B, 'eu-west-1')],
     manifest: MANIFEST,
+    mapRunArn: null,
     ...overrides,
   };
 }
 
 /** More than 300 KB: 5,000 failed targets listed (far more than a summary holds: the trimming is defence in depth). */
-function largeManifest(): NotifyManifest {
+function largeManifest(): RunSummary {
   const many = Array.from({ length: 5000 }, (_, n) => failed(String(400000000000 + n), 'eu-west-1'));
   return manifest({ counts: { targets: 5002, succeeded: 2, failed: 5000 }, failed: many });
 }
