@@ -41,6 +41,8 @@ export interface CopyTiming {
 export interface Backend {
   aws: FakeAws;
   input: Json;
+  /** The input's (account, region) pairs. */
+  pairs: { accountId: string; region: string }[];
   /** Calls answered RequestLimitExceeded. */
   throttled(): number;
   copies(): CopyTiming[];
@@ -50,7 +52,7 @@ export interface Backend {
 }
 
 /** Account-region pairs: accounts 100000000001, 100000000002, ... with up to ten regions each. */
-export function targetPairs(n: number): { accountId: string; region: string }[] {
+function benchPairs(n: number): { accountId: string; region: string }[] {
   return Array.from({ length: n }, (_, i) => ({
     accountId: String(100_000_000_001 + Math.floor(i / TARGET_REGIONS.length)),
     region: TARGET_REGIONS[i % TARGET_REGIONS.length] ?? SOURCE_REGION,
@@ -91,7 +93,7 @@ export function scriptedBackend(targets: number, clocks: VirtualClocks, options:
     },
   };
 
-  const pairs = targetPairs(targets);
+  const pairs = benchPairs(targets);
   const byAccount = new Map<string, string[]>();
   for (const { accountId, region } of pairs) {
     aws.addKey(accountId, region);
@@ -107,6 +109,7 @@ export function scriptedBackend(targets: number, clocks: VirtualClocks, options:
   return {
     aws,
     input,
+    pairs,
     throttled: () => throttled,
     copyMs,
     copies: () =>

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { allStates, runDefinition, type Json, type LoadedDefinition, type TaskHandler } from '../local/asl';
 import { awsHistoryEvents, historyShape } from '../local/history';
-import { DEFAULT_BACKEND, scriptedBackend, targetPairs, type BackendOptions } from './backend';
+import { DEFAULT_BACKEND, scriptedBackend, type BackendOptions } from './backend';
 import { unitHash, VirtualClocks, type Clock } from './clock';
 import { definitionsOf, variantDefinition, variantHandlers, type Variant } from './variants';
 import { costOf, type Cost } from './cost';
@@ -198,7 +198,7 @@ export async function runScenario(scenario: Scenario, backendOptions: Partial<Ba
     const seen = backend.copies().flatMap((c) => (c.seenAt === null ? [] : [{ target: c.target, delay: (c.seenAt - c.readyAt) / 1000 }]));
     const delays = seen.map((c) => c.delay);
     const worst = seen.reduce<(typeof seen)[number] | null>((w, c) => (w === null || c.delay > w.delay ? c : w), null);
-    const ideal = Math.max(...targetPairs(targets).map((t) => backend.copyMs(t.accountId, t.region))) + options.launchSeconds * 1000;
+    const ideal = Math.max(...backend.pairs.map((t) => backend.copyMs(t.accountId, t.region))) + options.launchSeconds * 1000;
     const makespan = Math.max(clocks.run.ms, clocks.latestTarget()) - clocks.start;
     const lambdaInvocations = [...instrumented.invocations.values()].reduce((a, b) => a + b, 0);
     const per = (n: number) => n / targets;

@@ -4,6 +4,7 @@ import { historyBudget } from '../functions/shared/budget';
 import { InvalidInputError } from '../functions/shared/errors';
 import { parseInput, type PipelineInput } from '../functions/shared/input';
 import { STATE_PAYLOAD_BYTES } from '../functions/shared/payload';
+import { targetPairs } from '../functions/shared/plan';
 import { CliError } from './errors';
 import type { TargetKey } from './progress';
 
@@ -75,7 +76,7 @@ export function readInputFile(path: string, adjust?: (raw: Record<string, unknow
   try {
     const input = parseInput(raw);
     // OU entries are resolved at run time: only the explicit accounts are known here.
-    const targets = (input.targets ?? []).flatMap((t) => (t.accountId !== undefined ? t.regions.map((region) => ({ accountId: t.accountId ?? '', region })) : []));
+    const targets = targetPairs(input).map(({ accountId, region }) => ({ accountId, region }));
     return { raw, input, targets };
   } catch (error) {
     if (error instanceof InvalidInputError) throw new CliError(`${path}: ${error.message}`, 2);

@@ -2,7 +2,9 @@
  * Where each (account, region) target of a run is, derived from the states it enters: the same normalized
  * event whether it came from the local runner's event log or from a deployed execution's history.
  */
+import { inputSchema } from '../functions/shared/input';
 import type { Manifest } from '../functions/shared/manifest-schema';
+import { targetPairs } from '../functions/shared/plan';
 
 export type Phase = 'queued' | 'checking' | 'copying' | 'granting' | 'verifying' | 'publishing' | 'done' | 'failed';
 
@@ -121,18 +123,10 @@ export function targetOf(value: unknown): TargetKey | undefined {
   return typeof accountId === 'string' && typeof region === 'string' ? { accountId, region } : undefined;
 }
 
-/** The (account, region) pairs an input names, leniently (an invalid input still shows what it can). */
+/** The (account, region) pairs a run's input names (none when it is not a valid input: its targets are then added as seen). */
 export function targetsOfInput(raw: unknown): TargetKey[] {
-  const targets = record(raw)?.targets;
-  if (!Array.isArray(targets)) return [];
-  const out: TargetKey[] = [];
-  for (const t of targets) {
-    const accountId = record(t)?.accountId;
-    const regions = record(t)?.regions;
-    if (typeof accountId !== 'string' || !Array.isArray(regions)) continue;
-    for (const region of regions) if (typeof region === 'string') out.push({ accountId, region });
-  }
-  return out;
+  const input = inputSchema.safeParse(raw);
+  return input.success ? targetPairs(input.data).map(({ accountId, region }) => ({ accountId, region })) : [];
 }
 
 function errorName(event: StateEvent): string | null {

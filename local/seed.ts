@@ -10,6 +10,7 @@ import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { regionPairs } from '../functions/shared/plan';
 
 export interface SeedTarget {
   accountId: string;
@@ -120,14 +121,12 @@ export async function seed(options: SeedOptions): Promise<Seeded> {
     const builderAccountId = (await new STSClient({ region: options.sourceRegion }).send(new GetCallerIdentityCommand({}))).Account ?? '';
 
     const keys: Record<string, string> = {};
-    for (const target of options.targets) {
-      for (const region of target.regions) {
-        keys[`${target.accountId}/${region}`] = await deployTarget(target.accountId, region, {
-          PipelineAccountId: builderAccountId,
-          TargetRoleName: options.targetRoleName ?? 'AmiPipelineTarget',
-          KeyAlias: alias,
-        });
-      }
+    for (const { target, region } of regionPairs(options.targets)) {
+      keys[`${target.accountId}/${region}`] = await deployTarget(target.accountId, region, {
+        PipelineAccountId: builderAccountId,
+        TargetRoleName: options.targetRoleName ?? 'AmiPipelineTarget',
+        KeyAlias: alias,
+      });
     }
     return { sourceImageId, keys };
   } finally {

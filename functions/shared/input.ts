@@ -9,6 +9,7 @@ import { InvalidInputError } from './errors';
 import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, PIPELINE_TAG_COUNT } from './tags';
 import { mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES } from './payload';
 import { historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
+import { regionPairs } from './plan';
 
 const ACCOUNT_RE = /^\d{12}$/;
 const AMI_RE = /^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -396,7 +397,7 @@ export const inputSchema = z
       }
     });
     // OU entries are counted once resolved (functions/shared/organization.ts holds them to the same limit).
-    const pairs = (input.targets ?? []).reduce((n, t) => n + (t.accountId !== undefined ? t.regions.length : 0), 0);
+    const pairs = regionPairs((input.targets ?? []).filter((t) => t.accountId !== undefined)).length;
     const tooMany = pairLimitProblem(pairs);
     if (tooMany) ctx.addIssue({ code: 'custom', path: ['targets'], message: tooMany });
     const budget = historyBudget(pairs, input.copy.timeoutMinutes, input.verify.timeoutMinutes, input.maxConcurrency ?? null);
@@ -608,7 +609,7 @@ export function payloadProblems(raw: unknown, input: PipelineInput): string[] {
   }
   const over = payloadsOverLimit(input);
   if (over.length === 0) return [];
-  const pairs = (input.targets ?? []).reduce((k, t) => k + t.regions.length, 0);
+  const pairs = regionPairs(input.targets ?? []).length;
   const fit = mostPairsThatFit(input);
   const sizes = over.map((p) => `${p.payload} would be ${n(p.size)} ${p.unit} (limit ${n(p.limit)}: ${p.limitName})`).join('; ');
   return [

@@ -10,7 +10,7 @@ import type { PipelineInput } from './input';
 import { MAX_USER_TAGS } from './tags';
 import { MAX_FAILED_LINES, summaryShare, summarySource } from './manifest';
 import type { RunSummary } from './manifest-schema';
-import { settingsOf, targetPairs, type ResolvedSource, type RunPlan, type Settings, type TargetPair } from './plan';
+import { regionPairs, settingsOf, targetPairs, type ResolvedSource, type RunPlan, type Settings, type TargetPair } from './plan';
 import { runFiles } from './run-store';
 
 /** Step Functions: execution input, a state's input and output, a Task's result (UTF-8 bytes). */
@@ -238,11 +238,11 @@ export function payloadsOverLimit(input: PipelineInput, executionName?: string):
 
 /** The largest number of the input's first account-region pairs whose worst case fits (0 when none does). */
 export function mostPairsThatFit(input: PipelineInput): number {
-  const pairs = (input.targets ?? []).flatMap((t, i) => t.regions.map((r) => ({ i, r })));
+  const pairs = regionPairs(input.targets ?? []);
   const first = (n: number): PipelineInput => {
     const keep = pairs.slice(0, n);
     const targets = (input.targets ?? [])
-      .map((t, i) => ({ ...t, regions: keep.filter((p) => p.i === i).map((p) => p.r) }))
+      .map((t, i) => ({ ...t, regions: keep.filter((p) => p.index === i).map((p) => p.region) }))
       .filter((t) => t.regions.length > 0);
     return { ...input, targets };
   };

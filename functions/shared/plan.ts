@@ -174,15 +174,21 @@ export function explicitTargets(input: PipelineInput): ResolvedTarget[] {
   );
 }
 
+/**
+ * Every (target entry, region) pair of a list of targets, in order: the one expansion of targets into the pairs a
+ * run works on (one child execution each). `index` is the entry's position in the list.
+ */
+export function regionPairs<T extends { readonly regions: readonly string[] }>(targets: readonly T[]): { target: T; index: number; region: string }[] {
+  return targets.flatMap((target, index) => target.regions.map((region) => ({ target, index, region })));
+}
+
 /** One item per (account, region), with the key and launch-check subnet of that region. */
 export function targetPairs(input: PipelineInput, targets: ResolvedTarget[] = explicitTargets(input)): TargetPair[] {
-  return targets.flatMap((t) =>
-    t.regions.map((r) => ({
-      accountId: t.accountId,
-      organizationalUnitId: t.organizationalUnitId,
-      region: r,
-      kmsKey: keyFor(t, r),
-      subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
-    })),
-  );
+  return regionPairs(targets).map(({ target: t, region: r }) => ({
+    accountId: t.accountId,
+    organizationalUnitId: t.organizationalUnitId,
+    region: r,
+    kmsKey: keyFor(t, r),
+    subnetId: t.subnetIds?.[r] ?? input.verify.subnetIds?.[r] ?? null,
+  }));
 }
