@@ -16,7 +16,7 @@
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
-import { aws, awsCode, InvalidInputError } from './shared/errors';
+import { aws, InvalidInputError } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { logger } from './shared/logger';
 import { digest } from './shared/tags';
@@ -139,20 +139,20 @@ export async function startExecution(event: unknown, deps: StarterDeps = default
   }
   const region = start.stateMachineArn.split(':')[3] ?? deps.settings.region;
   const executionArn = `${start.stateMachineArn.replace(':stateMachine:', ':execution:')}:${start.name}`;
-  try {
-    const out = await aws(
-      `Starting ${start.name} of ${start.stateMachineArn}`,
-      () => deps.sfn(region).send(new StartExecutionCommand({ stateMachineArn: start.stateMachineArn, name: start.name, input: JSON.stringify(start.input) })),
-      'The starter role needs states:StartExecution on the pipeline and janitor state machines.',
-    );
-    logger.info('Execution started', { name: start.name, executionArn: out.executionArn });
-    return { started: true, stateMachineArn: start.stateMachineArn, name: start.name, executionArn: out.executionArn ?? executionArn, reason: 'started' };
-  } catch (error) {
-    if (awsCode(error) !== 'ExecutionAlreadyExists') throw error;
-    // The same trigger delivered again: its execution exists (running with another input, or already ended).
+  // The same trigger delivered again: its execution exists (running with another input, or already ended).
+  const started = await aws(
+    `Starting ${start.name} of ${start.stateMachineArn}`,
+    async () =>
+      (await deps.sfn(region).send(new StartExecutionCommand({ stateMachineArn: start.stateMachineArn, name: start.name, input: JSON.stringify(start.input) })))
+        .executionArn ?? executionArn,
+    { fix: 'The starter role needs states:StartExecution on the pipeline and janitor state machines.', on: { ExecutionAlreadyExists: () => null } },
+  );
+  if (started === null) {
     logger.info('Execution already started', { name: start.name });
     return { started: false, stateMachineArn: start.stateMachineArn, name: start.name, executionArn, reason: 'an execution of this name exists: the trigger was delivered before' };
   }
+  logger.info('Execution started', { name: start.name, executionArn: started });
+  return { started: true, stateMachineArn: start.stateMachineArn, name: start.name, executionArn: started, reason: 'started' };
 }
 
 export const makeHandler = (deps: StarterDeps = defaultDeps) =>

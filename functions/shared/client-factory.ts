@@ -22,7 +22,7 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { RbinClient } from './rbin-client';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@aws-sdk/types';
-import { awsErrorDetail, TargetRoleNotAssumableError, toPipelineError } from './errors';
+import { aws, type AwsErrorFactory, TargetRoleNotAssumableError } from './errors';
 
 export interface TargetAccess {
   accountId: string;
@@ -136,36 +136,37 @@ export function clientFactory(services: ServiceConstructors, stsRegion = process
     const arn = roleArn(access.accountId, access.roleName, stsRegion);
     const assume = async (): Promise<AwsCredentialIdentity> => {
       sts ??= new STSClient({ region: stsRegion, maxAttempts: MAX_ATTEMPTS });
-      try {
-        const out = await sts.send(
-          new AssumeRoleCommand({
-            RoleArn: arn,
-            RoleSessionName: access.sessionName,
-            ExternalId: access.externalId,
-            DurationSeconds: 3600,
-          }),
+      const client = sts;
+      const notAssumable: AwsErrorFactory = ({ code, message }, options) =>
+        new TargetRoleNotAssumableError(
+          `Cannot assume ${arn}: ${code}: ${message}. Deploy templates/target-account.yml in account ${access.accountId} ` +
+            `(it creates role ${access.roleName} trusting this pipeline)` +
+            (access.externalId ? ', and check that its ExternalId matches "externalId"' : '') +
+            '.',
+          options,
         );
-        const c = out.Credentials;
-        if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials');
-        return {
-          accessKeyId: c.AccessKeyId,
-          secretAccessKey: c.SecretAccessKey,
-          sessionToken: c.SessionToken,
-          expiration: c.Expiration,
-        };
-      } catch (error) {
-        const { code, message } = awsErrorDetail(error);
-        if (code === 'AccessDenied' || code === 'AccessDeniedException' || code === 'InvalidParameterValue' || code === 'ValidationError') {
-          throw new TargetRoleNotAssumableError(
-            `Cannot assume ${arn}: ${code}: ${message}. Deploy templates/target-account.yml in account ${access.accountId} ` +
-              `(it creates role ${access.roleName} trusting this pipeline)` +
-              (access.externalId ? ', and check that its ExternalId matches "externalId"' : '') +
-              '.',
-            { cause: error, aws: { code, message } },
+      return aws(
+        `Assuming ${arn}`,
+        async () => {
+          const out = await client.send(
+            new AssumeRoleCommand({
+              RoleArn: arn,
+              RoleSessionName: access.sessionName,
+              ExternalId: access.externalId,
+              DurationSeconds: 3600,
+            }),
           );
-        }
-        throw toPipelineError(error, `Assuming ${arn}`);
-      }
+          const c = out.Credentials;
+          if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials');
+          return {
+            accessKeyId: c.AccessKeyId,
+            secretAccessKey: c.SecretAccessKey,
+            sessionToken: c.SessionToken,
+            expiration: c.Expiration,
+          };
+        },
+        { errors: { AccessDenied: notAssumable, AccessDeniedException: notAssumable, InvalidParameterValue: notAssumable, ValidationError: notAssumable } },
+      );
     };
     return async () => {
       if (cached?.expiration && cached.expiration.getTime() - Date.now() > REFRESH_BEFORE_EXPIRY_MS) return cached;

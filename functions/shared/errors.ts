@@ -13,10 +13,13 @@ export interface AwsErrorDetail {
 export abstract class PipelineError extends Error {
   abstract readonly retryable: boolean;
   readonly aws?: AwsErrorDetail;
+  /** What the user should change (the message's last sentence), when the error says it. */
+  readonly fix?: string;
 
-  constructor(message: string, options: { cause?: unknown; aws?: AwsErrorDetail } = {}) {
+  constructor(message: string, options: { cause?: unknown; aws?: AwsErrorDetail; fix?: string } = {}) {
     super(message, { cause: options.cause });
     if (options.aws) this.aws = options.aws;
+    if (options.fix) this.fix = options.fix;
   }
 }
 
@@ -258,12 +261,10 @@ export function toPipelineError(error: unknown, action: string, fix?: string): P
     return new AwsServiceUnavailableError(base, { cause: error, aws });
   }
   if (ACCESS_DENIED_CODES.has(aws.code)) {
-    return new AccessDeniedError(
-      withFix(fix ?? 'Grant the pipeline role (or the target role) the permission named above; see "IAM a target account needs" in docs/deploy.md.'),
-      { cause: error, aws },
-    );
+    const accessFix = fix ?? 'Grant the pipeline role (or the target role) the permission named above; see "IAM a target account needs" in docs/deploy.md.';
+    return new AccessDeniedError(withFix(accessFix), { cause: error, aws, fix: accessFix });
   }
-  return new AwsRequestFailedError(fix ? withFix(fix) : base, { cause: error, aws });
+  return new AwsRequestFailedError(fix ? withFix(fix) : base, { cause: error, aws, ...(fix ? { fix } : {}) });
 }
 
 /** An AWS error code, or a code prefix ending in "*" (`InvalidAMIID.*`). */
@@ -288,6 +289,8 @@ export type AwsErrorFactory = (detail: AwsErrorDetail, options: { cause: unknown
 export interface AwsCallOptions<T> {
   /** What the user should change when the error is terminal (the last sentence of its message). */
   fix?: string;
+  /** Codes whose fix is another sentence than `fix`. */
+  fixes?: Readonly<Record<CodePattern, string>>;
   /** Codes meaning "not there": the call resolves to undefined instead of failing. */
   absentOn?: readonly CodePattern[];
   /** Codes that become a pipeline error of their own; the factory's `options` carry the cause and the AWS code and message. */
@@ -296,24 +299,30 @@ export interface AwsCallOptions<T> {
   on?: Readonly<Record<CodePattern, (detail: AwsErrorDetail, error: unknown) => T>>;
 }
 
+/** The entry of a by-code map whose pattern matches `code`. */
+function matching<V>(byCode: Readonly<Record<CodePattern, V>>, code: string): V | undefined {
+  return Object.entries(byCode).find(([pattern]) => codeMatches(code, [pattern]))?.[1];
+}
+
 /**
  * Run an AWS call and translate whatever it throws: pipeline errors (a target role that cannot be assumed) pass
- * through; `on`, `errors` and `absentOn` are looked at in that order; anything else goes through toPipelineError.
+ * through; `on`, `errors` and `absentOn` are looked at in that order; anything else goes through toPipelineError with
+ * the code's fix (`fixes`, else `fix`).
  */
 export async function aws<T>(action: string, call: () => Promise<T>, options: AwsCallOptions<T> & { absentOn: readonly CodePattern[] }): Promise<T | undefined>;
 export async function aws<T>(action: string, call: () => Promise<T>, options?: string | AwsCallOptions<T>): Promise<T>;
 export async function aws<T>(action: string, call: () => Promise<T>, options: string | AwsCallOptions<T> = {}): Promise<T | undefined> {
-  const { fix, absentOn = [], errors = {}, on = {} } = typeof options === 'string' ? { fix: options } : options;
+  const { fix, fixes = {}, absentOn = [], errors = {}, on = {} } = typeof options === 'string' ? { fix: options } : options;
   try {
     return await call();
   } catch (error) {
     if (error instanceof PipelineError) throw error;
     const detail = awsErrorDetail(error);
-    const handler = Object.entries(on).find(([pattern]) => codeMatches(detail.code, [pattern]))?.[1];
+    const handler = matching(on, detail.code);
     if (handler) return handler(detail, error);
-    const translate = Object.entries(errors).find(([pattern]) => codeMatches(detail.code, [pattern]))?.[1];
+    const translate = matching(errors, detail.code);
     if (translate) throw translate(detail, { cause: error, aws: detail });
     if (codeMatches(detail.code, absentOn)) return undefined;
-    throw toPipelineError(error, action, fix);
+    throw toPipelineError(error, action, matching(fixes, detail.code) ?? fix);
   }
 }

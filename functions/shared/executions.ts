@@ -5,7 +5,7 @@
  * unknown, and what an unknown execution made is kept.
  */
 import { DescribeExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import { awsErrorDetail } from './errors';
+import { aws, awsCode } from './errors';
 
 export interface ExecutionState {
   /** null: could not tell. */
@@ -26,13 +26,13 @@ export function describeExecutionLiveness(sfn: (region: string) => SFNClient): L
     const region = regionOfExecutionArn(executionArn);
     if (!region) return { running: null, status: 'InvalidArn' };
     try {
-      const out = await sfn(region).send(new DescribeExecutionCommand({ executionArn }));
+      const out = await aws(`Describing ${executionArn}`, () => sfn(region).send(new DescribeExecutionCommand({ executionArn })), { absentOn: ['ExecutionDoesNotExist'] });
+      if (!out) return { running: false, status: 'DOES_NOT_EXIST' };
       const status = out.status ?? 'UNKNOWN';
       return { running: status === 'RUNNING' || status === 'PENDING_REDRIVE', status };
     } catch (error) {
-      const { code } = awsErrorDetail(error);
-      if (code === 'ExecutionDoesNotExist') return { running: false, status: 'DOES_NOT_EXIST' };
-      return { running: null, status: code };
+      // Not known (throttled, refused): the share stays, and the code says why.
+      return { running: null, status: awsCode(error) };
     }
   };
 }

@@ -13,12 +13,12 @@ import {
 } from '@aws-sdk/client-organizations';
 import type { ClientFactory } from './client-factory';
 import {
-  awsCode,
+  aws,
+  type AwsErrorFactory,
   awsErrorDetail,
   InvalidInputError,
   OrganizationAccessDeniedError,
   TargetRoleNotAssumableError,
-  toPipelineError,
 } from './errors';
 import type { PipelineInput, Target } from './input';
 import type { OuExpansion } from './manifest-schema';
@@ -58,8 +58,6 @@ export interface Resolution {
   joinedAt: Record<string, string>;
 }
 
-const ACCESS_CODES = new Set(['AccessDeniedException', 'AccessDenied', 'AWSOrganizationsNotInUseException']);
-
 function accessFix(roleArn: string | undefined): string {
   return roleArn
     ? `Organizations refused ${roleArn}: deploy templates/organization.yml in the management account (it creates that role with ` +
@@ -71,20 +69,24 @@ function accessFix(roleArn: string | undefined): string {
         'and set "organization.roleArn" to the role it creates.';
 }
 
-/** Translate what an Organizations call threw: access problems say which of the two set-ups is missing. */
-function orgError(error: unknown, action: string, roleArn: string | undefined, ouId: string): Error {
-  const code = awsCode(error);
-  if (error instanceof TargetRoleNotAssumableError || ACCESS_CODES.has(code)) {
-    const detail = error instanceof TargetRoleNotAssumableError ? error.aws ?? awsErrorDetail(error) : awsErrorDetail(error);
-    return new OrganizationAccessDeniedError(`${action} failed: ${detail.code}: ${detail.message}. ${accessFix(roleArn)}`, {
-      cause: error,
-      aws: detail,
+/**
+ * An Organizations call, its errors translated: a refusal (or organization.roleArn that cannot be assumed) says which
+ * of the two set-ups is missing; an unknown OU is bad input; the rest as every AWS call.
+ */
+async function organizationsCall<T>(action: string, call: () => Promise<T>, roleArn: string | undefined, ouId: string): Promise<T> {
+  const denied: AwsErrorFactory = (detail, options) =>
+    new OrganizationAccessDeniedError(`${action} failed: ${detail.code}: ${detail.message}. ${accessFix(roleArn)}`, options);
+  const unknownOu: AwsErrorFactory = (detail) =>
+    new InvalidInputError([`targets: organizationalUnitId ${ouId} is not an OU or root of the organization (${detail.code}); check the ID (aws organizations list-roots, list-organizational-units-for-parent)`]);
+  try {
+    return await aws(action, call, {
+      errors: { AccessDeniedException: denied, AccessDenied: denied, AWSOrganizationsNotInUseException: denied, ParentNotFoundException: unknownOu, InvalidInputException: unknownOu },
     });
+  } catch (error) {
+    if (!(error instanceof TargetRoleNotAssumableError)) throw error;
+    const detail = error.aws ?? awsErrorDetail(error);
+    throw denied(detail, { cause: error, aws: detail });
   }
-  if (code === 'ParentNotFoundException' || code === 'InvalidInputException') {
-    return new InvalidInputError([`targets: organizationalUnitId ${ouId} is not an OU or root of the organization (${code}); check the ID (aws organizations list-roots, list-organizational-units-for-parent)`]);
-  }
-  return toPipelineError(error, action);
 }
 
 export interface OrganizationDeps {
@@ -148,9 +150,7 @@ export async function resolveTargets(input: PipelineInput, deps: OrganizationDep
 
   for (const entry of ouEntries) {
     const ouId = entry.organizationalUnitId ?? '';
-    const accounts = await accountsUnder(org, ouId).catch((error: unknown) => {
-      throw orgError(error, `Listing the accounts of ${ouId}`, roleArn, ouId);
-    });
+    const accounts = await organizationsCall(`Listing the accounts of ${ouId}`, () => accountsUnder(org, ouId), roleArn, ouId);
     const excluded = new Set(entry.excludeAccountIds ?? []);
     const key = settingsKey(entry);
     const expansion: OuExpansion = { organizationalUnitId: ouId, found: accounts.length, targeted: [], skipped: [], excluded: [], coveredElsewhere: [] };

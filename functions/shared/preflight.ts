@@ -8,7 +8,7 @@ import { DescribeImagesCommand, DescribeSubnetsCommand, GetEbsDefaultKmsKeyIdCom
 import { GetRoleCommand } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, GetKeyPolicyCommand } from '@aws-sdk/client-kms';
 import type { Clients } from './client-factory';
-import { awsCode, awsErrorDetail, PipelineError, TargetRoleNotAssumableError, toPipelineError } from './errors';
+import { aws, awsErrorDetail, PipelineError, TargetRoleNotAssumableError, toPipelineError } from './errors';
 import { missingActions } from './key-policy';
 import type { TargetItem } from './plan';
 
@@ -44,16 +44,26 @@ export const EBS_KEY_ACTIONS = ['kms:Decrypt', 'kms:GenerateDataKeyWithoutPlaint
 /** The documented lower bound of concurrent AMI copies per destination region. */
 export const COPY_CONCURRENCY_LIMIT = 50;
 
+/** The fix a translated error carries (aws(): `fix`, or the one `fixes` gives its code). */
+const fixOf = (error: unknown): string | undefined => (error instanceof PipelineError ? error.fix : undefined);
+
 const describe = (error: unknown) => {
   const { code, message } = error instanceof PipelineError && error.aws ? error.aws : awsErrorDetail(error);
   return `${code}: ${message}`;
 };
 
+const DESCRIBE_KEY_FIX = 'Let the target role describe the key (kms:DescribeKey in the key policy and the role policy).';
+
 /** Resolve a key reference in a target account; the check of everything the copy needs from the key. */
 async function keyCheck(item: CheckedTarget, clients: Clients, scope: string): Promise<{ check: Check; arn?: string }> {
   const { accountId, region, kmsKey } = item.target;
   try {
-    const meta = (await clients.kms(region).send(new DescribeKeyCommand({ KeyId: kmsKey }))).KeyMetadata;
+    const meta = (
+      await aws(`Describing ${kmsKey} in ${scope}`, () => clients.kms(region).send(new DescribeKeyCommand({ KeyId: kmsKey })), {
+        fix: DESCRIBE_KEY_FIX,
+        fixes: { NotFoundException: `Create the key and its alias in ${region} (deploy templates/target-account.yml there) or fix "kmsKey".` },
+      })
+    ).KeyMetadata;
     const problems: string[] = [];
     if (meta?.AWSAccountId !== accountId) problems.push(`it belongs to account ${meta?.AWSAccountId ?? 'unknown'}: every account needs a key of its own`);
     if (meta?.KeyManager === 'AWS') problems.push('it is an AWS managed key, which cannot be granted to Auto Scaling');
@@ -74,9 +84,7 @@ async function keyCheck(item: CheckedTarget, clients: Clients, scope: string): P
     return {
       check: {
         scope, check: 'kms-key', verdict: 'fail', message: `${kmsKey} cannot be used in ${accountId}/${region}`, awsError: describe(error),
-        fix: awsCode(error) === 'NotFoundException'
-          ? `Create the key and its alias in ${region} (deploy templates/target-account.yml there) or fix "kmsKey".`
-          : 'Let the target role describe the key (kms:DescribeKey in the key policy and the role policy).',
+        fix: fixOf(error) ?? DESCRIBE_KEY_FIX,
       },
     };
   }
@@ -101,17 +109,24 @@ async function keyPolicyCheck(item: CheckedTarget, clients: Clients, scope: stri
 }
 
 async function serviceLinkedRoleCheck(item: CheckedTarget, clients: Clients, scope: string): Promise<Check> {
+  const warn = (message: string, awsError: string): Check => ({
+    scope, check: 'autoscaling-role', verdict: 'warn', message, awsError,
+    fix: 'aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com (the target role may do it: templates/target-account.yml allows iam:CreateServiceLinkedRole for it)',
+  });
   try {
-    await clients.iam(item.target.region).send(new GetRoleCommand({ RoleName: 'AWSServiceRoleForAutoScaling' }));
+    // IAM answers NoSuchEntity (the SDK's name for it: NoSuchEntityException) for a role that does not exist.
+    const missing = await aws(
+      `Reading AWSServiceRoleForAutoScaling in ${scope}`,
+      async () => {
+        await clients.iam(item.target.region).send(new GetRoleCommand({ RoleName: 'AWSServiceRoleForAutoScaling' }));
+        return null;
+      },
+      { on: { 'NoSuchEntity*': (detail) => detail } },
+    );
+    if (missing) return warn('AWSServiceRoleForAutoScaling does not exist yet; Auto Scaling creates it on first use when the caller may', `${missing.code}: ${missing.message}`);
     return { scope, check: 'autoscaling-role', verdict: 'pass', message: 'AWSServiceRoleForAutoScaling exists' };
   } catch (error) {
-    const missing = awsCode(error) === 'NoSuchEntity' || awsCode(error) === 'NoSuchEntityException';
-    return {
-      scope, check: 'autoscaling-role', verdict: 'warn',
-      message: missing ? 'AWSServiceRoleForAutoScaling does not exist yet; Auto Scaling creates it on first use when the caller may' : 'cannot read AWSServiceRoleForAutoScaling',
-      awsError: describe(error),
-      fix: 'aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com (the target role may do it: templates/target-account.yml allows iam:CreateServiceLinkedRole for it)',
-    };
+    return warn('cannot read AWSServiceRoleForAutoScaling', describe(error));
   }
 }
 

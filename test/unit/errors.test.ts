@@ -147,6 +147,28 @@ describe('aws', () => {
       aws('Describing images', () => Promise.reject(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503))),
     ).rejects.toMatchObject({ name: 'AwsThrottlingError', aws: { code: 'RequestLimitExceeded' } });
   });
+
+  it("gives a code the fix `fixes` names for it, every other code `fix`, and keeps the fix on the error", async () => {
+    const options = { fix: 'Let the role describe the key.', fixes: { NotFoundException: 'Create the key.' } };
+    await expect(aws('Describing alias/k', () => Promise.reject(awsError('NotFoundException', 'Alias alias/k is not found.', 400)), options)).rejects.toMatchObject({
+      name: 'AwsRequestFailedError',
+      message: 'Describing alias/k failed: NotFoundException: Alias alias/k is not found. Create the key.',
+      fix: 'Create the key.',
+    });
+    await expect(aws('Describing alias/k', () => Promise.reject(awsError('AccessDeniedException', 'not authorized', 400)), options)).rejects.toMatchObject({
+      name: 'AccessDeniedError',
+      fix: 'Let the role describe the key.',
+    });
+  });
+
+  it('answers the codes `on` names with its handler, resolves the `absentOn` codes to undefined, and makes the `errors` of theirs', async () => {
+    const gone = () => Promise.reject(awsError('ExecutionDoesNotExist', 'Execution does not exist', 400));
+    await expect(aws('Describing', gone, { on: { ExecutionDoesNotExist: (detail) => detail.code } })).resolves.toBe('ExecutionDoesNotExist');
+    await expect(aws('Describing', gone, { absentOn: ['Execution*'] })).resolves.toBeUndefined();
+    await expect(aws('Describing', gone, { errors: { ExecutionDoesNotExist: (d, o) => new InvalidInputError([`executionArn: ${d.message} (${String(o.aws.code)})`]) } })).rejects.toMatchObject({
+      name: 'InvalidInputError',
+    });
+  });
 });
 
 describe('awsCode', () => {
