@@ -10,6 +10,7 @@ import { MAX_TAGS_PER_RESOURCE, MAX_USER_TAGS, PIPELINE_TAG_COUNT } from './tags
 import { mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES } from './payload';
 import { historyBudget, MAX_HISTORY_EVENTS_PER_EXECUTION, MAX_PAIRS_PER_RUN } from './budget';
 import { regionPairs } from './plan';
+import type { OuExpansion } from './manifest-schema';
 
 const ACCOUNT_RE = /^\d{12}$/;
 const AMI_RE = /^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -599,7 +600,7 @@ export function parseInput(raw: unknown): PipelineInput {
 const n = (x: number) => x.toLocaleString('en-US');
 
 /** What a run of this input cannot carry within AWS's limits (functions/shared/payload.ts), each with the fix. */
-export function payloadProblems(raw: unknown, input: PipelineInput): string[] {
+export function payloadProblems(raw: unknown, input: PipelineInput, organization: OuExpansion[] = []): string[] {
   const inputBytes = Buffer.byteLength(JSON.stringify(raw), 'utf8');
   if (inputBytes > STATE_PAYLOAD_BYTES) {
     return [
@@ -607,14 +608,18 @@ export function payloadProblems(raw: unknown, input: PipelineInput): string[] {
         'split the targets over several runs, or shorten the key references (an alias instead of one key ARN per region)',
     ];
   }
-  const over = payloadsOverLimit(input);
+  const over = payloadsOverLimit(input, undefined, organization);
   if (over.length === 0) return [];
   const pairs = regionPairs(input.targets ?? []).length;
-  const fit = mostPairsThatFit(input);
+  const fit = mostPairsThatFit(input, organization);
   const sizes = over.map((p) => `${p.payload} would be ${n(p.size)} ${p.unit} (limit ${n(p.limit)}: ${p.limitName})`).join('; ');
   return [
     `targets: ${n(pairs)} account-region pairs do not fit AWS's payload limits at worst: ${sizes}; ` +
-      (fit > 0 ? `split the targets over runs of at most ${n(fit)} pairs each with these settings` : 'shorten the settings (publish.launchTemplates, names)'),
+      (fit > 0
+        ? `split the targets over runs of at most ${n(fit)} pairs each with these settings`
+        : organization.length > 0
+          ? "put fewer organizationalUnitId entries in one run (what each expanded to rides in the run's state)"
+          : 'shorten the settings (publish.launchTemplates, names)'),
   ];
 }
 

@@ -198,8 +198,6 @@ export const runSummarySchema = z.object({
   source: sourceSchema.nullable(),
   /** Null when the run stopped before the fan-out (a refused input or source, or a failed share). */
   sourceShare: sourceShareSchema.nullable(),
-  /** What each organizationalUnitId entry expanded to. */
-  organization: z.array(ouExpansionSchema).optional(),
   /** Null when the run stopped before its targets or its results could not be read. */
   counts: z.object({ targets: z.number().int(), succeeded: z.number().int(), failed: z.number().int() }).nullable(),
   /** The first failed targets (MAX_FAILED_LINES). */
@@ -213,8 +211,16 @@ export const runSummarySchema = z.object({
   cleanup: z.union([cleanupSummarySchema, z.object({ mapRunArn: z.string(), error: errorSchema })]).nullable().optional(),
 });
 
-/** The manifest in S3: the summary's fields (with the source share's lists whole) and every target's full line. */
-export const manifestSchema = runSummarySchema.extend({ results: z.array(targetResultSchema) });
+/**
+ * The manifest in S3: the summary's fields (with the source share's lists whole), what each organizationalUnitId entry
+ * expanded to (not in the summary: a 1,000-account OU's lists would take a failed run's cause past 32,768 characters),
+ * and every target's full line.
+ */
+export const manifestSchema = runSummarySchema.extend({
+  /** What each organizationalUnitId entry expanded to (absent without OU entries). */
+  organization: z.array(ouExpansionSchema).optional(),
+  results: z.array(targetResultSchema),
+});
 
 /**
  * The completion event's detail: the summary or, past an EventBridge entry's 256 KB, `truncated: true` with the

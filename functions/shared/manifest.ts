@@ -129,11 +129,12 @@ export function buildManifest(parts: ManifestParts): { manifest: Manifest; summa
     executionName: parts.executionName,
     source: summarySource(parts.source),
     sourceShare: summaryShare(parts.sourceShare),
-    ...(parts.organization && parts.organization.length > 0 ? { organization: parts.organization } : {}),
     counts: { targets: Math.max(parts.targetCount, results.length), succeeded, failed },
     failed: failedLines(results),
     manifest: parts.location,
     mapRunArn: parts.mapRunArn,
   };
-  return { manifest: { ...summary, sourceShare: parts.sourceShare, results }, summary };
+  // The OU expansions go to the manifest only: their account lists grow with the organization, the summary must not.
+  const organization = parts.organization && parts.organization.length > 0 ? { organization: parts.organization } : {};
+  return { manifest: { ...summary, sourceShare: parts.sourceShare, ...organization, results }, summary };
 }

@@ -7,6 +7,7 @@
  */
 import { LAMBDA_SERVICE_ERROR_NAMES, RETRYABLE_ERROR_NAMES, STATE_MACHINE_ERROR_NAMES, TERMINAL_ERROR_NAMES } from './errors';
 import type { PipelineInput } from './input';
+import type { OuExpansion } from './manifest-schema';
 import { MAX_USER_TAGS } from './tags';
 import { MAX_FAILED_LINES, summaryShare, summarySource } from './manifest';
 import type { RunSummary } from './manifest-schema';
@@ -141,7 +142,7 @@ function worstShare(plan: RunPlan) {
 
 /** The payloads of the current design: the run's execution, and one child execution per target (the Distributed Map). */
 export const SHAPES = {
-  plan(input: PipelineInput, executionName: string): RunPlan {
+  plan(input: PipelineInput, executionName: string, organization: OuExpansion[] = []): RunPlan {
     const targets = targetPairs(input);
     const shareAccountIds = [...new Set(targets.map((t) => t.accountId))];
     return {
@@ -155,8 +156,8 @@ export const SHAPES = {
       files: runFiles(WORST.bucket, executionName),
       settings: settingsOf(input),
       notify: { topicArn: input.notify.topicArn ?? null },
-      // Organizational units are expanded at run time (ResolveSource); only the listed accounts are modelled.
-      organization: [],
+      // Organizational units are expanded at run time: ResolveSource checks again with what they expanded to.
+      organization,
     };
   },
   /** The run's state once the Map Run is done (DistributeTargets' output): the share and where ResultWriter wrote. */
@@ -207,8 +208,12 @@ function targetLines(plan: RunPlan) {
 }
 
 /** Every payload of a run of this input at its worst, each with its limit. */
-export function worstCasePayloads(input: PipelineInput, executionName = WORST.executionName): PayloadSize[] {
-  const plan = SHAPES.plan(input, executionName);
+/**
+ * Every payload of a run of `input` at its worst. `organization` is what the input's organizationalUnitId entries
+ * expanded to (ResolveSource knows it; validation before the run does not, and models the listed accounts only).
+ */
+export function worstCasePayloads(input: PipelineInput, executionName = WORST.executionName, organization: OuExpansion[] = []): PayloadSize[] {
+  const plan = SHAPES.plan(input, executionName, organization);
   const state = (payload: string, value: unknown): PayloadSize => ({ payload, size: bytes(value), unit: 'bytes', limit: STATE_PAYLOAD_BYTES, limitName: "Step Functions' maximum input or output size for a task, state or execution" });
   const cause = (payload: string, value: unknown): PayloadSize => ({ payload, size: JSON.stringify(value).length, unit: 'characters', limit: FAILURE_CAUSE_CHARS, limitName: "Step Functions' maximum length of a failure's cause" });
   // The target with the longest key reference and subnet has the largest child payloads.
@@ -230,14 +235,14 @@ export function worstCasePayloads(input: PipelineInput, executionName = WORST.ex
 }
 
 /** The payloads that do not fit, worst first. */
-export function payloadsOverLimit(input: PipelineInput, executionName?: string): PayloadSize[] {
-  return worstCasePayloads(input, executionName)
+export function payloadsOverLimit(input: PipelineInput, executionName?: string, organization: OuExpansion[] = []): PayloadSize[] {
+  return worstCasePayloads(input, executionName, organization)
     .filter((p) => p.size > p.limit)
     .sort((a, b) => b.size / b.limit - a.size / a.limit);
 }
 
 /** The largest number of the input's first account-region pairs whose worst case fits (0 when none does). */
-export function mostPairsThatFit(input: PipelineInput): number {
+export function mostPairsThatFit(input: PipelineInput, organization: OuExpansion[] = []): number {
   const pairs = regionPairs(input.targets ?? []);
   const first = (n: number): PipelineInput => {
     const keep = pairs.slice(0, n);
@@ -250,7 +255,7 @@ export function mostPairsThatFit(input: PipelineInput): number {
   let hi = pairs.length;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (payloadsOverLimit(first(mid)).length === 0) lo = mid;
+    if (payloadsOverLimit(first(mid), undefined, organization).length === 0) lo = mid;
     else hi = mid - 1;
   }
   return lo;

@@ -240,10 +240,11 @@ export async function resolveSource(event: ResolveSourceEvent, deps: SnapshotDep
   const tooMany = pairLimitProblem(targets.length);
   if (tooMany) throw new InvalidInputError([`${resolvedFrom}: ${tooMany}`]);
   if (resolution.organization.length > 0) {
-    // The resolved accounts held to the payload model validation applies to inline targets (functions/shared/payload.ts).
+    // The resolved accounts, and what the OU entries expanded to (it rides in the run's state), held to the payload
+    // model validation applies to inline targets (functions/shared/payload.ts).
     const entries = served.map(({ organizationalUnitId: _ou, ...t }) => t);
     const resolved = { ...input, targets: entries };
-    const tooLarge = payloadProblems({ ...(event.input as Record<string, unknown>), targets: entries }, resolved);
+    const tooLarge = payloadProblems({ ...(event.input as Record<string, unknown>), targets: entries }, resolved, resolution.organization);
     if (tooLarge.length > 0) throw new InvalidInputError(tooLarge.map((problem) => `${resolvedFrom}: ${problem}`));
   }
   const plan: RunPlan = {

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readInputFile } from '../../cli/input';
 import { InvalidInputError } from '../../functions/shared/errors';
-import { inputSchema, parseInput } from '../../functions/shared/input';
+import { inputSchema, parseInput, payloadProblems } from '../../functions/shared/input';
 import { FAILURE_CAUSE_CHARS, mostPairsThatFit, payloadsOverLimit, STATE_PAYLOAD_BYTES, worstCasePayloads } from '../../functions/shared/payload';
+import { buildManifest } from '../../functions/shared/manifest';
+import type { OuExpansion } from '../../functions/shared/manifest-schema';
 import { runDefinition, type Json } from '../../local/asl';
 import { payloadBytes } from '../../local/limits';
 import { FakeAws } from '../../bench/fake-aws';
@@ -79,6 +81,40 @@ describe('the worst-case payloads of an input', () => {
     const templates = worstCasePayloads(parseInput({ ...raw(3), publish: { parameterName: '/ami-pipeline/{sourceName}/latest', launchTemplates: Array.from({ length: 20 }, (_, i) => `template-${'t'.repeat(100)}-${i}`) } }));
     const size = (list: typeof plain, what: string) => list.find((p) => p.payload.startsWith(what))?.size ?? 0;
     expect(size(templates, "a target's state")).toBeGreaterThan(size(plain, "a target's state") + 20 * 100);
+  });
+});
+
+describe('what organizationalUnitId entries expanded to', () => {
+  /** One OU entry at its largest in the run's state: 1,000 accounts targeted, 100 listed in each other list. */
+  const expansion = (i: number): OuExpansion => ({
+    organizationalUnitId: `ou-${String(i).padStart(4, '0')}-${'y'.repeat(32)}`,
+    found: 5000,
+    targeted: Array.from({ length: 1000 }, (_, n) => account(n)),
+    skipped: Array.from({ length: 100 }, (_, n) => ({ accountId: account(2000 + n), state: 'PENDING_CLOSURE' })),
+    excluded: Array.from({ length: 100 }, (_, n) => account(3000 + n)),
+    coveredElsewhere: Array.from({ length: 100 }, (_, n) => account(4000 + n)),
+    notListed: { skipped: 900, excluded: 900, coveredElsewhere: 900 },
+  });
+  const resolved = (accounts: number) => raw(accounts, ['eu-west-1']);
+
+  it("rides in the run's state, so ResolveSource refuses an expansion that cannot fit, naming the fix", () => {
+    const input = parseInput(resolved(1000));
+    expect(payloadProblems(resolved(1000), input, [expansion(1)])).toEqual([]);
+    const many = Array.from({ length: 12 }, (_, i) => expansion(i));
+    const problems = payloadProblems(resolved(1000), input, many);
+    expect(problems).toEqual([expect.stringContaining("ResolveSource's output (the run's execution) would be")]);
+    expect(problems[0]).toContain('262,144');
+    // Without the expansion the same resolved accounts fit: it is the organization's lists that do not.
+    expect(payloadProblems(resolved(1000), input)).toEqual([]);
+  });
+
+  it('stays out of the summary (a failed run\'s cause, the completion event) and goes whole into the manifest', () => {
+    const organization = Array.from({ length: 3 }, (_, i) => expansion(i));
+    const location = { bucket: 'runs', key: 'runs/r/manifest.json', uri: 's3://runs/runs/r/manifest.json' };
+    const { manifest, summary } = buildManifest({ executionName: 'r', source: null, sourceShare: null, organization, targetCount: 1000, mapRunArn: null, location, children: [] });
+    expect(summary).not.toHaveProperty('organization');
+    expect(JSON.stringify(summary).length).toBeLessThan(1_000);
+    expect(manifest.organization).toEqual(organization);
   });
 });
 
