@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import type * as z from 'zod';
 import { looksLikeRunSummary, manifestSchema, runSummarySchema, schemaIssues, type Manifest, type RunSummary } from '../functions/shared/manifest-schema';
+import { RUN_FAILED_ERROR, runFailureSummary } from '../functions/shared/run-failure';
 import { CliError } from './errors';
 import type { StateEvent } from './progress';
 
@@ -246,8 +247,9 @@ export async function outcomeOfExecution(execution: DescribeExecutionCommandOutp
     if (plan?.skipped) return { ...base, skipped: plan.skipReason ?? 'the source was skipped' };
     return { ...base, error: { name: 'UnexpectedOutput', cause: `the execution succeeded without a manifest: ${execution.output ?? '(no output)'}` } };
   }
-  if (execution.error === 'RunFailedError') {
-    const summary = parseJson(execution.cause);
+  if (execution.error === RUN_FAILED_ERROR) {
+    // FailRun's Lambda error: the summary is its errorMessage.
+    const summary = runFailureSummary(execution.cause);
     if (looksLikeRunSummary(summary)) return { ...base, manifest: await manifestOf(stored(runSummarySchema, summary, `the RunFailedError cause of ${what}`, SUMMARY_FILE), readManifest) };
   }
   return { ...base, error: { name: execution.error ?? execution.status ?? 'Error', cause: execution.cause ?? `the execution ended ${execution.status}` } };

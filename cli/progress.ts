@@ -100,8 +100,11 @@ export const STAGE_OF_STATE: Record<string, string> = {
   NotifyCompletion: 'sending the completion event',
   IsRunClean: 'sending the completion event',
   RunSucceeded: 'succeeded',
-  PrepareFailure: 'failed',
-  RunFailed: 'failed',
+  RecordRunFailure: 'failed',
+  FailRun: 'failed (a redrive retries what failed)',
+  HasTargetsToRetry: 'redriven: retrying what failed',
+  UseRetryTargets: 'redriven: retrying what failed',
+  UseRetryShare: 'redriven: retrying what failed',
   ReportRunError: 'stopping: the run failed before or while fanning out',
   NotifyRunError: 'stopping: the run failed before or while fanning out',
   RunStopped: 'stopped',
@@ -164,10 +167,16 @@ export class ProgressTracker {
     return target;
   }
 
-  private move(target: TargetProgress, phase: Phase, at: number): boolean {
-    if (target.phase === phase || FINAL.has(target.phase)) return false;
+  /**
+   * A finished target stays finished, except that a failed one runs again when a redrive retries it (its states enter
+   * again) and the manifest, the final word, sets every target.
+   */
+  private move(target: TargetProgress, phase: Phase, at: number, final = false): boolean {
+    if (target.phase === phase) return false;
+    if (!final && (target.phase === 'done' || (target.phase === 'failed' && FINAL.has(phase)))) return false;
     target.phase = phase;
     if (FINAL.has(phase)) target.endedAt = at;
+    else target.endedAt = null;
     return true;
   }
 
@@ -199,7 +208,7 @@ export class ProgressTracker {
       const target = this.ensure(result);
       target.startedAt ??= at;
       if (result.error) target.error = result.error.name;
-      if (this.move(target, result.status === 'succeeded' ? 'done' : 'failed', at)) changes.push({ target: { ...target }, at });
+      if (this.move(target, result.status === 'succeeded' ? 'done' : 'failed', at, true)) changes.push({ target: { ...target }, at });
     }
     return changes;
   }

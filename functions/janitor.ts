@@ -145,6 +145,8 @@ export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = de
     async () => {
       for await (const page of pages) {
         for (const e of page.events ?? []) {
+          // A redrive goes on after the run announced itself: only an announcement after the last redrive counts.
+          if (e.type === 'ExecutionRedriven') announced = undefined;
           const exited = exitOf(e);
           if (!exited) continue;
           if (exited.name === 'ResolveSource' && planOutput === undefined) planOutput = exited.output;

@@ -198,7 +198,7 @@ function lambdaError(name: string, cause: string): LambdaError {
 }
 
 /**
- * Invoke a handler as Lambda would for Step Functions: JSON in, JSON out, errors as errorType + JSON cause (cut
+ * Invoke a handler as Lambda would for Step Functions: JSON in, JSON out, errors as errorType + JSON cause (errorType, errorMessage, trace; cut
  * to 256 and 32,768 characters). Lambda refuses a request or a response over 6 MB; Step Functions fails the task
  * with States.DataLimitExceeded when the result is over 262,144 bytes (a task failure: Retry and Catch apply).
  */
@@ -213,7 +213,9 @@ export function asLambda(handler: TaskHandler, resource = 'lambda'): (input: Jso
       result = await handler(JSON.parse(JSON.stringify(input)));
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
-      throw lambdaError(e.name, JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: [] }));
+      // As the Node.js runtime reports a thrown error: its stack, first line "Name: message", as `trace`
+      // ("AWS Lambda function errors in Node.js", Lambda Developer Guide): the message is in the cause twice.
+      throw lambdaError(e.name, JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: (e.stack ?? `${e.name}: ${e.message}`).split('\n') }));
     }
     const response = payloadBytes(result);
     if (response > LAMBDA_SYNC_PAYLOAD_BYTES) {

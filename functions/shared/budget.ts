@@ -62,10 +62,11 @@ export const EVENTS_PER_CHILD_EXECUTION_FIXED = 5;
  * Events of the run's execution, whatever its number of targets (the Distributed Map's children have their own
  * histories): ExecutionStarted 1, ResolveSource 5, IsSourceOptedIn 2, IsSharingNeeded 2, ShareSource 5,
  * DistributeTargets (entered, Map Run started and succeeded, exited) 4, IsUnshareNeeded 2, UnshareSource 5,
- * RecordManifest 5, NotifyCompletion 5, IsRunClean 2, PrepareFailure 2, RunFailed 1, ExecutionFailed 1 = 42;
- * plus 8 retries = 24.
+ * RecordManifest 5, NotifyCompletion 5, IsRunClean 2, RecordRunFailure 2, FailRun 5, ExecutionFailed 1 = 46;
+ * plus 8 retries = 24. A redrive appends its own attempt (ExecutionRedriven instead of ExecutionStarted): each
+ * attempt is within this count.
  */
-export const EVENTS_PER_RUN_FIXED = 66;
+export const EVENTS_PER_RUN_FIXED = 70;
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 

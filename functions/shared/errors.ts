@@ -121,6 +121,13 @@ export class ShareLedgerFullError extends TerminalError {
 export class AwsRequestFailedError extends TerminalError {
   override name = 'AwsRequestFailedError';
 }
+/**
+ * The run ended with failed targets or a share it could not revoke (FailRun): the message is the run's summary as JSON,
+ * so the execution fails with it as its cause (functions/shared/run-failure.ts reads it back).
+ */
+export class RunFailedError extends TerminalError {
+  override name = 'RunFailedError';
+}
 
 /** Names the state machine retries (after the Lambda service errors). */
 export const RETRYABLE_ERROR_NAMES = [
@@ -152,10 +159,11 @@ export const TERMINAL_ERROR_NAMES = [
   'AccessDeniedError',
   'ShareLedgerFullError',
   'AwsRequestFailedError',
+  'RunFailedError',
 ] as const;
 
-/** Raised by Fail states of the definition itself (timeouts of the bounded wait loops). */
-export const STATE_MACHINE_ERROR_NAMES = ['ImageCopyTimeoutError', 'LaunchCheckTimeoutError', 'RunFailedError'] as const;
+/** Raised by states of the definition itself (timeouts of the bounded wait loops). */
+export const STATE_MACHINE_ERROR_NAMES = ['ImageCopyTimeoutError', 'LaunchCheckTimeoutError'] as const;
 
 /**
  * Errors Step Functions raises around a Lambda invoke; retried before ours. The first four are AWS's recommended

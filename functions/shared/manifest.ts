@@ -102,6 +102,8 @@ export interface ManifestParts {
   mapRunArn: string | null;
   location: ManifestLocation;
   children: ChildExecutionResult[];
+  /** Lines kept from the run's manifest (a redrive's retry): those of targets the children do not run again. */
+  kept?: TargetResult[];
 }
 
 /** The source as the summary names it: its image, region, account and name (not its snapshots). */
@@ -119,7 +121,10 @@ export function failedLines(results: readonly TargetResult[]): TargetLine[] {
 
 /** The manifest (every target) and the summary (counts and the first failed targets). */
 export function buildManifest(parts: ManifestParts): { manifest: Manifest; summary: RunSummary } {
-  const results = parts.children.map(targetResult).sort((a, b) => a.accountId.localeCompare(b.accountId) || a.region.localeCompare(b.region));
+  const fresh = parts.children.map(targetResult);
+  const rerun = new Set(fresh.map((r) => `${r.accountId}/${r.region}`));
+  const kept = (parts.kept ?? []).filter((r) => !rerun.has(`${r.accountId}/${r.region}`));
+  const results = [...kept, ...fresh].sort((a, b) => a.accountId.localeCompare(b.accountId) || a.region.localeCompare(b.region));
   const succeeded = results.filter((r) => r.status === 'succeeded').length;
   // Items the Map Run never reported (it failed, or was stopped) count as failed.
   const failed = Math.max(parts.targetCount, results.length) - succeeded;

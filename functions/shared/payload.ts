@@ -134,6 +134,18 @@ function worstResult(t: TargetPair, settings: Settings): unknown {
 
 /** Results of the steps a target runs that its full line does not repeat (preflight, copy, grant, launch checks). */
 const STEP_RESULTS_BYTES = 4_096;
+/** Stack frames a thrown error's trace carries at most (the Lambda error's `trace` after its first line), and their length. */
+const TRACE_FRAMES = 20;
+const TRACE_FRAME_CHARS = 150;
+
+/**
+ * A Lambda function's error as Step Functions gets it for its cause: `{ errorType, errorMessage, trace }`, the trace
+ * being the error's stack, whose first line is "Name: message" ("AWS Lambda function errors in Node.js"): the message
+ * is there twice.
+ */
+export function lambdaErrorCause(name: string, message: string) {
+  return { errorType: name, errorMessage: message, trace: [`${name}: ${message}`, ...Array.from({ length: TRACE_FRAMES }, () => `    at ${'x'.repeat(TRACE_FRAME_CHARS - 7)}`)] };
+}
 
 /** The source share as UnshareSource returns it: every account and snapshot of the run. */
 function worstShare(plan: RunPlan) {
@@ -169,7 +181,7 @@ export const SHAPES = {
       mapRun: { MapRunArn: WORST.mapRunArn, ResultWriterDetails: { Bucket: plan.files.bucket, Key: `${plan.files.resultsPrefix}/${WORST.uuid}/manifest.json` } },
     };
   },
-  /** The run's summary (RecordManifest's result): the execution's output, or the cause of RunFailedError. */
+  /** The run's summary (RecordManifest's result): the execution's output, and the message of FailRun's RunFailedError. */
   summary(plan: RunPlan): RunSummary {
     const failed = targetLines(plan).slice(0, MAX_FAILED_LINES);
     return {
@@ -222,7 +234,7 @@ export function worstCasePayloads(input: PipelineInput, executionName = WORST.ex
     state("ResolveSource's output (the run's execution)", plan),
     state("DistributeTargets' output (the run's execution)", SHAPES.afterMap(plan)),
     state("RecordManifest's output (the run's execution)", SHAPES.afterReport(plan)),
-    cause("RunFailedError's cause (the run's summary)", SHAPES.summary(plan)),
+    cause("RunFailedError's cause (FailRun's error: the run's summary as its message)", lambdaErrorCause('RunFailedError', JSON.stringify(SHAPES.summary(plan)))),
   ];
   if (target) {
     out.push(

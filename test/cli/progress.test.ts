@@ -5,6 +5,7 @@ import { stubManifest, STUB_INPUT } from '../support/cli';
 
 const item = (accountId: string, region = 'eu-west-1') => ({ item: { target: { accountId, region, kmsKey: 'alias/k', subnetId: null } } });
 const entered = (stateName: string, input: unknown, at: number): StateEvent => ({ kind: 'entered', stateName, input, at });
+const exited = (stateName: string, output: unknown, at: number): StateEvent => ({ kind: 'exited', stateName, output, at });
 
 describe('the progress tracker', () => {
   it('queues every account × region pair of the input', () => {
@@ -34,14 +35,16 @@ describe('the progress tracker', () => {
     expect(tracker.counts()).toMatchObject({ finished: 1, done: 1 });
   });
 
-  it('marks a target failed on its failure path, with the error name, and never moves it back', () => {
+  it('marks a target failed on its failure path, with the error name, and moves it on only when a redrive runs it again', () => {
     const tracker = new ProgressTracker([], () => 0);
     tracker.apply(entered('CreateKmsGrant', item('222222222222'), 1_000));
     const failed = tracker.apply(entered('FindTargetCopy', { ...item('222222222222'), error: { Error: 'GrantFailedError', Cause: '...' } }, 5_000));
     expect(failed).toMatchObject({ target: { phase: 'failed', error: 'GrantFailedError', endedAt: 5_000 }, at: 5_000 });
     expect(tracker.apply(entered('CleanUpFailedTarget', item('222222222222'), 6_000))).toBeUndefined();
-    expect(tracker.apply(entered('CopyEncryptImage', item('222222222222'), 7_000))).toBeUndefined();
+    expect(tracker.apply(exited('RecordTargetSuccess', { accountId: '222222222222', region: 'eu-west-1', status: 'succeeded' }, 6_500))).toBeUndefined();
     expect(tracker.targets()[0]?.phase).toBe('failed');
+    // A redrive retries the failed target: its child starts again.
+    expect(tracker.apply(entered('CopyEncryptImage', item('222222222222'), 7_000))).toMatchObject({ target: { phase: 'copying', endedAt: null } });
   });
 
   it('adds targets as they are first seen when the input names none (targetsParameter)', () => {

@@ -1,6 +1,6 @@
 /**
  * Every AWS call the functions make, from runs of the real definitions over every path (first runs, re-runs,
- * a new source with retention, both launch-check modes, failed copies and launches, rekey, an encrypted source,
+ * a new source with retention, both launch-check modes, failed copies and launches, a redrive's retry, rekey, an encrypted source,
  * targets from SSM, a notification topic, an ExternalId), and what the CLI does inside a target account through the
  * target role (`ami-pipeline restore`, the doctor's per-region checks), each with the function that made it and the IAM
  * requests AWS evaluates for it (test/iam/requests.ts), worked out against the world as it was at the call.
@@ -10,7 +10,7 @@ import type { Tag } from '@aws-sdk/client-ec2';
 import { FakeAws, type CallRecord } from '../../bench/fake-aws';
 import { ACCOUNT_A, ACCOUNT_B, BUILDER, item } from '../support/fixtures';
 import { pipelineHandlers } from '../../bench/handlers';
-import { loadDefinition, runDefinition, type ExecutionRecord, type Json, type TaskHandler } from '../../local/asl';
+import { loadDefinition, redriveExecution, runDefinition, type ExecutionRecord, type Json, type TaskHandler } from '../../local/asl';
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/executions';
 import { historyOf } from '../support/sfn-events';
 import { JANITOR_STATE_MACHINE_FN, REQUESTS, STATE_MACHINE_FN, type IamRequest, type RecordedCall, type World } from './requests';
@@ -44,6 +44,8 @@ interface Scenario {
   cli?: (ctx: { aws: FakeAws; target: Clients; as: <T>(command: string, run: () => Promise<T>) => Promise<T> }) => Promise<void>;
   /** Stop the (single) run while its targets verify, as StopExecution does, then run the janitor over it. */
   stopped?: boolean;
+  /** After the (single) run failed: fix what failed, then redrive it (FailRun plans the retry, a new Map Run retries). */
+  redrive?: (aws: FakeAws) => void;
 }
 
 const JANITOR = loadDefinition(new URL('../../statemachine/janitor.asl.yml', import.meta.url));
@@ -91,6 +93,11 @@ const SCENARIOS: Scenario[] = [
   { name: 'rekey', rekey: true },
   { name: 'a failed copy', setup: (aws) => aws.failingCopies.add(`${ACCOUNT_A}/eu-west-1`) },
   { name: 'a failed launch (Auto Scaling)', setup: (aws) => aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch') },
+  {
+    name: 'a failed launch, redriven once fixed',
+    setup: (aws) => aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client.InternalError: Client error on launch'),
+    redrive: (aws) => aws.failingLaunches.delete(`${ACCOUNT_A}/eu-west-1`),
+  },
   { name: 'a failed launch (RunInstances)', setup: (aws) => aws.failingLaunches.set(`${ACCOUNT_A}/eu-west-1`, 'Client error on launch'), input: { verify: { mode: 'run-instances' } } },
   {
     name: "a source encrypted with the builder's key, targets from SSM, an SNS topic, an ExternalId",
@@ -220,6 +227,10 @@ export async function recordCalls(): Promise<Evaluable[]> {
       for (let i = 0; i < (scenario.runs ?? 1) && !scenario.stopped; i += 1) {
         const run = await runDefinition(input(i < 2 ? first : aws.addSourceImage('eu-west-1')), handlers, { executionName: `iam-${i}` });
         out.push(...childStarts(run.executions));
+        if (scenario.redrive) {
+          scenario.redrive(aws);
+          out.push(...childStarts((await redriveExecution(run.executionArn, handlers)).executions));
+        }
       }
       if (scenario.stopped) {
         const controller = new AbortController();

@@ -147,7 +147,7 @@ describe('the janitor state machine', () => {
     expect(detail?.cleanup).toMatchObject({ cleanedUp: 2, notCleanedUp: 0, launchChecksRemoved: 0, copiesDeregistered: 0 });
   });
 
-  it('leaves alone a run that ended FAILED through its own RunFailed (it cleaned up and announced itself)', async () => {
+  it('leaves alone a run that ended FAILED through its own FailRun (it cleaned up and announced itself)', async () => {
     aws.failingCopies.add(`${ACCOUNT_A}/eu-west-1`);
     const run = await runDefinition(input(), pipelineHandlers(), { executionName: 'failed-itself' });
     expect(run.error?.name).toBe('RunFailedError');

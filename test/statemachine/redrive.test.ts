@@ -7,10 +7,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redriveExecution, runDefinition, type ExecutionRecord, type Json, type RunResult } from '../../local/asl';
 import { localExecutionArn } from '../../local/executions';
-import { FakeAws } from '../../bench/fake-aws';
-import { pipelineHandlers } from '../../bench/handlers';
+import { awsError, BUILDER, FakeAws } from '../../bench/fake-aws';
+import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
-import { checkEventsAndRestore, manifestOf } from '../support/run-output';
+import { checkEventsAndRestore, manifestOf, summaryOf } from '../support/run-output';
 
 let aws: FakeAws;
 let input: Json;
@@ -28,6 +28,8 @@ afterEach(() => checkEventsAndRestore(aws));
 const accountOf = (e: ExecutionRecord) => ((e.events.find((ev) => ev.type === 'StateEntered')?.state?.input ?? {}) as { item?: { target?: { accountId?: string } } }).item?.target?.accountId;
 const children = (run: RunResult) => run.executions.filter((e) => e.mapState === 'DistributeTargets');
 const calls = (from: number, command: string, account?: string) => aws.calls.slice(from).filter((c) => c.command === command && (account === undefined || c.account === account));
+const s3 = (key: string): unknown => JSON.parse(aws.objects.get(`${RUNS_BUCKET}/${key}`) ?? 'null') as unknown;
+const sourceImageOf = (run: Json) => (run as { source: { imageId: string } }).source.imageId;
 const entered = (e: ExecutionRecord) => e.events.filter((ev) => ev.type === 'StateEntered').map((ev) => ev.state?.name);
 
 describe('RedriveExecution refuses', () => {
@@ -104,5 +106,78 @@ describe('a run stopped while its targets ran', () => {
       [ACCOUNT_B, 'succeeded'],
     ]);
     await expect(redriveExecution(stopped.executionArn, pipelineHandlers())).rejects.toMatchObject({ name: 'ExecutionNotRedrivable' });
+  });
+});
+
+describe('a run whose target failed after its copy', () => {
+  it('fails with RunFailedError; redriven once the cause is fixed, reruns only that target, reusing its copy, and succeeds', async () => {
+    aws.copyPolls = 0;
+    aws.failingLaunches.set(`${ACCOUNT_B}/eu-west-1`, 'Client.InternalError: Client error on launch');
+    const failed = await runDefinition(input, pipelineHandlers(), { executionName: 'redrive-failed-target' });
+
+    expect(failed.error?.name).toBe('RunFailedError');
+    expect(summaryOf(failed)).toMatchObject({ status: 'PARTIAL', counts: { targets: 2, succeeded: 1, failed: 1 } });
+    const first = manifestOf(failed);
+    const copyOfB = first.results.find((r) => r.accountId === ACCOUNT_B)?.imageId;
+    expect(copyOfB).toMatch(/^ami-/);
+    expect(aws.images.get(copyOfB ?? '')?.state).toBe('available');
+    const lineOfA = first.results.find((r) => r.accountId === ACCOUNT_A);
+
+    aws.failingLaunches.delete(`${ACCOUNT_B}/eu-west-1`);
+    const before = aws.calls.length;
+    const redriven = await redriveExecution(failed.executionArn, pipelineHandlers());
+
+    expect(redriven.error).toBeUndefined();
+    const [parent] = redriven.executions;
+    expect(entered(parent!).slice(0, 5)).toEqual(['FailRun', 'HasTargetsToRetry', 'UseRetryTargets', 'UseRetryShare', 'IsSharingNeeded']);
+    // Only B ran again, in a new Map Run over the retry's targets file; nothing happened in A.
+    expect(children(redriven).map(accountOf)).toEqual([ACCOUNT_B]);
+    expect(s3(`runs/redrive-failed-target/retry-1.json`)).toEqual([expect.objectContaining({ accountId: ACCOUNT_B, region: 'eu-west-1' })]);
+    expect(aws.calls.slice(before).filter((c) => c.account === ACCOUNT_A)).toEqual([]);
+    // B found the copy it had made: no second copy.
+    expect(calls(before, 'CopyImage')).toEqual([]);
+    expect(calls(before, 'CreateAutoScalingGroup', ACCOUNT_B)).toHaveLength(1);
+    // The source was shared again with B's account only, and the share revoked at the end.
+    const launchPermission = calls(before, 'ModifyImageAttribute').map((c) => c.input.LaunchPermission as { Add?: { UserId: string }[]; Remove?: { UserId: string }[] });
+    expect(launchPermission.map((p) => [p.Add?.map((u) => u.UserId), p.Remove?.map((u) => u.UserId)])).toEqual([
+      [[ACCOUNT_B], undefined],
+      [undefined, [ACCOUNT_B]],
+    ]);
+    expect(aws.images.get(sourceImageOf(input))?.launchPermission.size).toBe(0);
+
+    // One manifest, both targets succeeded, in target order; A's line is the one its first attempt wrote.
+    const manifest = manifestOf(redriven);
+    expect(manifest).toMatchObject({ status: 'SUCCEEDED', counts: { targets: 2, succeeded: 2, failed: 0 }, sourceShare: { revoked: true } });
+    expect(manifest.results.map((r) => [r.accountId, r.status])).toEqual([
+      [ACCOUNT_A, 'succeeded'],
+      [ACCOUNT_B, 'succeeded'],
+    ]);
+    expect(manifest.results[0]).toEqual(lineOfA);
+    expect(manifest.results[1]?.imageId).toBe(copyOfB);
+    expect(s3('runs/redrive-failed-target/manifest.json')).toEqual(manifest);
+    expect(redriven.output).toMatchObject({ status: 'SUCCEEDED', counts: { targets: 2, succeeded: 2, failed: 0 } });
+  });
+
+  it('whose only failure was the unshare, reruns only the unshare when redriven', async () => {
+    aws.copyPolls = 0;
+    aws.hooks.beforeCall = (call) => {
+      if (call.command === 'ModifyImageAttribute' && (call.input.LaunchPermission as { Remove?: unknown } | undefined)?.Remove) {
+        throw awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.');
+      }
+    };
+    const failed = await runDefinition(input, pipelineHandlers(), { executionName: 'redrive-unshare' });
+    expect(failed.error?.name).toBe('RunFailedError');
+    expect(summaryOf(failed)).toMatchObject({ status: 'SUCCEEDED', sourceShare: { revoked: false } });
+
+    aws.hooks.beforeCall = undefined;
+    const before = aws.calls.length;
+    const redriven = await redriveExecution(failed.executionArn, pipelineHandlers());
+
+    expect(redriven.error).toBeUndefined();
+    expect(entered(redriven.executions[0]!)).toEqual(['FailRun', 'HasTargetsToRetry', 'IsUnshareNeeded', 'UnshareSource', 'RecordManifest', 'NotifyCompletion', 'IsRunClean', 'RunSucceeded']);
+    expect(children(redriven)).toEqual([]);
+    expect(aws.calls.slice(before).filter((c) => c.account !== BUILDER)).toEqual([]);
+    expect(aws.images.get(sourceImageOf(input))?.launchPermission.size).toBe(0);
+    expect(manifestOf(redriven)).toMatchObject({ status: 'SUCCEEDED', sourceShare: { revoked: true }, counts: { targets: 2, succeeded: 2, failed: 0 } });
   });
 });

@@ -44,7 +44,12 @@ describe('a summary written by a Pass state', () => {
 
   it('ManifestNotRecorded: a run whose results cannot be read fails with a summary naming the error and the Map Run', async () => {
     const handlers = pipelineHandlers();
-    handlers.recordManifest = () => Promise.reject(new AccessDeniedError('Reading the Map Run results failed: AccessDenied. The pipeline role needs s3:GetObject on the runs bucket.'));
+    // RecordManifest fails; FailRun (the same function, action "end") then fails the run.
+    const { recordManifest } = handlers;
+    handlers.recordManifest = (event) =>
+      (event as { action?: string }).action === 'end' && recordManifest
+        ? recordManifest(event)
+        : Promise.reject(new AccessDeniedError('Reading the Map Run results failed: AccessDenied. The pipeline role needs s3:GetObject on the runs bucket.'));
     const run = await runDefinition(input(aws.addSourceImage(REGION)), handlers, { executionName: 'unrecorded' });
     const summary = conforms(runSummarySchema, writtenBy(run, 'ManifestNotRecorded'), "ManifestNotRecorded's summary");
     expect(summary).toMatchObject({ status: 'FAILED', counts: null, manifest: null, sourceShare: { revoked: true }, error: { name: 'AccessDeniedError' } });

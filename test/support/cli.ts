@@ -159,7 +159,8 @@ export function stubScript(outcome: 'succeeded' | 'partial' | 'rejected'): Scrip
     objects: { [`${STUB_BUCKET}/${STUB_MANIFEST_KEY}`]: manifest },
     final:
       outcome === 'partial'
-        ? { status: 'FAILED', error: 'RunFailedError', cause: JSON.stringify(summary) }
+        ? // FailRun's Lambda error, as Step Functions records it: the summary is its message (and the trace's first line).
+          { status: 'FAILED', error: 'RunFailedError', cause: JSON.stringify({ errorType: 'RunFailedError', errorMessage: JSON.stringify(summary), trace: [`RunFailedError: ${JSON.stringify(summary)}`, '    at failRun (/var/task/index.js:1:1)'] }) }
         : { status: 'SUCCEEDED', output: summary },
   };
 }

@@ -15,6 +15,7 @@ import {
   type RunSummary,
 } from '../../functions/shared/manifest-schema';
 import type { RunResult } from '../../local/asl';
+import { runFailureSummary } from '../../functions/shared/run-failure';
 
 /** `value` as `schema` declares it, or a failed expectation naming the fields that differ. */
 export function conforms<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
@@ -28,7 +29,8 @@ export function conforms<S extends z.ZodType>(schema: S, value: unknown, what: s
 export function summaryOf(run: Pick<RunResult, 'output' | 'error'>): RunSummary {
   if (run.output !== undefined) return conforms(runSummarySchema, run.output, 'the execution output');
   expect(run.error?.name).toBe('RunFailedError');
-  return conforms(runSummarySchema, JSON.parse(run.error?.cause ?? 'null'), "RunFailedError's cause");
+  // FailRun's Lambda error: the summary is its errorMessage.
+  return conforms(runSummarySchema, runFailureSummary(run.error?.cause), "RunFailedError's cause");
 }
 
 /** The run's manifest (from the runs bucket); its summary too when the run ended with one. */

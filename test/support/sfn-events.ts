@@ -32,9 +32,10 @@ export function statusChangeEvent(overrides: { status: string; executionArn?: st
   };
 }
 
-/** A local run's execution as Step Functions' GetExecutionHistory gives it: each state's entry, and its exit with its output. */
-export function historyOf(events: readonly { type: string; state?: { name: string; type: string; output?: unknown } }[]): HistoryEvent[] {
+/** A local run's execution as Step Functions' GetExecutionHistory gives it: each state's entry, and its exit with its output; a redrive's ExecutionRedriven. */
+export function historyOf(events: readonly { type: string; redriveCount?: number; state?: { name: string; type: string; output?: unknown } }[]): HistoryEvent[] {
   return events.flatMap((e, i): HistoryEvent[] => {
+    if (e.type === 'ExecutionRedriven') return [{ id: i + 1, timestamp: new Date(0), type: 'ExecutionRedriven', executionRedrivenEventDetails: { redriveCount: e.redriveCount ?? 1 } }];
     if (!e.state) return [];
     const base = { id: i + 1, timestamp: new Date(0) };
     if (e.type === 'StateExited') {

@@ -22,6 +22,7 @@ import {
   PublishFailedError,
   type PipelineError,
   RETRYABLE_ERROR_NAMES,
+  RunFailedError,
   SourceImageNotAvailableError,
   SourceImageNotFoundError,
   SourceKeyNotSharedError,
@@ -210,6 +211,7 @@ describe('error names', () => {
     new ShareLedgerFullError('x'),
     new AccessDeniedError('x'),
     new AwsRequestFailedError('x'),
+    new RunFailedError('x'),
   ];
 
   it('lists every retryable error in RETRYABLE_ERROR_NAMES and every terminal one in TERMINAL_ERROR_NAMES', () => {

@@ -111,6 +111,16 @@ describe('readStoppedRun', () => {
     expect(run).toMatchObject({ cleanUp: false, announce: false, reason: expect.stringContaining('NotifyCompletion') as string });
   });
 
+  it('cleans up a redriven run stopped after its retry started: its announcement before the redrive does not count', async () => {
+    execution('ABORTED');
+    const redriven: HistoryEvent = { id: (id += 1), timestamp: new Date('2026-11-30T03:00:00Z'), type: 'ExecutionRedriven', executionRedrivenEventDetails: { redriveCount: 1 } };
+    sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [exited('ResolveSource', plan), exited('NotifyCompletion', {}), entered('FailRun'), redriven, exited('FailRun', {}), entered('ShareSource')] });
+
+    const run = await readStoppedRun({ execution: { arn: ARN } }, deps());
+
+    expect(run).toMatchObject({ cleanUp: true, announce: true, source });
+  });
+
   it('announces, without cleanup, a run stopped before ResolveSource ended', async () => {
     execution('ABORTED');
     sfnMock.on(GetExecutionHistoryCommand).resolves({ events: [entered('ResolveSource')] });
