@@ -465,12 +465,14 @@ describe('copyStatus', () => {
     expect(result).toMatchObject({ state: 'available', progress: 100, waitSeconds: 0, attempt: 0 });
   });
 
-  it('looks again at the next poll when one look of the approach is throttled, instead of failing the invocation', async () => {
+  it('looks again 2 s after a throttled look of the approach (not a full poll later), instead of failing the invocation', async () => {
     let now = fixedNow().getTime();
+    const slept: number[] = [];
     const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
     ec2Mock
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [pending] })
+      .rejectsOnce(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503))
       .rejectsOnce(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503))
       .resolves({ Images: [{ ...pending, State: 'available', Tags: [], SourceImageId: SOURCE_IMAGE, SourceImageRegion: 'eu-west-1' }] });
     ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '98%', State: 'pending' }] });
@@ -479,10 +481,15 @@ describe('copyStatus', () => {
     const result = await copyStatus(item(), copyState({ startedAt: new Date(now - 50 * 60_000).toISOString() }), {
       ...deps(),
       now: () => new Date(now),
-      sleep: async (ms: number) => void (now += ms),
+      sleep: async (ms: number) => {
+        slept.push(ms);
+        now += ms;
+      },
     });
 
-    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 3);
+    // A poll, then 2 s and 4 s after each throttled look (doubling, at most a poll).
+    expect(slept).toEqual([10_000, 2_000, 4_000]);
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 4);
     expect(result).toMatchObject({ state: 'available', progress: 100 });
   });
 
@@ -503,7 +510,8 @@ describe('copyStatus', () => {
         { ...deps(), now: () => new Date(now), sleep: async (ms: number) => void (now += ms) },
       ),
     ).rejects.toMatchObject({ name: 'AwsThrottlingError' });
-    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 3);
+    // The first look, a poll at 10 s, at 20 s (throttled), 2 s later (throttled); 4 s more would pass the deadline.
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 4);
   });
 
   it('fails at once when a look of the approach fails for good (not throttling)', async () => {
