@@ -62,8 +62,15 @@ export async function redriveExecution(sfn: SFNClient, executionArn: string): Pr
   try {
     await sfn.send(new RedriveExecutionCommand({ executionArn }));
   } catch (error) {
-    const name = (error as Error).name;
-    if (name === 'ExecutionNotRedrivable' || name === 'ExecutionDoesNotExist') throw new CliError(`cannot redrive ${executionArn}: ${name}: ${(error as Error).message}`, 1);
+    const { name, message } = error as Error;
+    if (name === 'ExecutionNotRedrivable') {
+      // RedriveExecution takes a FAILED, TIMED_OUT or ABORTED Standard execution within 14 days of its stop.
+      const next = /RUNNING/.test(message)
+        ? `it is still running: follow it with ami-pipeline status ${executionArn} --follow`
+        : 'start a new run with the same input instead (ami-pipeline run --input FILE): it finds and reuses every copy and grant already made';
+      throw new CliError(`cannot redrive ${executionArn}: ${name}: ${message}; ${next}`, 1);
+    }
+    if (name === 'ExecutionDoesNotExist') throw new CliError(`cannot redrive ${executionArn}: ${name}: ${message}`, 1);
     throw error;
   }
 }

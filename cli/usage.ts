@@ -96,6 +96,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
     options: ['output', 'region', 'endpoint-url', 'poll-ms', 'manifest'],
     notes: [
       'Step Functions goes on from the step that did not succeed, with the same input; what succeeded is not run again.',
+      'A run whose targets failed retries only those targets, in a new Map Run (docs/fanout.md, Redrive).',
+      'Within 14 days of the stop; a succeeded or running execution is refused: start a new run.',
       'EXECUTION_ARN: as for status. Exit codes: as for run.',
     ],
     examples: ['ami-pipeline redrive arn:aws:states:eu-west-1:123456789012:execution:AmiPipeline:nightly-2026-01-31'],

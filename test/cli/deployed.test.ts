@@ -118,6 +118,23 @@ describe('ami-pipeline run and status against a deployed state machine', () => {
     expect(JSON.parse(finished.stdout)).toEqual(stubManifest(true));
   });
 
+  it('redrives a failed run and follows it to its manifest; a run RedriveExecution refuses, it says to start a new run', async () => {
+    stub = await startSfnStub(stubScript('partial'));
+    const redriven = await cli(stub, ['redrive', stub.executionArn]);
+    expect(targets(stub, 'RedriveExecution').map((r) => r.body.executionArn)).toEqual([stub.executionArn]);
+    expect(redriven.stdout).toContain(`redriven ${stub.executionArn}: what did not succeed runs again`);
+    expect(redriven.stdout).toContain('PARTIAL: 1 of 2 targets succeeded, 1 failed');
+    expect(redriven.code).toBe(1);
+    await stub.close();
+
+    stub = await startSfnStub({ ...stubScript('succeeded'), notRedrivable: 'Execution is SUCCEEDED and cannot be redriven' });
+    const refused = await cli(stub, ['redrive', stub.executionArn]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ExecutionNotRedrivable: Execution');
+    expect(refused.stderr).toContain('Execution is SUCCEEDED and cannot be redriven; start a new run with the same input instead (ami-pipeline run --input FILE)');
+    expect(targets(stub, 'DescribeExecution')).toEqual([]);
+  });
+
   it('says when the execution does not exist', async () => {
     stub = await startSfnStub(stubScript('succeeded'));
     const result = await cli(stub, ['status', `${stub.executionArn}-nope`]);

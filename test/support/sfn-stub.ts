@@ -3,7 +3,7 @@
  * protocol (POST, X-Amz-Target: AWSStepFunctions.<Operation>, application/x-amz-json-1.0) and, for the
  * stack lookup, CloudFormation's query protocol (DescribeStacks only), and, for the run's manifest, S3's GetObject
  * (path style). One execution: RUNNING while its history grows stage by stage, one stage per DescribeExecution, then
- * its final status; its Distributed Map's one child execution is listed (ListExecutions by mapRunArn) once started.
+ * its final status (RedriveExecution plays the stages again); its Distributed Map's one child execution is listed (ListExecutions by mapRunArn) once started.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
@@ -27,7 +27,11 @@ export interface Script {
   /** A child execution of the run's Map Run (its history grows with the run's, stage by stage). */
   child?: { stages: HistoryEventJson[][] };
   /** S3 objects the stub serves, by "bucket/key" (the run's manifest). */
-  objects?: Record<string, unknown>;
+  objects?: Record<string, unknown>;  /**
+   * RedriveExecution: with a reason, refused (ExecutionNotRedrivable, DescribeExecution's redriveStatusReason);
+   * otherwise the execution runs its stages again to its final status.
+   */
+  notRedrivable?: string;
 }
 
 export const STUB_MAP_RUN_ARN = 'arn:aws:states:eu-west-1:123456789012:mapRun:encrypted-ami-pipeline-stub/Targets:0f6c3b1e-1111-2222-3333-444444444444';
@@ -121,6 +125,10 @@ export async function startSfnStub(script: Script): Promise<SfnStub> {
       return json(res, 400, { __type: 'ExecutionDoesNotExist', message: `Execution Does Not Exist: '${String(body.executionArn)}'` });
     }
     switch (operation) {
+      case 'RedriveExecution':
+        if (script.notRedrivable) return json(res, 400, { __type: 'ExecutionNotRedrivable', message: `Execution ${executionArn} cannot be redriven: ${script.notRedrivable}` });
+        describes = 0;
+        return json(res, 200, { redriveDate: Date.now() / 1000 });
       case 'StartExecution':
         if (body.stateMachineArn !== stateMachineArn) return json(res, 400, { __type: 'StateMachineDoesNotExist', message: 'State Machine Does Not Exist' });
         return json(res, 200, { executionArn, startDate });
