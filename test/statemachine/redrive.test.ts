@@ -4,9 +4,14 @@
  * nothing that succeeded; a Map Run that did not finish redrives only its unsuccessful children, each from its own
  * unsuccessful state; what RedriveExecution refuses, it refuses with AWS's reason.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { redriveExecution, runDefinition, type ExecutionRecord, type Json, type RunResult } from '../../local/asl';
+import { loadDefinition, redriveExecution, runDefinition, type ExecutionRecord, type Json, type RunResult } from '../../local/asl';
 import { localExecutionArn } from '../../local/executions';
+import { MAP_RUN_REDRIVES_MAX, runDistributedMap } from '../../local/distributed-map';
+import { notRedrivableReason } from '../../local/redrive';
 import { awsError, BUILDER, FakeAws } from '../../bench/fake-aws';
 import { pipelineHandlers, RUNS_BUCKET } from '../../bench/handlers';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
@@ -179,5 +184,80 @@ describe('a run whose target failed after its copy', () => {
     expect(aws.calls.slice(before).filter((c) => c.account !== BUILDER)).toEqual([]);
     expect(aws.images.get(sourceImageOf(input))?.launchPermission.size).toBe(0);
     expect(manifestOf(redriven)).toMatchObject({ status: 'SUCCEEDED', sourceShare: { revoked: true }, counts: { targets: 2, succeeded: 2, failed: 0 } });
+  });
+});
+
+describe('what RedriveExecution and a Map Run redrive allow', () => {
+  const stop = new Date('2026-11-01T00:00:00Z');
+  const day = 86_400_000;
+
+  it('redrives within 14 days of the stop and under 24,999 history events, as DescribeExecution says', () => {
+    const failed = { status: 'FAILED' as const, stopDate: stop, historyEvents: 24_998 };
+    expect(notRedrivableReason(failed, new Date(stop.getTime() + 14 * day))).toBeUndefined();
+    expect(notRedrivableReason(failed, new Date(stop.getTime() + 14 * day + 1))).toBe('Execution redrivable period exceeded');
+    expect(notRedrivableReason({ ...failed, historyEvents: 24_999 }, stop)).toBe('Execution history event limit exceeded');
+    expect(notRedrivableReason({ ...failed, status: 'ABORTED' }, stop)).toBeUndefined();
+    expect(notRedrivableReason({ ...failed, status: 'TIMED_OUT' }, stop)).toBeUndefined();
+  });
+
+  it('refuses the 1,001st redrive of a Map Run with States.Runtime, before any child runs', async () => {
+    let children = 0;
+    const previous = { arn: 'arn:aws:states:us-east-1:123456789012:mapRun:m/Targets:1', id: '1', inputs: [{}], children: [undefined], redriveCount: MAP_RUN_REDRIVES_MAX };
+    const map = { name: 'DistributeTargets', state: { Type: 'Map', Label: 'Targets', ToleratedFailurePercentage: 100 } };
+    const ctx = { executionName: 'x', executionArn: 'arn:x', stateMachineName: 'm', region: 'us-east-1', account: '123456789012', previous, runChild: () => Promise.reject(new Error(`child ${(children += 1)}`)) };
+    await expect(runDistributedMap(map, {}, ctx)).rejects.toMatchObject({ name: 'States.Runtime' });
+    expect(children).toBe(0);
+  });
+});
+
+describe('a Map Run of Express children', () => {
+  const definition = (type: 'STANDARD' | 'EXPRESS') => {
+    const dir = mkdtempSync(join(tmpdir(), 'redrive-'));
+    const file = join(dir, 'machine.asl.yml');
+    const task = (fn: string, next: Record<string, unknown>) => ({ Type: 'Task', Resource: { 'Fn::GetAtt': [fn, 'Arn'] }, TimeoutSeconds: 10, ...next });
+    const machine = {
+      StartAt: 'Fan',
+      States: {
+        Fan: {
+          Type: 'Map',
+          ItemsPath: '$.items',
+          ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: type }, StartAt: 'First', States: { First: task('first', { Next: 'Second' }), Second: task('second', { End: true }) } },
+          End: true,
+        },
+      },
+    };
+    writeFileSync(file, JSON.stringify(machine));
+    const loaded = loadDefinition(file);
+    rmSync(dir, { recursive: true, force: true });
+    return loaded;
+  };
+
+  it.each([
+    ['STANDARD', 0],
+    ['EXPRESS', 1],
+  ] as const)('redrives a failed %s child from its failed state (Standard) or from its start (Express)', async (type, firstAgain) => {
+    let firsts = 0;
+    let broken = true;
+    const handlers = {
+      first: async () => ({ first: (firsts += 1) }),
+      second: async () => {
+        if (broken) throw Object.assign(new Error('not yet'), { name: 'LaunchFailedError' });
+        return { second: true };
+      },
+    };
+    const loaded = definition(type);
+    const failed = await runDefinition({ items: [1] }, handlers, { definition: loaded, executionName: `redrive-${type.toLowerCase()}` });
+    expect(failed.error?.name).toBe('States.ExceedToleratedFailureThreshold');
+    const [child] = failed.executions.filter((e) => e.mapState === 'Fan');
+    broken = false;
+    firsts = 0;
+
+    const redriven = await redriveExecution(failed.executionArn, handlers);
+
+    expect(redriven.error).toBeUndefined();
+    expect(firsts).toBe(firstAgain);
+    const [again] = redriven.executions.filter((e) => e.mapState === 'Fan');
+    // A Standard child is the same execution, redriven; an Express one is a new execution.
+    expect(again?.arn === child?.arn).toBe(type === 'STANDARD');
   });
 });
