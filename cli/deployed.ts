@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import type * as z from 'zod';
 import { looksLikeRunSummary, manifestSchema, runSummarySchema, schemaIssues, type Manifest, type RunSummary } from '../functions/shared/manifest-schema';
+import { parseJson } from '../functions/shared/json';
 import { RUN_FAILED_ERROR, runFailureSummary } from '../functions/shared/run-failure';
 import { CliError } from './errors';
 import type { StateEvent } from './progress';
@@ -99,15 +100,6 @@ export async function startExecution(sfn: SFNClient, stateMachineArn: string, in
   const { executionArn } = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }));
   if (!executionArn) throw new Error('StartExecution returned no executionArn');
   return executionArn;
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A history event as the tracker reads it; undefined for events that are not a state entered or exited. */

@@ -4,6 +4,7 @@
  */
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { causeMessage } from '../functions/shared/json';
 import type { Manifest } from '../functions/shared/manifest-schema';
 import { usageError } from './errors';
 import type { Outcome } from './deployed';
@@ -21,13 +22,7 @@ export function exitCodeOf(manifest: Manifest): 0 | 1 {
 
 /** A Lambda error's cause is JSON with errorType and errorMessage; other causes are plain text. */
 export function errorMessage(error: { name: string; cause: string }): string {
-  try {
-    const parsed = JSON.parse(error.cause) as { errorType?: unknown; errorMessage?: unknown };
-    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
-  } catch {
-    // a plain-text cause
-  }
-  return error.cause;
+  return causeMessage(error.cause);
 }
 
 /** --manifest FILE is checked before a run starts: a run of an hour should not end in "no such directory". */

@@ -20,6 +20,7 @@ import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
+import { causeMessage, parseJson } from './shared/json';
 import { logger } from './shared/logger';
 import { parsePayload, resolvedSourceSchema, settingsSchema, type ResolvedSource, type Settings } from './shared/plan';
 import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
@@ -89,17 +90,10 @@ export const defaultDeps: JanitorDeps = createJanitorDeps();
 
 const nameOf = (arn: string) => arn.split(':').at(-1) ?? arn;
 
-/** A Lambda error's cause is JSON holding errorMessage; other causes are the message. */
+/** The execution's error; a Lambda error's message read out of its JSON cause. */
 function errorOf(error: string | undefined, cause: string | undefined): { name: string; message: string } | null {
   if (!error && !cause) return null;
-  let message = cause ?? '';
-  try {
-    const parsed = JSON.parse(message) as { errorMessage?: unknown };
-    if (typeof parsed.errorMessage === 'string') message = parsed.errorMessage;
-  } catch {
-    // Not JSON: already the message.
-  }
-  return { name: error ?? 'Error', message };
+  return { name: error ?? 'Error', message: causeMessage(cause ?? '') };
 }
 
 export async function readStoppedRun(event: JanitorEvent, deps: JanitorDeps = defaultDeps): Promise<StoppedRun> {
@@ -218,7 +212,7 @@ export async function summarizeCleanup(event: SummarizeEvent, deps: Pick<Janitor
     results: s3Uri(Bucket, Key),
   };
   for (const child of children) {
-    const output = child.Status === 'SUCCEEDED' ? cleanedSchema.safeParse(parseJson(child.Output ?? '')) : undefined;
+    const output = child.Status === 'SUCCEEDED' ? cleanedSchema.safeParse(parseJson(child.Output)) : undefined;
     if (output?.success) {
       summary.cleanedUp += 1;
       if (removedSomething(output.data.launchCheck)) summary.launchChecksRemoved += 1;
@@ -234,9 +228,9 @@ export async function summarizeCleanup(event: SummarizeEvent, deps: Pick<Janitor
 
 /** CleanupFailed's cause is the target's line; a child that timed out or was stopped says only what Step Functions says. */
 function notCleanedUp(child: { Input?: string; Error?: string; Cause?: string; Status?: string }): NotCleanedUp {
-  const line = notCleanedUpSchema.safeParse(parseJson(child.Cause ?? ''));
+  const line = notCleanedUpSchema.safeParse(parseJson(child.Cause));
   if (line.success) return line.data;
-  const target = z.looseObject({ item: z.looseObject({ target: z.looseObject({ accountId: z.string(), region: z.string() }) }) }).safeParse(parseJson(child.Input ?? ''));
+  const target = z.looseObject({ item: z.looseObject({ target: z.looseObject({ accountId: z.string(), region: z.string() }) }) }).safeParse(parseJson(child.Input));
   return {
     accountId: target.success ? target.data.item.target.accountId : '(unknown)',
     region: target.success ? target.data.item.target.region : '(unknown)',
@@ -247,14 +241,6 @@ function notCleanedUp(child: { Input?: string; Error?: string; Cause?: string; S
 function exitOf(e: HistoryEvent): { name: string; output: string | undefined } | undefined {
   const d = e.stateExitedEventDetails;
   return d?.name ? { name: d.name, output: d.output } : undefined;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** ReadStoppedRun's event, or SummarizeCleanup's (action summarize). */

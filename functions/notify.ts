@@ -13,6 +13,7 @@ import * as z from 'zod';
 import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws, toPipelineError } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
+import { causeMessage } from './shared/json';
 import { logger } from './shared/logger';
 import { runSummarySchema, type CompletionDetail, type RunSummary } from './shared/manifest-schema';
 import { parsePayload } from './shared/plan';
@@ -102,16 +103,7 @@ function errorText(error: unknown): string | null {
   const e = error as { name?: unknown; message?: unknown; Error?: unknown; Cause?: unknown };
   const name = typeof e.name === 'string' ? e.name : typeof e.Error === 'string' ? e.Error : null;
   if (name === null) return null;
-  let text = typeof e.message === 'string' ? e.message : typeof e.Cause === 'string' ? e.Cause : '';
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null) {
-      const message = (parsed as { errorMessage?: unknown }).errorMessage;
-      if (typeof message === 'string') text = message;
-    }
-  } catch {
-    // A Cause that is not JSON is already the message.
-  }
+  const text = causeMessage(typeof e.message === 'string' ? e.message : typeof e.Cause === 'string' ? e.Cause : '');
   return text ? `${name}: ${oneLine(text)}` : name;
 }
 

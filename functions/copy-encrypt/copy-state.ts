@@ -6,7 +6,7 @@ import type { ClientFactory } from '../shared/client-factory';
 import { ownImages } from '../shared/images';
 import type { Clock } from '../shared/poll';
 import type { TargetItem } from '../shared/plan';
-import { TAGS } from '../shared/tags';
+import { MANAGED_BY, TAGS } from '../shared/tags';
 import { where } from '../shared/target';
 
 export const copyStateSchema = z.object({
@@ -29,6 +29,17 @@ export interface FoundCopy {
   state: string | null;
   kmsKeyArn: string | null;
   deregistered: boolean;
+}
+
+/** The tags that say what a copy is of and under which key: how a re-run, the retention and the cleanup find it. */
+export function provenanceTags(item: Pick<TargetItem, 'source'>, kmsKeyArn: string): Record<string, string> {
+  return {
+    [TAGS.sourceImage]: item.source.imageId,
+    [TAGS.sourceRegion]: item.source.region,
+    [TAGS.sourceAccount]: item.source.accountId,
+    [TAGS.kmsKey]: kmsKeyArn,
+    [TAGS.managedBy]: MANAGED_BY,
+  };
 }
 
 export const NO_COPY: FoundCopy = { imageId: null, state: null, kmsKeyArn: null, deregistered: false };

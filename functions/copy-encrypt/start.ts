@@ -4,10 +4,10 @@ import { aws, IMAGE_GONE, ImageCopyFailedError, ImageNotYetVisibleError } from '
 import { describeImage } from '../shared/images';
 import { logger } from '../shared/logger';
 import type { TargetItem } from '../shared/plan';
-import { digest, expandTagTemplates, MANAGED_BY, TAGS, tagList } from '../shared/tags';
+import { digest, expandTagTemplates, TAGS, tagList } from '../shared/tags';
 import { targetClients, where } from '../shared/target';
 import { resolveTargetKey } from '../shared/target-key';
-import { findCopies, pollState, type CopyEncryptDeps, type CopyState } from './copy-state';
+import { findCopies, pollState, provenanceTags, type CopyEncryptDeps, type CopyState } from './copy-state';
 
 /** What {placeholders} of copy.name and copy.tags stand for. */
 function placeholderValues(item: TargetItem, now: Date): Record<string, string> {
@@ -66,11 +66,7 @@ export async function startCopy(item: TargetItem, deps: CopyEncryptDeps): Promis
   const { Name: userName, ...user } = userTags(item, now);
   const tags = tagList({
     ...user,
-    [TAGS.sourceImage]: item.source.imageId,
-    [TAGS.sourceRegion]: item.source.region,
-    [TAGS.sourceAccount]: item.source.accountId,
-    [TAGS.kmsKey]: kmsKeyArn,
-    [TAGS.managedBy]: MANAGED_BY,
+    ...provenanceTags(item, kmsKeyArn),
     Name: userName ?? copyName(item, now),
   });
   const request = {

@@ -6,21 +6,15 @@ import { describeImage, snapshotIdsOf } from '../shared/images';
 import { logger } from '../shared/logger';
 import type { TargetItem } from '../shared/plan';
 import { keepLooking } from '../shared/poll';
-import { MANAGED_BY, TAGS, tagList } from '../shared/tags';
+import { TAGS, tagList } from '../shared/tags';
 import { targetClients, where } from '../shared/target';
-import type { CopyEncryptDeps, CopyState } from './copy-state';
+import { provenanceTags, type CopyEncryptDeps, type CopyState } from './copy-state';
 
 async function tagCopy(ec2: EC2Client, item: TargetItem, image: Image, kmsKeyArn: string): Promise<void> {
   // TagSpecifications of CopyImage tag the new image and snapshots; tagging again once available makes sure
   // re-runs find the copy by its tags whatever the endpoint did with them (CreateTags is idempotent).
   const resources = [image.ImageId ?? '', ...snapshotIdsOf(image)];
-  const wanted: Record<string, string> = {
-    [TAGS.sourceImage]: item.source.imageId,
-    [TAGS.sourceRegion]: item.source.region,
-    [TAGS.sourceAccount]: item.source.accountId,
-    [TAGS.kmsKey]: kmsKeyArn,
-    [TAGS.managedBy]: MANAGED_BY,
-  };
+  const wanted = provenanceTags(item, kmsKeyArn);
   const have = new Map((image.Tags ?? []).map((t) => [t.Key, t.Value]));
   // A copy that was not visible yet when this run started it has no execution tag: it is this run's.
   if (!have.has(TAGS.execution)) wanted[TAGS.execution] = item.executionName;

@@ -19,7 +19,7 @@ import {
   ModifySnapshotAttributeCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { aws, IMAGE_GONE, SNAPSHOT_GONE } from './errors';
+import { aws, type CodePattern, IMAGE_GONE, SNAPSHOT_GONE } from './errors';
 import { TAG_PREFIX, type Tag } from './tags';
 
 export const LEDGER_PREFIX = `${TAG_PREFIX}share:`;
@@ -95,33 +95,40 @@ const tagsOf = (list: readonly { Key?: string; Value?: string }[] | undefined): 
 
 /** Read the image and its snapshots: who may use them now, and the ledger's entries on each. */
 export async function readShares(ec2: EC2Client, imageId: string, snapshotIds: readonly string[]): Promise<SharedResource[]> {
-  const out: SharedResource[] = [];
-  const absent = { exists: false, permitted: [], tags: [], entries: [] };
   // Permissions first, then tags: a run writes its entry before it adds a permission, so a permission read here
   // whose run's entry is not yet visible below cannot be mistaken for a hand-made share.
-  const image = await aws(
-    `Reading the shares of ${imageId}`,
-    async () => {
-      const attr = await ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }));
-      const described = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
-      const tags = tagsOf(described?.Tags);
-      return { exists: described !== undefined, permitted: ids(attr.LaunchPermissions), tags, entries: readLedger(tags) };
-    },
-    { absentOn: IMAGE_GONE },
-  );
-  out.push({ kind: 'image', id: imageId, ...(image ?? absent) });
-  for (const snapshotId of snapshotIds) {
-    const snapshot = await aws(
-      `Reading the shares of ${snapshotId}`,
+  const read = async (kind: SharedResource['kind'], id: string, permissions: () => Promise<string[]>, describe: () => Promise<{ Tags?: { Key?: string; Value?: string }[] } | undefined>, gone: readonly CodePattern[]) => {
+    const found = await aws(
+      `Reading the shares of ${id}`,
       async () => {
-        const attr = await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }));
-        const described = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+        const permitted = await permissions();
+        const described = await describe();
         const tags = tagsOf(described?.Tags);
-        return { exists: described !== undefined, permitted: ids(attr.CreateVolumePermissions), tags, entries: readLedger(tags) };
+        return { exists: described !== undefined, permitted, tags, entries: readLedger(tags) };
       },
-      { absentOn: SNAPSHOT_GONE },
+      { absentOn: gone },
     );
-    out.push({ kind: 'snapshot', id: snapshotId, ...(snapshot ?? absent) });
+    return { kind, id, ...(found ?? { exists: false, permitted: [], tags: [], entries: [] }) };
+  };
+  const out: SharedResource[] = [
+    await read(
+      'image',
+      imageId,
+      async () => ids((await ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }))).LaunchPermissions),
+      async () => (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0],
+      IMAGE_GONE,
+    ),
+  ];
+  for (const snapshotId of snapshotIds) {
+    out.push(
+      await read(
+        'snapshot',
+        snapshotId,
+        async () => ids((await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: 'createVolumePermission' }))).CreateVolumePermissions),
+        async () => (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0],
+        SNAPSHOT_GONE,
+      ),
+    );
   }
   return out;
 }

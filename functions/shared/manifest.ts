@@ -4,6 +4,7 @@
  * RecordManifest turns those entries into the manifest kept in S3 and the summary the execution returns.
  */
 import * as z from 'zod';
+import { parseJson } from './json';
 import type { Manifest, ManifestLocation, OuExpansion, RunSummary, TargetLine, TargetResult } from './manifest-schema';
 
 /** Failed targets the summary names; the rest are counted, and listed in the manifest. */
@@ -47,20 +48,11 @@ export interface ChildExecutionResult {
   Cause?: string;
 }
 
-function parse(text: string | undefined): unknown {
-  if (typeof text !== 'string') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A child execution's line: its output when it succeeded, its cause (the recorded failed line) when the target failed. */
 export function targetResult(child: ChildExecutionResult): TargetResult {
-  const input = parse(child.Input);
+  const input = parseJson(child.Input);
   const target = isObject(input) && isObject(input.item) && isObject(input.item.target) ? input.item.target : {};
   const where = {
     accountId: String(target.accountId ?? '(unknown)'),
@@ -69,13 +61,13 @@ export function targetResult(child: ChildExecutionResult): TargetResult {
   };
   const arn = child.ExecutionArn ?? null;
   if (child.Status === 'SUCCEEDED') {
-    const output = parse(child.Output);
+    const output = parseJson(child.Output);
     if (isObject(output)) {
       const { line: _line, ...result } = output;
       return { ...(result as unknown as TargetResult), ...where, status: 'succeeded', executionArn: arn };
     }
   }
-  const recorded = parse(child.Cause);
+  const recorded = parseJson(child.Cause);
   if (isObject(recorded) && recorded.status === 'failed' && isObject(recorded.error)) {
     const { line: _line, ...result } = recorded;
     return { ...(result as unknown as TargetResult), ...where, status: 'failed', executionArn: arn };

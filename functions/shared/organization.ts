@@ -22,6 +22,7 @@ import {
 } from './errors';
 import type { PipelineInput, Target } from './input';
 import type { OuExpansion } from './manifest-schema';
+import { explicitTargets } from './plan';
 
 /** A target entry for one account, as the run plans it: the OU it came from, or null for an explicit entry. */
 export type ResolvedTarget = Omit<Target, 'accountId' | 'organizationalUnitId' | 'excludeAccountIds'> & {
@@ -133,9 +134,7 @@ const settingsKey = (t: Pick<Target, 'regions' | 'kmsKey' | 'subnetIds'>) =>
  */
 export async function resolveTargets(input: PipelineInput, deps: OrganizationDeps): Promise<Resolution> {
   const entries = input.targets ?? [];
-  const explicit: ResolvedTarget[] = entries.flatMap(({ accountId, organizationalUnitId: _ou, excludeAccountIds: _ex, ...rest }) =>
-    accountId !== undefined ? [{ ...rest, accountId, organizationalUnitId: null }] : [],
-  );
+  const explicit = explicitTargets(input);
   const ouEntries = entries.filter((t) => t.organizationalUnitId !== undefined);
   if (ouEntries.length === 0) return { targets: explicit, organization: [], joinedAt: {} };
 

@@ -5,6 +5,7 @@
  * plans the retry instead: the targets that did not succeed, written as a new targets file for the Distributed Map, and
  * the accounts the source must be shared with again for them. A redrive thus reruns only what failed.
  */
+import { parseJson } from './json';
 import { looksLikeRunSummary, type RunSummary } from './manifest-schema';
 import type { RunFiles, TargetPair } from './plan';
 import { readTargets, type RunStore } from './run-store';
@@ -64,15 +65,8 @@ export async function planRetry(input: RetryInput, store: RunStore): Promise<Ret
  * reader checks it against runSummarySchema. Undefined when the cause is not JSON.
  */
 export function runFailureSummary(cause: string | undefined): unknown {
-  const parse = (text: string | undefined): unknown => {
-    try {
-      return text === undefined ? undefined : (JSON.parse(text) as unknown);
-    } catch {
-      return undefined;
-    }
-  };
-  const outer = parse(cause);
+  const outer = parseJson(cause);
   if (looksLikeRunSummary(outer)) return outer;
   const message = (outer as { errorMessage?: unknown } | undefined)?.errorMessage;
-  return typeof message === 'string' ? parse(message) : undefined;
+  return typeof message === 'string' ? parseJson(message) : undefined;
 }
