@@ -19,7 +19,7 @@ import { logger } from './shared/logger';
 import { parsePayload } from './shared/plan';
 import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
 import { buildManifest } from './shared/manifest';
-import { ouExpansionSchema, runSummarySchema, sourceSchema, sourceShareSchema, type RunSummary, type TargetResult } from './shared/manifest-schema';
+import { ouExpansionSchema, runSummarySchema, sourceSchema, sourceShareSchema, storedResults, type RunSummary } from './shared/manifest-schema';
 import { RunFailedError } from './shared/errors';
 import { planRetry, type RetryPlan } from './shared/run-failure';
 
@@ -75,7 +75,7 @@ export async function recordManifest(event: RecordManifestEvent, deps: RecordMan
   const location = { bucket: event.files.bucket, key: event.files.manifestKey, uri: s3Uri(event.files.bucket, event.files.manifestKey) };
   // A redrive's retry ran only the targets that had failed: the others keep their line of the run's manifest.
   const previous = event.files.retry === undefined ? undefined : await deps.store.getJson(location.bucket, location.key);
-  const kept = Array.isArray((previous as { results?: unknown } | undefined)?.results) ? (previous as { results: TargetResult[] }).results : [];
+  const kept = storedResults(previous);
   const { manifest, summary } = buildManifest({
     executionName: event.executionName,
     source: event.source,

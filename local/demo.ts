@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Manifest } from '../functions/shared/manifest-schema';
+import { manifestSchema } from '../functions/shared/manifest-schema';
 import { startMoto, type Moto } from './moto';
 import { seed } from './seed';
 
@@ -58,7 +58,7 @@ export async function demo(options: DemoOptions, io: DemoIo, run: (argv: string[
     writeFileSync(inputPath, `${JSON.stringify(input, null, 2)}\n`);
     io.stderr.write(`Input: ${inputPath}\nRunning: ami-pipeline run --input ${inputPath} --local --endpoint-url ${endpoint} --manifest ${manifestPath}\n\n`);
     const code = await run(['run', '--input', inputPath, '--local', '--endpoint-url', endpoint, '--manifest', manifestPath, '--wait-ms', '100', '--region', SOURCE_REGION]);
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
+    const manifest = manifestSchema.parse(JSON.parse(readFileSync(manifestPath, 'utf8')));
     io.stdout.write('\nWhere each encrypted image is:\n');
     for (const r of manifest.results) {
       const own = keys[`${r.accountId}/${r.region}`] === r.kmsKeyArn ? "the account's own key" : 'an unexpected key';

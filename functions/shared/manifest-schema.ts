@@ -265,6 +265,15 @@ export function schemaIssues(error: z.ZodError, max = 3): string[] {
   return error.issues.slice(0, max).map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(the whole document)'}: ${i.message}`);
 }
 
+/**
+ * The target lines of a manifest read back from S3 (an earlier attempt's, on a redrive), each checked against the
+ * schema; none when there is no manifest or its lines do not match (the targets then run again).
+ */
+export function storedResults(manifest: unknown): TargetResult[] {
+  const parsed = manifestSchema.pick({ results: true }).safeParse(manifest);
+  return parsed.success ? parsed.data.results : [];
+}
+
 /** Does this look like a run's summary (the fields that tell it apart), whether or not it is a valid one? */
 export function looksLikeRunSummary(value: unknown): boolean {
   const v = value as { status?: unknown; failed?: unknown; executionName?: unknown } | null;

@@ -6,7 +6,7 @@
  * the accounts the source must be shared with again for them. A redrive thus reruns only what failed.
  */
 import { parseJson } from './json';
-import { looksLikeRunSummary, type RunSummary } from './manifest-schema';
+import { looksLikeRunSummary, storedResults, type RunSummary } from './manifest-schema';
 import type { RunFiles, TargetPair } from './plan';
 import { readTargets, type RunStore } from './run-store';
 
@@ -47,9 +47,7 @@ export async function planRetry(input: RetryInput, store: RunStore): Promise<Ret
   // No manifest was written (RecordManifest failed): the retry records it again from the last Map Run's results.
   if (!location) return none;
   const manifest = await store.getJson(location.bucket, location.key);
-  const lines = (manifest as { results?: unknown } | null)?.results;
-  const results = looksLikeRunSummary(manifest) && Array.isArray(lines) ? (lines as { accountId: string; region: string; status: string }[]) : [];
-  const succeeded = new Set(results.filter((r) => r.status === 'succeeded').map(key));
+  const succeeded = new Set(storedResults(manifest).filter((r) => r.status === 'succeeded').map(key));
   const targets: TargetPair[] = (await readTargets(input.files, store)).filter((t) => !succeeded.has(key(t)));
   if (targets.length === 0) return none;
   const targetsKey = `${input.files.prefix}/retry-${input.redriveCount}.json`;

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { planRetry, runFailureSummary, type RetryInput } from '../../functions/shared/run-failure';
 import { runFiles } from '../../functions/shared/run-store';
-import type { RunSummary } from '../../functions/shared/manifest-schema';
+import type { RunSummary, TargetResult } from '../../functions/shared/manifest-schema';
 import { ACCOUNT_A, ACCOUNT_B } from '../support/fixtures';
 import { memoryRunStore } from '../support/run-store';
 
@@ -24,11 +24,22 @@ const summary: RunSummary = {
   mapRunArn: null,
 };
 
+/** A target's line of the manifest (schema/manifest.schema.json), as RecordManifest wrote it. */
+const line = (t: { accountId: string; region: string }, status: 'succeeded' | 'failed'): TargetResult => ({
+  accountId: t.accountId,
+  region: t.region,
+  status,
+  imageId: null,
+  kmsKeyArn: null,
+  grantId: null,
+  launchCheck: null,
+  error: status === 'failed' ? { name: 'LaunchFailedError', message: 'the launch check failed' } : null,
+});
+
 async function store() {
   const s = memoryRunStore();
   await s.putJson(files.bucket, files.targetsKey, targets);
   // A/eu-west-1 and C succeeded, A/us-east-1 failed, B has no line (its child never reported).
-  const line = (t: { accountId: string; region: string }, status: string) => ({ accountId: t.accountId, region: t.region, status });
   await s.putJson(files.bucket, files.manifestKey, { ...summary, results: [line(targets[0]!, 'succeeded'), line(targets[1]!, 'failed'), line(targets[3]!, 'succeeded')] });
   return s;
 }
@@ -63,9 +74,17 @@ describe('planRetry', () => {
   it('plans no target when the manifest was not written, or every target succeeded: only the unshare and the manifest', async () => {
     const s = await store();
     expect(await planRetry(input({ summary: { ...summary, manifest: null } }), s)).toEqual({ redriveCount: 1, targetCount: 0, files, shareAccountIds: [ACCOUNT_A, ACCOUNT_B, ACCOUNT_C] });
-    await s.putJson(files.bucket, files.manifestKey, { ...summary, results: targets.map((t) => ({ accountId: t.accountId, region: t.region, status: 'succeeded' })) });
+    await s.putJson(files.bucket, files.manifestKey, { ...summary, results: targets.map((t) => line(t, 'succeeded')) });
     expect((await planRetry(input(), s)).targetCount).toBe(0);
     expect([...s.files.keys()].some((k) => k.includes('retry-'))).toBe(false);
+  });
+});
+
+describe('planRetry reading the manifest back', () => {
+  it('trusts no line of a manifest that does not match its schema: every target runs again', async () => {
+    const s = await store();
+    await s.putJson(files.bucket, files.manifestKey, { ...summary, results: targets.map((t) => ({ accountId: t.accountId, region: t.region, status: 'succeeded' })) });
+    expect((await planRetry(input(), s)).targetCount).toBe(targets.length);
   });
 });
 
