@@ -28,6 +28,8 @@ const kmsMock = mockClient(KMSClient);
 
 const KEY_A_US = `arn:aws:kms:us-east-1:${ACCOUNT_A}:key/22222222-2222-2222-2222-222222222222`;
 const COPY_ID = 'ami-0fedcba9876543210';
+/** A copy still pending, its one snapshot known (the approach's looks read its progress). */
+const PENDING_COPY: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
 const AMI_NAME_CHARS = /^[a-zA-Z0-9()[\] ./\-'@_]+$/;
 
 const deps = () => ({ clients: testClients(), now: fixedNow });
@@ -441,7 +443,7 @@ describe('copyStatus', () => {
   it('keeps looking itself, every 10 s, at a copy that may be done within the approach window', async () => {
     let now = fixedNow().getTime();
     const slept: number[] = [];
-    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    const pending = PENDING_COPY;
     ec2Mock
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [pending] })
@@ -468,7 +470,7 @@ describe('copyStatus', () => {
   it('looks again 2 s after a throttled look of the approach (not a full poll later), instead of failing the invocation', async () => {
     let now = fixedNow().getTime();
     const slept: number[] = [];
-    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    const pending = PENDING_COPY;
     ec2Mock
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [pending] })
@@ -495,7 +497,7 @@ describe('copyStatus', () => {
 
   it("throws the throttling when the approach's last look was throttled, so the state machine's Retry looks again soon", async () => {
     let now = fixedNow().getTime();
-    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    const pending = PENDING_COPY;
     ec2Mock
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [pending] })
@@ -516,7 +518,7 @@ describe('copyStatus', () => {
 
   it('fails at once when a look of the approach fails for good (not throttling)', async () => {
     let now = fixedNow().getTime();
-    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    const pending = PENDING_COPY;
     ec2Mock
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [pending] })
@@ -535,7 +537,7 @@ describe('copyStatus', () => {
 
   it('stops looking itself at the deadline and leaves the timeout to the state machine', async () => {
     let now = fixedNow().getTime();
-    const pending: Image = { ImageId: COPY_ID, State: 'pending', BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1' } }] };
+    const pending = PENDING_COPY;
     ec2Mock.on(DescribeImagesCommand).resolves({ Images: [pending] });
     ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Progress: '99%', State: 'pending' }] });
 
