@@ -84,9 +84,13 @@ async function runLocally(options: RunOptions, raw: unknown, tracker: ProgressTr
   const outDir = temporaryBundleDir();
   let result: LocalRunResult;
   try {
-    const bundles = await buildBundles(outDir.path).catch((error: unknown) => {
+    const bundles = await buildBundles(outDir.path).catch(async (error: unknown) => {
       // The signal also reaches esbuild's service (it runs in the CLI's process group), and bundling then fails
-      // ("The service was stopped"): that is the interrupt, not an error of its own.
+      // ("The service was stopped", at times "…: write EPIPE"): that is the interrupt, not an error of its own. The
+      // service can die before this process has run its own signal handler: give the handler a moment first.
+      if (!interrupt.signal.aborted && /The service (was stopped|is no longer running)/.test(error instanceof Error ? error.message : String(error))) {
+        await aborted(interrupt.signal, 2_000);
+      }
       if (!interrupt.signal.aborted) throw error;
       return undefined;
     });
@@ -272,4 +276,15 @@ async function watch(options: StatusOptions, io: Io, redriveFirst: boolean): Pro
   } finally {
     sfn.destroy();
   }
+}
+
+/** Resolves when `signal` aborts, or after `ms` if it does not. */
+function aborted(signal: AbortSignal, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 }
