@@ -21,6 +21,7 @@ import { clientFactory, type ClientFactory } from './shared/client-factory';
 import { aws } from './shared/errors';
 import { lambdaHandler } from './shared/handler';
 import { causeMessage, parseJson } from './shared/json';
+import { childTarget } from './shared/manifest';
 import { logger } from './shared/logger';
 import { parsePayload, resolvedSourceSchema, settingsSchema, type ResolvedSource, type Settings } from './shared/plan';
 import { readMapRunResults, s3RunStore, s3Uri, type RunStore } from './shared/run-store';
@@ -230,10 +231,10 @@ export async function summarizeCleanup(event: SummarizeEvent, deps: Pick<Janitor
 function notCleanedUp(child: { Input?: string; Error?: string; Cause?: string; Status?: string }): NotCleanedUp {
   const line = notCleanedUpSchema.safeParse(parseJson(child.Cause));
   if (line.success) return line.data;
-  const target = z.looseObject({ item: z.looseObject({ target: z.looseObject({ accountId: z.string(), region: z.string() }) }) }).safeParse(parseJson(child.Input));
+  const { accountId, region } = childTarget(child);
   return {
-    accountId: target.success ? target.data.item.target.accountId : '(unknown)',
-    region: target.success ? target.data.item.target.region : '(unknown)',
+    accountId,
+    region,
     error: { name: child.Error ?? child.Status ?? 'Unknown', message: child.Cause ?? `the child execution ended ${child.Status ?? 'without a status'}` },
   };
 }

@@ -50,15 +50,20 @@ export interface ChildExecutionResult {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A child execution's line: its output when it succeeded, its cause (the recorded failed line) when the target failed. */
-export function targetResult(child: ChildExecutionResult): TargetResult {
+/** The target a Map Run child ran, from its input (`{ item: { target } }`); '(unknown)' where the input does not say. */
+export function childTarget(child: Pick<ChildExecutionResult, 'Input'>): { accountId: string; organizationalUnitId: string | null; region: string } {
   const input = parseJson(child.Input);
   const target = isObject(input) && isObject(input.item) && isObject(input.item.target) ? input.item.target : {};
-  const where = {
+  return {
     accountId: String(target.accountId ?? '(unknown)'),
     organizationalUnitId: typeof target.organizationalUnitId === 'string' ? target.organizationalUnitId : null,
     region: String(target.region ?? '(unknown)'),
   };
+}
+
+/** A child execution's line: its output when it succeeded, its cause (the recorded failed line) when the target failed. */
+export function targetResult(child: ChildExecutionResult): TargetResult {
+  const where = childTarget(child);
   const arn = child.ExecutionArn ?? null;
   if (child.Status === 'SUCCEEDED') {
     const output = parseJson(child.Output);
